@@ -1,0 +1,287 @@
+//! The application: `AppState`, the router built in one place, and `serve`, which wires the
+//! queue, workers and HTTP server together and drains them on SIGTERM.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use std::future::IntoFuture;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::ingest::{self, auth::Authenticator};
+use crate::queue::{Queue, QueueError, memory::MemoryQueue, redis::RedisQueue};
+use crate::routing::{BuiltinRoutes, Routes};
+use crate::slack::{SlackError, SlackSink};
+use crate::telemetry;
+use crate::worker::{WorkerContext, WorkerPool};
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+    #[error("slack client: {0}")]
+    Slack(#[from] SlackError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Server(std::io::Error),
+}
+
+/// Whether the process should receive traffic: false once a shutdown has begun.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+}
+
+impl Lifecycle {
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Everything a handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub queue: Arc<dyn Queue>,
+    pub auth: Arc<Authenticator>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub metrics: PrometheusHandle,
+}
+
+/// The HTTP API, built in one place.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/events", post(ingest::post_events))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state)
+}
+
+/// Liveness: the process serves.
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: the queue answers, configuration is loaded, no shutdown is under way.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let queue = match tokio::time::timeout(Duration::from_secs(2), state.queue.ping()).await {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "timed out".to_string(),
+    };
+    let draining = state.lifecycle.is_draining();
+    let ready = queue == "ok" && !draining;
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "checks": {
+            "queue": queue,
+            "queue_durable": state.queue.is_durable(),
+            "config": "ok",
+            "shutdown": if draining { "draining" } else { "running" },
+        }
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+/// Prometheus text format; queue depth is read at scrape time.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Ok(Ok(depth)) = tokio::time::timeout(Duration::from_secs(2), state.queue.depth()).await {
+        for (name, value) in [
+            ("ready", depth.ready),
+            ("in_flight", depth.in_flight),
+            ("delayed", depth.delayed),
+            ("dead", depth.dead),
+        ] {
+            metrics::gauge!("sfrelay_queue_depth", "state" => name).set(value as f64);
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// Builds the queue the configuration asks for, saying loudly when it is not durable.
+pub fn build_queue(config: &Config) -> Result<Arc<dyn Queue>, QueueError> {
+    let queue: Arc<dyn Queue> = match &config.redis_url {
+        Some(url) => Arc::new(RedisQueue::new(
+            url.expose(),
+            &config.queue.namespace,
+            config.queue.high_water_mark,
+        )?),
+        None => {
+            tracing::warn!(
+                "REDIS_URL is not set: using the IN-PROCESS queue. It is NOT durable (events \
+                 queued but not yet posted are lost if the process stops) and serves ONE \
+                 replica only. Set REDIS_URL for production."
+            );
+            Arc::new(MemoryQueue::new(config.queue.high_water_mark))
+        }
+    };
+    metrics::gauge!("sfrelay_queue_durable").set(if queue.is_durable() { 1.0 } else { 0.0 });
+    Ok(queue)
+}
+
+/// Runs the service until SIGTERM or SIGINT, then drains: readiness turns 503, workers stop
+/// taking jobs, jobs in flight get the grace period to finish or go back to the queue.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let metrics = telemetry::metrics();
+    let queue = build_queue(&config)?;
+    let auth = Arc::new(Authenticator::new(&config.orgs)?);
+    if auth.is_open() {
+        tracing::warn!(
+            "no org has a credential: accepting events for any org without authentication \
+             (allowed only because sfrelay listens on loopback)"
+        );
+    }
+    let slack = SlackSink::from_config(&config.slack)?;
+    check_slack_token(&slack);
+    let routes: Arc<dyn Routes> = Arc::new(BuiltinRoutes {
+        closed_won_channel: config.closed_won_channel.clone(),
+    });
+    if config.closed_won_channel.is_none() {
+        tracing::warn!("routing.closed_won_channel is not set: no route will fire");
+    }
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let lifecycle = Arc::new(Lifecycle::default());
+    let state = AppState {
+        config: config.clone(),
+        queue: queue.clone(),
+        auth,
+        lifecycle: lifecycle.clone(),
+        metrics,
+    };
+
+    let stop = CancellationToken::new();
+    let abandon = CancellationToken::new();
+    let pool = WorkerPool::spawn(
+        WorkerContext {
+            queue,
+            routes,
+            slack,
+            queue_config: config.queue.clone(),
+        },
+        config.workers.count,
+        stop.clone(),
+        abandon.clone(),
+    );
+
+    let local = listener.local_addr().map_err(ServeError::Server)?;
+    tracing::info!(addr = %local, workers = config.workers.count, "sfrelay listening");
+
+    // Serve HTTP until the workers have drained, so readiness can say 503 meanwhile.
+    let http_stop = CancellationToken::new();
+    let server = tokio::spawn(
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
+            .into_future(),
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutdown requested: readiness is now 503, draining workers");
+    lifecycle.start_draining();
+    stop.cancel();
+
+    let grace = config.workers.shutdown_grace;
+    let joined = tokio::spawn(pool.join());
+    let abort = joined.abort_handle();
+    tokio::select! {
+        _ = joined => {}
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!(grace_secs = grace.as_secs(), "grace period over: returning unfinished jobs to the queue");
+            abandon.cancel();
+            // Workers release their job and stop at once now; wait briefly for the writes.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            abort.abort();
+        }
+    }
+    http_stop.cancel();
+    match server.await {
+        Ok(result) => result.map_err(ServeError::Server)?,
+        Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+    }
+    tracing::info!("sfrelay stopped");
+    Ok(())
+}
+
+/// Checks the bot token at start-up without holding up ingest: a wrong token is said clearly
+/// in the log and kept visible as a metric.
+fn check_slack_token(slack: &SlackSink) {
+    let SlackSink::Api(client) = slack else {
+        tracing::warn!("SLACK_BOT_TOKEN is not set: messages are written to the log, not posted");
+        return;
+    };
+    let client = client.clone();
+    tokio::spawn(async move {
+        match client.auth_test().await {
+            Ok(identity) => {
+                metrics::gauge!("sfrelay_slack_token_valid").set(1.0);
+                tracing::info!(team = %identity.team, bot = %identity.user, "Slack token accepted");
+            }
+            Err(e) => {
+                metrics::gauge!("sfrelay_slack_token_valid").set(0.0);
+                tracing::error!(error = %e, "the Slack bot token was NOT accepted (auth.test failed); events are still queued and will be posted once the token works");
+            }
+        }
+    });
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

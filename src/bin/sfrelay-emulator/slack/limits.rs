@@ -1,0 +1,130 @@
+//! Slack's rate limits: `chat.*` writes per channel, everything else per method.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::methods::SlackMethod;
+use crate::gcra::{Gcra, Rate};
+
+/// Default budget for non-`chat` methods: roughly Slack's "Tier 3" (50 per minute).
+pub const DEFAULT_METHOD_PER_MINUTE: f64 = 50.0;
+/// Default burst for non-`chat` methods.
+pub const DEFAULT_METHOD_BURST: u32 = 20;
+
+/// Both limiters; each keeps a separate budget per channel or per method.
+#[derive(Debug)]
+pub struct Limits {
+    per_channel: Gcra<String>,
+    per_method: Gcra<SlackMethod>,
+}
+
+impl Limits {
+    /// Limiters with every budget full.
+    pub fn new(channel: Rate, method: Rate) -> Self {
+        Limits {
+            per_channel: Gcra::new(channel),
+            per_method: Gcra::new(method),
+        }
+    }
+
+    /// Admits one call, or says how long to wait. `chat.postMessage` and `chat.update` spend
+    /// their channel's budget (keyed by the argument as sent); calls without a channel are
+    /// let through so the method can answer `channel_not_found`.
+    pub fn check(
+        &mut self,
+        method: SlackMethod,
+        channel: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        if method.is_chat_write() {
+            match channel {
+                Some(channel) => self.per_channel.check(channel.to_owned(), now),
+                None => Ok(()),
+            }
+        } else {
+            self.per_method.check(method, now)
+        }
+    }
+
+    /// Switches the per-channel rate; budgets start full again.
+    pub fn set_channel_rate(&mut self, rate: Rate) {
+        self.per_channel = Gcra::new(rate);
+    }
+
+    /// Switches the per-method rate; budgets start full again.
+    pub fn set_method_rate(&mut self, rate: Rate) {
+        self.per_method = Gcra::new(rate);
+    }
+
+    /// The per-channel rate in force.
+    pub fn channel_rate(&self) -> Rate {
+        self.per_channel.rate()
+    }
+
+    /// The per-method rate in force.
+    pub fn method_rate(&self) -> Rate {
+        self.per_method.rate()
+    }
+
+    /// Refills every budget, e.g. between tests.
+    pub fn clear(&mut self) {
+        self.per_channel.clear();
+        self.per_method.clear();
+    }
+
+    /// The settings, as the faults endpoint shows them.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "rate_per_channel": self.channel_rate().per_second(),
+            "burst": self.channel_rate().burst(),
+            "method_rate_per_min": self.method_rate().per_second() * 60.0,
+            "method_burst": self.method_rate().burst(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::new(
+            Rate::new(1.0, 2).unwrap(),
+            Rate::new(DEFAULT_METHOD_PER_MINUTE / 60.0, DEFAULT_METHOD_BURST).unwrap(),
+        )
+    }
+
+    #[test]
+    fn chat_writes_share_a_per_channel_budget() {
+        let mut l = limits();
+        let t = Instant::now();
+        assert!(l.check(SlackMethod::PostMessage, Some("C1"), t).is_ok());
+        assert!(l.check(SlackMethod::Update, Some("C1"), t).is_ok());
+        assert_eq!(
+            l.check(SlackMethod::PostMessage, Some("C1"), t),
+            Err(Duration::from_secs(1))
+        );
+        assert!(l.check(SlackMethod::PostMessage, Some("C2"), t).is_ok());
+        assert!(l.check(SlackMethod::PostMessage, None, t).is_ok());
+        l.clear();
+        assert!(l.check(SlackMethod::PostMessage, Some("C1"), t).is_ok());
+    }
+
+    #[test]
+    fn other_methods_have_a_looser_per_method_budget() {
+        let mut l = limits();
+        let t = Instant::now();
+        for _ in 0..DEFAULT_METHOD_BURST {
+            assert!(l.check(SlackMethod::ConversationsList, None, t).is_ok());
+        }
+        assert_eq!(
+            l.check(SlackMethod::ConversationsList, None, t),
+            Err(Duration::from_millis(1200))
+        );
+        assert!(l.check(SlackMethod::AuthTest, None, t).is_ok());
+        l.set_method_rate(Rate::new(100.0, 1).unwrap());
+        assert!(l.check(SlackMethod::ConversationsList, None, t).is_ok());
+        assert_eq!(l.to_json()["method_rate_per_min"], 6000.0);
+    }
+}

@@ -1,0 +1,258 @@
+//! The HTTP edge for Salesforce: authenticate, validate, write durably, answer. It knows the wire
+//! formats and turns each into the one internal `Event`; nothing after it knows which format an
+//! event came in.
+
+pub mod auth;
+pub mod flow;
+pub mod problem;
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::event::{Event, SalesforceId};
+use crate::queue::{Enqueued, NewJob, QueueError, now_ms};
+use auth::{AuthError, Caller};
+use flow::FieldError;
+use problem::Problem;
+
+/// Why an ingest request was refused; each maps to one status and a problem+json body.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{path}: org {org} is not the org this credential belongs to")]
+    WrongOrg { path: String, org: SalesforceId },
+    #[error("{path}: org {org} is not configured")]
+    UnknownOrg { path: String, org: SalesforceId },
+    #[error("Content-Type must be application/json, got {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("cannot read the body: {0}")]
+    Body(String),
+    #[error("{} invalid field(s); nothing was queued", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("the queue is unavailable; nothing was queued")]
+    QueueUnavailable { retry_after: Duration },
+    #[error("the queue is over its high-water mark ({depth} jobs waiting); nothing was queued")]
+    QueueFull { depth: u64, retry_after: Duration },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IngestError {
+    /// The `outcome` label of `sfrelay_events_received_total`.
+    fn outcome(&self) -> &'static str {
+        match self {
+            IngestError::Auth(_) => "unauthenticated",
+            IngestError::WrongOrg { .. } | IngestError::UnknownOrg { .. } => "forbidden",
+            IngestError::UnsupportedMediaType(_) => "unsupported_media_type",
+            IngestError::TooLarge { .. } => "too_large",
+            IngestError::Body(_) | IngestError::Invalid(_) => "invalid",
+            IngestError::QueueUnavailable { .. } => "queue_unavailable",
+            IngestError::QueueFull { .. } => "queue_full",
+            IngestError::Internal(_) => "error",
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let detail = self.to_string();
+        let problem = match self {
+            IngestError::Auth(_) => Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail),
+            IngestError::WrongOrg { path, .. } | IngestError::UnknownOrg { path, .. } => {
+                let message = detail.clone();
+                Problem::new(StatusCode::FORBIDDEN, "Forbidden", detail)
+                    .with_errors(vec![FieldError { path, message }])
+            }
+            IngestError::UnsupportedMediaType(_) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported Media Type",
+                detail,
+            ),
+            IngestError::TooLarge { .. } => {
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", detail)
+            }
+            IngestError::Body(_) => Problem::new(StatusCode::BAD_REQUEST, "Bad Request", detail),
+            IngestError::Invalid(errors) => {
+                Problem::new(StatusCode::BAD_REQUEST, "Invalid event", detail).with_errors(errors)
+            }
+            IngestError::QueueUnavailable { retry_after }
+            | IngestError::QueueFull { retry_after, .. } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                detail,
+            )
+            .with_retry_after(retry_after),
+            IngestError::Internal(_) => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                detail,
+            ),
+        };
+        problem.into_response()
+    }
+}
+
+/// The 202 answer: how many events were queued, how many were repeats, and the id of each in
+/// request order (for a repeat, the id of the event first queued).
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub ids: Vec<String>,
+}
+
+/// `POST /v1/events`: a Flow callout envelope, or a batch of up to 200.
+pub async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Accepted>), IngestError> {
+    let result = accept_events(&state, &headers, body).await;
+    match &result {
+        Ok(accepted) => {
+            metrics::counter!("sfrelay_events_received_total", "outcome" => "accepted")
+                .increment(accepted.accepted as u64);
+            metrics::counter!("sfrelay_events_received_total", "outcome" => "duplicate")
+                .increment(accepted.duplicates as u64);
+        }
+        Err(e) => {
+            metrics::counter!("sfrelay_events_received_total", "outcome" => e.outcome())
+                .increment(1);
+            tracing::info!(error = %e, "ingest request refused");
+        }
+    }
+    result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
+}
+
+async fn accept_events(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Accepted, IngestError> {
+    let caller = state.auth.authenticate(headers)?;
+    require_json(headers)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            IngestError::TooLarge {
+                limit: state.config.max_body_bytes,
+            }
+        } else {
+            IngestError::Body(rejection.body_text())
+        }
+    })?;
+    let events =
+        flow::parse_flow_request(&body, chrono::Utc::now()).map_err(IngestError::Invalid)?;
+    check_orgs(state, &caller, &events)?;
+    if state.lifecycle.is_draining() && !state.queue.is_durable() {
+        // The in-process queue dies with this process: do not take what cannot be delivered.
+        return Err(IngestError::QueueUnavailable {
+            retry_after: state.config.queue.retry_after,
+        });
+    }
+    enqueue(state, &events).await
+}
+
+/// Salesforce sends `application/json` (maybe with a charset); anything else is refused.
+fn require_json(headers: &HeaderMap) -> Result<(), IngestError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(IngestError::UnsupportedMediaType(content_type.to_string()))
+    }
+}
+
+/// A credential binds to its org: every event must name that org.
+fn check_orgs(state: &AppState, caller: &Caller, events: &[Event]) -> Result<(), IngestError> {
+    let single = events.len() == 1;
+    for (i, event) in events.iter().enumerate() {
+        let path = if single {
+            "/org_id".to_string()
+        } else {
+            format!("/events/{i}/org_id")
+        };
+        match caller {
+            Caller::Open => {}
+            Caller::Org(org) if org == &event.org_id => {}
+            Caller::Org(_) if !state.auth.knows(&event.org_id) => {
+                return Err(IngestError::UnknownOrg {
+                    path,
+                    org: event.org_id.clone(),
+                });
+            }
+            Caller::Org(_) => {
+                return Err(IngestError::WrongOrg {
+                    path,
+                    org: event.org_id.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes every event in one atomic, deduplicating round trip, and answers only once the
+/// queue has acknowledged it.
+async fn enqueue(state: &AppState, events: &[Event]) -> Result<Accepted, IngestError> {
+    let now = now_ms();
+    let jobs = events
+        .iter()
+        .map(|e| NewJob::new(e.id.clone(), e.dedupe_key(), e, now))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| IngestError::Internal(e.to_string()))?;
+    let retry_after = state.config.queue.retry_after;
+    let outcome = state
+        .queue
+        .enqueue(&jobs, state.config.dedupe_window)
+        .await
+        .map_err(|e| match e {
+            QueueError::Full { depth } => IngestError::QueueFull { depth, retry_after },
+            QueueError::Unavailable(reason) => {
+                tracing::warn!(%reason, "queue unavailable; answering 503");
+                IngestError::QueueUnavailable { retry_after }
+            }
+            QueueError::Corrupt(reason) => IngestError::Internal(reason),
+        })?;
+    let mut accepted = Accepted {
+        accepted: 0,
+        duplicates: 0,
+        ids: Vec::with_capacity(events.len()),
+    };
+    for (event, result) in events.iter().zip(outcome.results) {
+        match result {
+            Enqueued::New(id) => {
+                tracing::info!(event_id = %id, org = %event.org_id, object = %event.object, record = %event.record_id, change = event.change_type.as_str(), "event queued");
+                accepted.accepted += 1;
+                accepted.ids.push(id);
+            }
+            Enqueued::Duplicate(id) => {
+                tracing::info!(event_id = %id, record = %event.record_id, "duplicate event ignored");
+                accepted.duplicates += 1;
+                accepted.ids.push(id);
+            }
+        }
+    }
+    Ok(accepted)
+}

@@ -1,0 +1,15 @@
+//! sfrelay turns Salesforce record changes into Slack messages people act on.
+//!
+//! Data flows one way: `ingest` (HTTP, auth, validation) → `queue` (Redis list) → `worker`
+//! → `routing` (what to send) → `render` (Block Kit) → `slack`.
+
+pub mod app;
+pub mod config;
+pub mod event;
+pub mod ingest;
+pub mod queue;
+pub mod render;
+pub mod routing;
+pub mod slack;
+pub mod telemetry;
+pub mod worker;

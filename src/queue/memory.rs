@@ -1,0 +1,295 @@
+//! The in-process queue: the embedded default when `REDIS_URL` is unset, so a newcomer can run
+//! sfrelay with one command. Same semantics as Redis, but nothing survives a restart and it
+//! serves one replica only.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::{
+    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, NewJob, Queue, QueueDepth, QueueError,
+    after_failure, dead_letter_bytes, now_ms,
+};
+
+#[derive(Default)]
+struct State {
+    /// Front = oldest (next to take).
+    ready: VecDeque<Vec<u8>>,
+    processing: HashMap<ConsumerId, Vec<Vec<u8>>>,
+    /// Keyed by (due, sequence) so equal due times keep their order.
+    delayed: BTreeMap<(Instant, u64), Vec<u8>>,
+    dead: VecDeque<Vec<u8>>,
+    dedupe: HashMap<String, (String, Instant)>,
+    sequence: u64,
+}
+
+/// The in-process queue.
+pub struct MemoryQueue {
+    state: Mutex<State>,
+    ready_signal: Notify,
+    high_water_mark: u64,
+}
+
+impl MemoryQueue {
+    pub fn new(high_water_mark: u64) -> Self {
+        MemoryQueue {
+            state: Mutex::new(State::default()),
+            ready_signal: Notify::new(),
+            high_water_mark,
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, QueueError> {
+        self.state
+            .lock()
+            .map_err(|_| QueueError::Unavailable("in-process queue lock poisoned".into()))
+    }
+
+    /// Removes `raw` from `consumer`'s in-flight list; false if it was not held.
+    fn unhold(state: &mut State, consumer: &ConsumerId, raw: &[u8]) -> bool {
+        let Some(held) = state.processing.get_mut(consumer) else {
+            return false;
+        };
+        match held.iter().position(|j| j == raw) {
+            Some(i) => {
+                held.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn enqueue(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        let now = Instant::now();
+        let mut state = self.lock()?;
+        let depth = state.ready.len() as u64;
+        if depth >= self.high_water_mark {
+            return Err(QueueError::Full { depth });
+        }
+        state.dedupe.retain(|_, (_, expires)| *expires > now);
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if let Some((first, _)) = state.dedupe.get(&job.dedupe_key) {
+                results.push(Enqueued::Duplicate(first.clone()));
+                continue;
+            }
+            state
+                .dedupe
+                .insert(job.dedupe_key.clone(), (job.id.clone(), now + dedupe_for));
+            state.ready.push_back(job.bytes.clone());
+            results.push(Enqueued::New(job.id.clone()));
+        }
+        drop(state);
+        self.ready_signal.notify_waiters();
+        self.ready_signal.notify_one();
+        Ok(EnqueueOutcome { results })
+    }
+
+    async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.ready_signal.notified();
+            {
+                let mut state = self.lock()?;
+                if let Some(raw) = state.ready.pop_front() {
+                    state
+                        .processing
+                        .entry(consumer.clone())
+                        .or_default()
+                        .push(raw.clone());
+                    drop(state);
+                    return match Job::from_raw(raw.clone()) {
+                        Ok(job) => Ok(Some(job)),
+                        Err(e) => {
+                            let mut state = self.lock()?;
+                            Self::unhold(&mut state, consumer, &raw);
+                            state.dead.push_front(raw);
+                            Err(e)
+                        }
+                    };
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn ack(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError> {
+        let mut state = self.lock()?;
+        Self::unhold(&mut state, consumer, &job.raw);
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        consumer: &ConsumerId,
+        job: &Job,
+        delay: Duration,
+        error: &str,
+    ) -> Result<(), QueueError> {
+        let bytes = after_failure(job, error)?;
+        let mut state = self.lock()?;
+        if Self::unhold(&mut state, consumer, &job.raw) {
+            state.sequence += 1;
+            let key = (Instant::now() + delay, state.sequence);
+            state.delayed.insert(key, bytes);
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        consumer: &ConsumerId,
+        job: &Job,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let bytes = dead_letter_bytes(job, reason, now_ms())?;
+        let mut state = self.lock()?;
+        if Self::unhold(&mut state, consumer, &job.raw) {
+            state.dead.push_front(bytes);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError> {
+        let mut state = self.lock()?;
+        if Self::unhold(&mut state, consumer, &job.raw) {
+            state.ready.push_front(job.raw.clone());
+        }
+        drop(state);
+        self.ready_signal.notify_one();
+        Ok(())
+    }
+
+    async fn promote_due(&self) -> Result<u64, QueueError> {
+        let now = Instant::now();
+        let mut state = self.lock()?;
+        let mut promoted = 0;
+        while let Some(entry) = state.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let raw = entry.remove();
+            state.ready.push_front(raw);
+            promoted += 1;
+        }
+        drop(state);
+        if promoted > 0 {
+            self.ready_signal.notify_waiters();
+            self.ready_signal.notify_one();
+        }
+        Ok(promoted)
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.lock().map(|_| ())
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        let state = self.lock()?;
+        Ok(QueueDepth {
+            ready: state.ready.len() as u64,
+            in_flight: state.processing.values().map(|v| v.len() as u64).sum(),
+            delayed: state.delayed.len() as u64,
+            dead: state.dead.len() as u64,
+        })
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let state = self.lock()?;
+        Ok(state
+            .dead
+            .iter()
+            .take(limit)
+            .filter_map(|b| serde_json::from_slice(b).ok())
+            .collect())
+    }
+
+    fn is_durable(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, key: &str) -> NewJob {
+        NewJob::new(id.into(), key.into(), &serde_json::json!({"n": id}), 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn dedupes_and_keeps_order() {
+        let q = MemoryQueue::new(100);
+        let c = ConsumerId("c".into());
+        let out = q
+            .enqueue(
+                &[job("a", "k1"), job("b", "k2"), job("c", "k1")],
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out.results,
+            vec![
+                Enqueued::New("a".into()),
+                Enqueued::New("b".into()),
+                Enqueued::Duplicate("a".into())
+            ]
+        );
+        let first = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(first.envelope.id, "a");
+        assert_eq!(q.depth().await.unwrap().in_flight, 1);
+        q.ack(&c, &first).await.unwrap();
+        let second = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(second.envelope.id, "b");
+        assert!(
+            q.take(&c, Duration::from_millis(5))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_dead_letter_and_high_water_mark() {
+        let q = MemoryQueue::new(1);
+        let c = ConsumerId("c".into());
+        q.enqueue(&[job("a", "k1")], Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(matches!(
+            q.enqueue(&[job("b", "k2")], Duration::from_secs(60)).await,
+            Err(QueueError::Full { depth: 1 })
+        ));
+        let a = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
+        q.retry_later(&c, &a, Duration::ZERO, "boom").await.unwrap();
+        assert_eq!(q.promote_due().await.unwrap(), 1);
+        let a = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(a.envelope.attempts, 1);
+        assert_eq!(a.envelope.last_error.as_deref(), Some("boom"));
+        q.dead_letter(&c, &a, "channel_not_found").await.unwrap();
+        let dead = q.dead_letters(10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].reason, "channel_not_found");
+        assert_eq!(dead[0].job.attempts, 2);
+        assert_eq!(
+            q.depth().await.unwrap(),
+            QueueDepth {
+                dead: 1,
+                ..Default::default()
+            }
+        );
+    }
+}

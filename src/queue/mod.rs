@@ -1,0 +1,213 @@
+//! The durable job queue. It knows Redis (and an in-process fallback) and nothing of Slack or
+//! Salesforce: push, take, ack, retry later, dead-letter, release. Jobs are opaque bytes with a
+//! small header.
+
+pub mod memory;
+pub mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Why a queue operation failed. Every variant means "the backend did not confirm": the caller
+/// must not report success for the write it asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue backend unavailable: {0}")]
+    Unavailable(String),
+    #[error("queue is over its high-water mark ({depth} ready jobs)")]
+    Full { depth: u64 },
+    #[error("job is not valid JSON: {0}")]
+    Corrupt(String),
+}
+
+/// What is stored for one job: a small header and the payload (an `Event`, as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobEnvelope {
+    /// The job id (the event id for ingest jobs).
+    pub id: String,
+    /// Delivery attempts made before this one.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the job was first queued, in Unix milliseconds: the age limit counts from here.
+    pub enqueued_at_ms: i64,
+    /// The last failure, kept for the dead-letter list and the logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub payload: Box<RawValue>,
+}
+
+/// A job taken from the queue. `raw` is the exact stored bytes: Redis finds the job by them
+/// when it is acked or moved, so they are never re-serialised in between.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub envelope: JobEnvelope,
+    pub raw: Vec<u8>,
+}
+
+impl Job {
+    /// Decodes stored bytes.
+    pub fn from_raw(raw: Vec<u8>) -> Result<Self, QueueError> {
+        let envelope =
+            serde_json::from_slice(&raw).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        Ok(Job { envelope, raw })
+    }
+}
+
+/// A job to push, with the key that makes a repeat of it a no-op.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub dedupe_key: String,
+    pub bytes: Vec<u8>,
+}
+
+impl NewJob {
+    /// Wraps a payload in a fresh envelope.
+    pub fn new(
+        id: String,
+        dedupe_key: String,
+        payload: &impl Serialize,
+        now_ms: i64,
+    ) -> Result<Self, QueueError> {
+        let payload = serde_json::value::to_raw_value(payload)
+            .map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        let envelope = JobEnvelope {
+            id: id.clone(),
+            attempts: 0,
+            enqueued_at_ms: now_ms,
+            last_error: None,
+            payload,
+        };
+        let bytes =
+            serde_json::to_vec(&envelope).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        Ok(NewJob {
+            id,
+            dedupe_key,
+            bytes,
+        })
+    }
+}
+
+/// The result of one atomic enqueue: for every job in order, whether it was new, and its id
+/// (the original job's id for a duplicate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnqueueOutcome {
+    pub results: Vec<Enqueued>,
+}
+
+/// One job's fate in an enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    New(String),
+    Duplicate(String),
+}
+
+/// Jobs in each state, for metrics and back-pressure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub ready: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    pub dead: u64,
+}
+
+/// A job parked in the dead-letter list, with why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub job: JobEnvelope,
+    pub reason: String,
+    pub dead_at_ms: i64,
+}
+
+/// Identifies one worker's private in-flight list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsumerId(pub String);
+
+/// The queue interface both backends implement.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Pushes all `jobs` or none, skipping those whose dedupe key was seen within `dedupe_for`.
+    /// Returns only once the backend has acknowledged the write.
+    async fn enqueue(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError>;
+
+    /// Moves the oldest ready job into `consumer`'s in-flight list, waiting up to `wait`.
+    async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError>;
+
+    /// Removes a finished job from `consumer`'s in-flight list.
+    async fn ack(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError>;
+
+    /// Moves a failed job to the delayed set, due after `delay`, with its attempt counted.
+    async fn retry_later(
+        &self,
+        consumer: &ConsumerId,
+        job: &Job,
+        delay: Duration,
+        error: &str,
+    ) -> Result<(), QueueError>;
+
+    /// Moves a job that cannot succeed to the dead-letter list, with the reason.
+    async fn dead_letter(
+        &self,
+        consumer: &ConsumerId,
+        job: &Job,
+        reason: &str,
+    ) -> Result<(), QueueError>;
+
+    /// Puts a job back at the head of the ready list untouched (shutdown before it finished).
+    async fn release(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError>;
+
+    /// Moves delayed jobs whose time has come back to the ready list; returns how many.
+    async fn promote_due(&self) -> Result<u64, QueueError>;
+
+    /// Answers when the backend is reachable (readiness).
+    async fn ping(&self) -> Result<(), QueueError>;
+
+    async fn depth(&self) -> Result<QueueDepth, QueueError>;
+
+    /// The dead letters, newest first (inspection and tests).
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// Whether jobs survive a restart of this process (false for the in-process queue).
+    fn is_durable(&self) -> bool;
+}
+
+/// The envelope after a failed attempt: attempts counted, error kept.
+pub(crate) fn after_failure(job: &Job, error: &str) -> Result<Vec<u8>, QueueError> {
+    let mut envelope = job.envelope.clone();
+    envelope.attempts += 1;
+    envelope.last_error = Some(truncate_error(error));
+    serde_json::to_vec(&envelope).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+/// A dead letter's stored bytes.
+pub(crate) fn dead_letter_bytes(
+    job: &Job,
+    reason: &str,
+    now_ms: i64,
+) -> Result<Vec<u8>, QueueError> {
+    let mut envelope = job.envelope.clone();
+    envelope.attempts += 1;
+    envelope.last_error = Some(truncate_error(reason));
+    let letter = DeadLetter {
+        job: envelope,
+        reason: truncate_error(reason),
+        dead_at_ms: now_ms,
+    };
+    serde_json::to_vec(&letter).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+fn truncate_error(error: &str) -> String {
+    error.chars().take(1000).collect()
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

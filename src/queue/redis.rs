@@ -1,0 +1,495 @@
+//! The production queue: Redis lists with the reliable-fetch pattern. Every key carries one hash
+//! tag, `sfrelay:{namespace}:…`, so all of them live in one Redis Cluster slot and the Lua
+//! scripts that touch several keys stay legal there.
+//!
+//! Key layout:
+//! - `ready` (list): new jobs are `LPUSH`ed; consumers take from the right (oldest first).
+//! - `processing:<consumer>` (list): a job a consumer holds; `BLMOVE` puts it there atomically,
+//!   so a job is always in exactly one place and a crash leaves it where recovery finds it.
+//! - `consumers` (sorted set): consumer → last heartbeat (ms), for in-flight counts and recovery.
+//! - `delayed` (sorted set): retries, scored by due time (ms), promoted back to `ready`.
+//! - `dead` (list): dead letters, newest first.
+//! - `dedupe:<key>` (string, with TTL): the id of the job that first used the key.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, Script};
+use tokio::sync::{Mutex, OnceCell};
+
+use super::{
+    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, NewJob, Queue, QueueDepth, QueueError,
+    after_failure, dead_letter_bytes, now_ms,
+};
+
+/// Builds the keys of one namespace.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(namespace: &str) -> Self {
+        Keys {
+            prefix: format!("sfrelay:{{{namespace}}}:"),
+        }
+    }
+    pub fn ready(&self) -> String {
+        format!("{}ready", self.prefix)
+    }
+    pub fn processing(&self, consumer: &ConsumerId) -> String {
+        format!("{}processing:{}", self.prefix, consumer.0)
+    }
+    pub fn processing_prefix(&self) -> String {
+        format!("{}processing:", self.prefix)
+    }
+    pub fn consumers(&self) -> String {
+        format!("{}consumers", self.prefix)
+    }
+    pub fn delayed(&self) -> String {
+        format!("{}delayed", self.prefix)
+    }
+    pub fn dead(&self) -> String {
+        format!("{}dead", self.prefix)
+    }
+    pub fn dedupe(&self, key: &str) -> String {
+        format!("{}dedupe:{key}", self.prefix)
+    }
+    /// Any other key of this namespace (ledgers, rate limits, caches).
+    pub fn other(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+}
+
+/// All-or-nothing enqueue with dedupe, in one round trip.
+/// KEYS: ready, dedupe keys…; ARGV: high-water mark, ttl seconds, then (id, bytes) per job.
+const ENQUEUE: &str = r#"
+local depth = redis.call('LLEN', KEYS[1])
+if depth >= tonumber(ARGV[1]) then
+  return {-1, tostring(depth)}
+end
+local out = {}
+for i = 2, #KEYS do
+  local id = ARGV[2 * i - 1]
+  local bytes = ARGV[2 * i]
+  if redis.call('SET', KEYS[i], id, 'NX', 'EX', ARGV[2]) then
+    redis.call('LPUSH', KEYS[1], bytes)
+    out[#out + 1] = 1
+    out[#out + 1] = id
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = redis.call('GET', KEYS[i]) or id
+  end
+end
+return out
+"#;
+
+/// Moves a held job elsewhere only if this consumer still holds it, so a job recovered by
+/// another replica is not duplicated. KEYS: processing, target; ARGV: held bytes, new bytes,
+/// mode ('delay' with ARGV[4] = delay ms, 'dead', 'release').
+const MOVE_HELD: &str = r#"
+local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
+if removed == 0 then return 0 end
+if ARGV[3] == 'delay' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
+elseif ARGV[3] == 'dead' then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+else
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+end
+return 1
+"#;
+
+/// Delayed jobs that are due go to the front of the ready list. Redis's clock is the one clock
+/// all replicas share. KEYS: delayed, ready; ARGV: max jobs per call.
+const PROMOTE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, job in ipairs(due) do
+  redis.call('RPUSH', KEYS[2], job)
+  redis.call('ZREM', KEYS[1], job)
+end
+return #due
+"#;
+
+/// Depth of every state in one round trip. KEYS: ready, delayed, dead, consumers; ARGV:
+/// processing key prefix.
+const DEPTH: &str = r#"
+local in_flight = 0
+for _, c in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  in_flight = in_flight + redis.call('LLEN', ARGV[1] .. c)
+end
+return {redis.call('LLEN', KEYS[1]), in_flight, redis.call('ZCARD', KEYS[2]), redis.call('LLEN', KEYS[3])}
+"#;
+
+/// The Redis-backed queue.
+pub struct RedisQueue {
+    client: Client,
+    keys: Keys,
+    high_water_mark: u64,
+    manager: OnceCell<ConnectionManager>,
+    /// One connection per consumer for blocking takes: a blocked `BLMOVE` would stall every
+    /// other command sharing its connection.
+    blocking: Mutex<HashMap<ConsumerId, MultiplexedConnection>>,
+    enqueue: Script,
+    move_held: Script,
+    promote: Script,
+    depth: Script,
+}
+
+fn unavailable(e: redis::RedisError) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+impl RedisQueue {
+    /// Prepares the queue; no connection is made until first use, so the service can start
+    /// (and report itself not ready) while Redis is still coming up.
+    pub fn new(url: &str, namespace: &str, high_water_mark: u64) -> Result<Self, QueueError> {
+        let client = Client::open(url).map_err(unavailable)?;
+        Ok(RedisQueue {
+            client,
+            keys: Keys::new(namespace),
+            high_water_mark,
+            manager: OnceCell::new(),
+            blocking: Mutex::new(HashMap::new()),
+            enqueue: Script::new(ENQUEUE),
+            move_held: Script::new(MOVE_HELD),
+            promote: Script::new(PROMOTE),
+            depth: Script::new(DEPTH),
+        })
+    }
+
+    /// The key builder, for other components that keep state in the same namespace.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The shared, self-reconnecting connection for everything but blocking takes.
+    pub async fn connection(&self) -> Result<ConnectionManager, QueueError> {
+        self.manager
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(1)))
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                ConnectionManager::new_with_config(self.client.clone(), config).await
+            })
+            .await
+            .cloned()
+            .map_err(unavailable)
+    }
+
+    async fn blocking_connection(
+        &self,
+        consumer: &ConsumerId,
+    ) -> Result<MultiplexedConnection, QueueError> {
+        let mut pool = self.blocking.lock().await;
+        if let Some(conn) = pool.get(consumer) {
+            return Ok(conn.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(None);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(unavailable)?;
+        pool.insert(consumer.clone(), conn.clone());
+        Ok(conn)
+    }
+
+    async fn move_held(
+        &self,
+        consumer: &ConsumerId,
+        held: &[u8],
+        target: String,
+        new_bytes: &[u8],
+        mode: &str,
+        delay_ms: u64,
+    ) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _moved: i64 = self
+            .move_held
+            .key(self.keys.processing(consumer))
+            .key(target)
+            .arg(held)
+            .arg(new_bytes)
+            .arg(mode)
+            .arg(delay_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    async fn enqueue(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        if jobs.is_empty() {
+            return Ok(EnqueueOutcome { results: vec![] });
+        }
+        let mut conn = self.connection().await?;
+        let mut invocation = self.enqueue.key(self.keys.ready());
+        for job in jobs {
+            invocation.key(self.keys.dedupe(&job.dedupe_key));
+        }
+        invocation
+            .arg(self.high_water_mark)
+            .arg(dedupe_for.as_secs().max(1));
+        for job in jobs {
+            invocation.arg(&job.id).arg(&job.bytes[..]);
+        }
+        let reply: Vec<redis::Value> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        parse_enqueue_reply(&reply)
+    }
+
+    async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError> {
+        let mut conn = self.blocking_connection(consumer).await?;
+        // Registering the consumer first means its in-flight list is always discoverable.
+        let _: () = redis::cmd("ZADD")
+            .arg(self.keys.consumers())
+            .arg(now_ms())
+            .arg(&consumer.0)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.forget(consumer, e))?;
+        let raw: Option<Vec<u8>> = redis::cmd("BLMOVE")
+            .arg(self.keys.ready())
+            .arg(self.keys.processing(consumer))
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(wait.as_secs_f64().max(0.01))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.forget(consumer, e))?;
+        match raw {
+            None => Ok(None),
+            Some(raw) => match Job::from_raw(raw.clone()) {
+                Ok(job) => Ok(Some(job)),
+                Err(e) => {
+                    // Unreadable bytes cannot be processed; park them rather than lose them.
+                    let letter = serde_json::json!({
+                        "reason": format!("unreadable job: {e}"),
+                        "raw": String::from_utf8_lossy(&raw),
+                        "dead_at_ms": now_ms(),
+                    });
+                    let bytes = serde_json::to_vec(&letter)
+                        .map_err(|e| QueueError::Corrupt(e.to_string()))?;
+                    self.move_held(consumer, &raw, self.keys.dead(), &bytes, "dead", 0)
+                        .await?;
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    async fn ack(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: i64 = redis::cmd("LREM")
+            .arg(self.keys.processing(consumer))
+            .arg(1)
+            .arg(&job.raw[..])
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        consumer: &ConsumerId,
+        job: &Job,
+        delay: Duration,
+        error: &str,
+    ) -> Result<(), QueueError> {
+        let bytes = after_failure(job, error)?;
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.move_held(
+            consumer,
+            &job.raw,
+            self.keys.delayed(),
+            &bytes,
+            "delay",
+            delay_ms,
+        )
+        .await
+    }
+
+    async fn dead_letter(
+        &self,
+        consumer: &ConsumerId,
+        job: &Job,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let bytes = dead_letter_bytes(job, reason, now_ms())?;
+        self.move_held(consumer, &job.raw, self.keys.dead(), &bytes, "dead", 0)
+            .await
+    }
+
+    async fn release(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError> {
+        self.move_held(
+            consumer,
+            &job.raw,
+            self.keys.ready(),
+            &job.raw,
+            "release",
+            0,
+        )
+        .await
+    }
+
+    async fn promote_due(&self) -> Result<u64, QueueError> {
+        let mut conn = self.connection().await?;
+        self.promote
+            .key(self.keys.delayed())
+            .key(self.keys.ready())
+            .arg(500)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        let mut conn = self.connection().await?;
+        let (ready, in_flight, delayed, dead): (u64, u64, u64, u64) = self
+            .depth
+            .key(self.keys.ready())
+            .key(self.keys.delayed())
+            .key(self.keys.dead())
+            .key(self.keys.consumers())
+            .arg(self.keys.processing_prefix())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(QueueDepth {
+            ready,
+            in_flight,
+            delayed,
+            dead,
+        })
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let mut conn = self.connection().await?;
+        let stop = isize::try_from(limit)
+            .unwrap_or(isize::MAX)
+            .saturating_sub(1);
+        let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(self.keys.dead())
+            .arg(0)
+            .arg(stop)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(raw
+            .iter()
+            .filter_map(|bytes| serde_json::from_slice(bytes).ok())
+            .collect())
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
+
+impl RedisQueue {
+    /// Drops a consumer's blocking connection after an error so the next take reconnects.
+    fn forget(&self, consumer: &ConsumerId, e: redis::RedisError) -> QueueError {
+        if let Ok(mut pool) = self.blocking.try_lock() {
+            pool.remove(consumer);
+        }
+        unavailable(e)
+    }
+}
+
+fn parse_enqueue_reply(reply: &[redis::Value]) -> Result<EnqueueOutcome, QueueError> {
+    use redis::Value;
+    let text = |v: &Value| -> Option<String> {
+        match v {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Value::SimpleString(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            _ => None,
+        }
+    };
+    let bad = || QueueError::Corrupt(format!("unexpected enqueue reply {reply:?}"));
+    if let [Value::Int(-1), depth] = reply {
+        let depth = text(depth).and_then(|d| d.parse().ok()).unwrap_or(0);
+        return Err(QueueError::Full { depth });
+    }
+    let mut results = Vec::with_capacity(reply.len() / 2);
+    for pair in reply.chunks(2) {
+        match pair {
+            [Value::Int(1), id] => results.push(Enqueued::New(text(id).ok_or_else(bad)?)),
+            [Value::Int(0), id] => results.push(Enqueued::Duplicate(text(id).ok_or_else(bad)?)),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(EnqueueOutcome { results })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_shares_one_hash_tag() {
+        let k = Keys::new("prod");
+        let c = ConsumerId("host-1-w0".into());
+        for key in [
+            k.ready(),
+            k.processing(&c),
+            k.consumers(),
+            k.delayed(),
+            k.dead(),
+            k.dedupe("e:x"),
+            k.other("ledger:1"),
+        ] {
+            assert!(key.starts_with("sfrelay:{prod}:"), "{key}");
+        }
+    }
+
+    #[test]
+    fn enqueue_reply_is_parsed() {
+        use redis::Value;
+        let reply = vec![
+            Value::Int(1),
+            Value::BulkString(b"a".to_vec()),
+            Value::Int(0),
+            Value::BulkString(b"b".to_vec()),
+        ];
+        assert_eq!(
+            parse_enqueue_reply(&reply).unwrap().results,
+            vec![Enqueued::New("a".into()), Enqueued::Duplicate("b".into())]
+        );
+        let full = vec![Value::Int(-1), Value::BulkString(b"42".to_vec())];
+        assert!(matches!(
+            parse_enqueue_reply(&full),
+            Err(QueueError::Full { depth: 42 })
+        ));
+    }
+}

@@ -1,0 +1,372 @@
+//! A thin typed client for the Slack Web API, and the log sink used when no bot token is set.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Secret, SlackConfig};
+
+/// Why a Slack call failed, in the terms delivery decides on.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SlackError {
+    #[error("rate limited by Slack, retry after {}s", retry_after.as_secs_f64())]
+    RateLimited { retry_after: Duration },
+    #[error("Slack answered error {code:?}")]
+    Api { code: String },
+    #[error("Slack answered HTTP {status}")]
+    Http { status: u16 },
+    #[error("cannot reach Slack: {0}")]
+    Transport(String),
+    #[error("unexpected answer from Slack: {0}")]
+    Decode(String),
+}
+
+/// Whether a failure may succeed later, or never will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Try again after backing off (or after `Retry-After`).
+    Later,
+    /// Park in the dead-letter list now: repeating it cannot help.
+    Never,
+}
+
+impl SlackError {
+    /// Classifies every failure: network trouble, timeouts, 5xx, 429 and Slack's transient
+    /// codes are retried; everything else (auth, missing channel, bad blocks…) is permanent.
+    pub fn retry(&self) -> Retry {
+        match self {
+            SlackError::RateLimited { .. } | SlackError::Transport(_) => Retry::Later,
+            SlackError::Http { status } => {
+                if *status >= 500 || *status == 408 || *status == 429 {
+                    Retry::Later
+                } else {
+                    Retry::Never
+                }
+            }
+            SlackError::Api { code } => classify_code(code),
+            // A garbled answer is most likely a proxy or outage page, not a verdict.
+            SlackError::Decode(_) => Retry::Later,
+        }
+    }
+
+    /// A short label for metrics (`result` label).
+    pub fn label(&self) -> &str {
+        match self {
+            SlackError::RateLimited { .. } => "ratelimited",
+            SlackError::Api { code } => code,
+            SlackError::Http { .. } => "http_error",
+            SlackError::Transport(_) => "transport_error",
+            SlackError::Decode(_) => "decode_error",
+        }
+    }
+}
+
+/// Slack's `error` codes that are worth repeating; any other code is permanent.
+pub fn classify_code(code: &str) -> Retry {
+    match code {
+        "ratelimited"
+        | "rate_limited"
+        | "fatal_error"
+        | "internal_error"
+        | "request_timeout"
+        | "service_unavailable"
+        | "team_added_to_org" => Retry::Later,
+        _ => Retry::Never,
+    }
+}
+
+/// A message to post: Block Kit plus the plain-text fallback Slack shows in notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub channel: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
+    #[serde(default)]
+    pub unfurl_links: bool,
+}
+
+/// Where a posted message landed; `ts` is its id for threads and updates.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Posted {
+    pub channel: String,
+    pub ts: String,
+}
+
+/// The bot identity `auth.test` reports.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Identity {
+    #[serde(default)]
+    pub team: String,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub user_id: String,
+}
+
+/// The Slack Web API over one pooled HTTP client.
+#[derive(Clone)]
+pub struct SlackClient {
+    http: reqwest::Client,
+    base: String,
+    token: Secret<String>,
+}
+
+impl std::fmt::Debug for SlackClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlackClient {
+    pub fn new(base: &str, token: Secret<String>, timeout: Duration) -> Result<Self, SlackError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("sfrelay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SlackError::Transport(e.to_string()))?;
+        Ok(SlackClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    /// Calls `method` with a JSON body; `ok: false` and HTTP failures become `SlackError`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        body: &impl Serialize,
+    ) -> Result<T, SlackError> {
+        let result = self.call_inner(method, body).await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.label(),
+        };
+        metrics::counter!("sfrelay_slack_calls_total", "method" => method.to_string(), "result" => label.to_string())
+            .increment(1);
+        result
+    }
+
+    async fn call_inner<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        body: &impl Serialize,
+    ) -> Result<T, SlackError> {
+        let response = self
+            .http
+            .post(format!("{}/{method}", self.base))
+            .bearer_auth(self.token.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| SlackError::Transport(without_url(e)))?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(SlackError::RateLimited {
+                retry_after: retry_after(response.headers()),
+            });
+        }
+        if !status.is_success() {
+            return Err(SlackError::Http {
+                status: status.as_u16(),
+            });
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SlackError::Transport(without_url(e)))?;
+        decode(&bytes)
+    }
+
+    /// `chat.postMessage`.
+    pub async fn post_message(&self, message: &Message) -> Result<Posted, SlackError> {
+        self.call("chat.postMessage", message).await
+    }
+
+    /// `auth.test`: checks the token at start-up.
+    pub async fn auth_test(&self) -> Result<Identity, SlackError> {
+        self.call("auth.test", &serde_json::json!({})).await
+    }
+}
+
+/// Turns Slack's `{"ok": …}` answer into the typed result.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SlackError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        ok: bool,
+        #[serde(default)]
+        error: Option<String>,
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| SlackError::Decode(e.to_string()))?;
+    if !envelope.ok {
+        let code = envelope.error.unwrap_or_else(|| "unknown_error".into());
+        if code == "ratelimited" || code == "rate_limited" {
+            return Err(SlackError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        return Err(SlackError::Api { code });
+    }
+    serde_json::from_slice(bytes).map_err(|e| SlackError::Decode(e.to_string()))
+}
+
+/// `Retry-After` in seconds (Slack sends whole seconds); 1 s when absent or unreadable.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(3600.0)))
+        .unwrap_or(Duration::from_secs(1))
+}
+
+/// reqwest errors print the URL; ours holds no secret, but the message is shorter without it.
+fn without_url(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "request"
+    };
+    format!("{kind} error: {}", e.without_url())
+}
+
+/// Where messages go: the Slack API, or the log when no token is configured (the embedded
+/// default, so a newcomer sees what would be posted).
+#[derive(Debug, Clone)]
+pub enum SlackSink {
+    Api(SlackClient),
+    Log,
+}
+
+impl SlackSink {
+    /// Builds the sink the configuration asks for.
+    pub fn from_config(config: &SlackConfig) -> Result<Self, SlackError> {
+        match &config.bot_token {
+            Some(token) => Ok(SlackSink::Api(SlackClient::new(
+                &config.api_base,
+                token.clone(),
+                config.timeout,
+            )?)),
+            None => Ok(SlackSink::Log),
+        }
+    }
+
+    pub async fn post_message(&self, message: &Message) -> Result<Posted, SlackError> {
+        match self {
+            SlackSink::Api(client) => client.post_message(message).await,
+            SlackSink::Log => {
+                let blocks = serde_json::to_string(&message.blocks).unwrap_or_default();
+                tracing::info!(
+                    channel = %message.channel,
+                    text = %message.text,
+                    blocks = %blocks,
+                    "SLACK_BOT_TOKEN is not set: logging the message instead of posting it"
+                );
+                Ok(Posted {
+                    channel: message.channel.clone(),
+                    ts: format!("{:.6}", chrono::Utc::now().timestamp_micros() as f64 / 1e6),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ok_false_becomes_a_typed_error() {
+        let err = decode::<Posted>(br#"{"ok":false,"error":"channel_not_found"}"#).unwrap_err();
+        assert_eq!(
+            err,
+            SlackError::Api {
+                code: "channel_not_found".into()
+            }
+        );
+        assert_eq!(err.retry(), Retry::Never);
+        let posted: Posted = decode(br#"{"ok":true,"channel":"C1","ts":"1.000100"}"#).unwrap();
+        assert_eq!(posted.ts, "1.000100");
+        for code in ["ratelimited", "rate_limited"] {
+            let body = format!(r#"{{"ok":false,"error":"{code}"}}"#);
+            assert!(matches!(
+                decode::<Posted>(body.as_bytes()),
+                Err(SlackError::RateLimited { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn every_class_of_failure_is_classified() {
+        for code in [
+            "invalid_auth",
+            "not_authed",
+            "account_inactive",
+            "token_revoked",
+            "channel_not_found",
+            "not_in_channel",
+            "is_archived",
+            "msg_too_long",
+            "no_text",
+            "invalid_blocks",
+            "msg_blocks_too_long",
+            "missing_scope",
+            "invalid_arguments",
+        ] {
+            assert_eq!(classify_code(code), Retry::Never, "{code}");
+        }
+        for code in [
+            "fatal_error",
+            "internal_error",
+            "request_timeout",
+            "service_unavailable",
+        ] {
+            assert_eq!(classify_code(code), Retry::Later, "{code}");
+        }
+        assert_eq!(SlackError::Http { status: 500 }.retry(), Retry::Later);
+        assert_eq!(SlackError::Http { status: 503 }.retry(), Retry::Later);
+        assert_eq!(SlackError::Http { status: 404 }.retry(), Retry::Never);
+        assert_eq!(SlackError::Transport("x".into()).retry(), Retry::Later);
+        assert_eq!(
+            SlackError::RateLimited {
+                retry_after: Duration::from_secs(3)
+            }
+            .retry(),
+            Retry::Later
+        );
+    }
+
+    #[test]
+    fn retry_after_is_read_exactly() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&h), Duration::from_secs(1));
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Duration::from_secs(7));
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn client_debug_hides_the_token() {
+        let c = SlackClient::new(
+            "http://127.0.0.1:1/api",
+            Secret::new("xoxb-secret".into()),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("xoxb"));
+    }
+}
