@@ -180,7 +180,10 @@ mod tests {
             Params::from_body(None, b"text=%ZZ"),
             Err(ParamError::InvalidForm)
         );
-        assert_eq!(Params::from_body(None, b"text=%E"), Err(ParamError::InvalidForm));
+        assert_eq!(
+            Params::from_body(None, b"text=%E"),
+            Err(ParamError::InvalidForm)
+        );
         assert_eq!(
             Params::from_body(None, b"text=%FF%FE"),
             Err(ParamError::InvalidForm)
@@ -208,7 +211,10 @@ mod tests {
         assert_eq!(p.bool("is_private").unwrap(), Some(false));
         assert!(p.str("text").is_err());
         assert_eq!(p.str("missing").unwrap(), None);
-        assert_eq!(ParamError::WrongType("x".into()).code(), "invalid_arguments");
+        assert_eq!(
+            ParamError::WrongType("x".into()).code(),
+            "invalid_arguments"
+        );
     }
 
     #[test]

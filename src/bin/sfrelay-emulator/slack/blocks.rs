@@ -150,7 +150,12 @@ fn validate_block(block: &Value, at: &Ptr) -> Check {
     }
     optional_len(obj, "block_id", MAX_ID, at)?;
     match kind {
-        "header" => text_object(required(obj, "text", at)?, &at.at("text"), MAX_HEADER_TEXT, true),
+        "header" => text_object(
+            required(obj, "text", at)?,
+            &at.at("text"),
+            MAX_HEADER_TEXT,
+            true,
+        ),
         "section" => section(obj, at),
         "context" => {
             let elements = array(obj, "elements", 1, MAX_CONTEXT_ELEMENTS, at)?;
@@ -169,7 +174,12 @@ fn validate_block(block: &Value, at: &Ptr) -> Check {
         "image" => image(obj, at),
         "rich_text" => array(obj, "elements", 0, usize::MAX, at).map(|_| ()),
         "input" => {
-            text_object(required(obj, "label", at)?, &at.at("label"), MAX_FIELD_TEXT, true)?;
+            text_object(
+                required(obj, "label", at)?,
+                &at.at("label"),
+                MAX_FIELD_TEXT,
+                true,
+            )?;
             element(required(obj, "element", at)?, &at.at("element"))
         }
         _ => Ok(()), // divider has nothing to check
@@ -233,7 +243,12 @@ fn element(el: &Value, at: &Ptr) -> Check {
     optional_len(obj, "action_id", MAX_ID, at)?;
     match kind {
         "button" => {
-            text_object(required(obj, "text", at)?, &at.at("text"), MAX_BUTTON_TEXT, true)?;
+            text_object(
+                required(obj, "text", at)?,
+                &at.at("text"),
+                MAX_BUTTON_TEXT,
+                true,
+            )?;
             optional_len(obj, "url", MAX_URL, at)?;
             optional_len(obj, "value", MAX_BUTTON_VALUE, at)
         }
@@ -283,7 +298,11 @@ fn required<'a>(obj: &'a Map<String, Value>, key: &str, at: &Ptr) -> Result<&'a 
         .ok_or_else(|| BlockError::new(format!("missing required field: {key}"), at))
 }
 
-fn required_str<'a>(obj: &'a Map<String, Value>, key: &str, at: &Ptr) -> Result<&'a str, BlockError> {
+fn required_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    at: &Ptr,
+) -> Result<&'a str, BlockError> {
     required(obj, key, at)?
         .as_str()
         .ok_or_else(|| BlockError::new("must be a string", &at.at(key)))
@@ -386,33 +405,71 @@ mod tests {
         assert_eq!(pointer_of(json!(too_many)), "/blocks");
 
         let fields = vec![text("mrkdwn", 1); MAX_SECTION_FIELDS + 1];
-        assert_eq!(pointer_of(json!([{"type": "section", "fields": fields}])), "/blocks/0/fields");
+        assert_eq!(
+            pointer_of(json!([{"type": "section", "fields": fields}])),
+            "/blocks/0/fields"
+        );
         let elements = vec![text("mrkdwn", 1); MAX_CONTEXT_ELEMENTS + 1];
-        assert_eq!(pointer_of(json!([{"type": "context", "elements": elements}])), "/blocks/0/elements");
+        assert_eq!(
+            pointer_of(json!([{"type": "context", "elements": elements}])),
+            "/blocks/0/elements"
+        );
         let button = json!({"type": "button", "text": text("plain_text", 1)});
         let buttons = vec![button.clone(); MAX_ACTIONS_ELEMENTS];
-        assert_eq!(check(json!([{"type": "actions", "elements": buttons}])), Ok(()));
+        assert_eq!(
+            check(json!([{"type": "actions", "elements": buttons}])),
+            Ok(())
+        );
         let buttons = vec![button; MAX_ACTIONS_ELEMENTS + 1];
-        assert_eq!(pointer_of(json!([{"type": "actions", "elements": buttons}])), "/blocks/0/elements");
+        assert_eq!(
+            pointer_of(json!([{"type": "actions", "elements": buttons}])),
+            "/blocks/0/elements"
+        );
     }
 
     #[test]
     fn enforces_lengths_in_characters() {
         let cases = [
-            (json!({"type": "header", "text": text("plain_text", MAX_HEADER_TEXT + 1)}), "/blocks/0/text/text"),
-            (json!({"type": "section", "text": text("mrkdwn", MAX_SECTION_TEXT + 1)}), "/blocks/0/text/text"),
-            (json!({"type": "section", "fields": [text("mrkdwn", MAX_FIELD_TEXT + 1)]}), "/blocks/0/fields/0/text"),
-            (json!({"type": "divider", "block_id": "b".repeat(MAX_ID + 1)}), "/blocks/0/block_id"),
-            (json!({"type": "actions", "elements": [{"type": "button", "text": text("plain_text", MAX_BUTTON_TEXT + 1)}]}),
-             "/blocks/0/elements/0/text/text"),
-            (json!({"type": "actions", "elements": [{"type": "button", "text": text("plain_text", 1), "url": "u".repeat(MAX_URL + 1)}]}),
-             "/blocks/0/elements/0/url"),
-            (json!({"type": "actions", "elements": [{"type": "button", "text": text("plain_text", 1), "value": "v".repeat(MAX_BUTTON_VALUE + 1)}]}),
-             "/blocks/0/elements/0/value"),
-            (json!({"type": "actions", "elements": [{"type": "button", "text": text("plain_text", 1), "action_id": "a".repeat(MAX_ID + 1)}]}),
-             "/blocks/0/elements/0/action_id"),
-            (json!({"type": "image", "image_url": "u".repeat(MAX_URL + 1), "alt_text": "a"}), "/blocks/0/image_url"),
-            (json!({"type": "image", "image_url": "u", "alt_text": "a".repeat(MAX_ALT_TEXT + 1)}), "/blocks/0/alt_text"),
+            (
+                json!({"type": "header", "text": text("plain_text", MAX_HEADER_TEXT + 1)}),
+                "/blocks/0/text/text",
+            ),
+            (
+                json!({"type": "section", "text": text("mrkdwn", MAX_SECTION_TEXT + 1)}),
+                "/blocks/0/text/text",
+            ),
+            (
+                json!({"type": "section", "fields": [text("mrkdwn", MAX_FIELD_TEXT + 1)]}),
+                "/blocks/0/fields/0/text",
+            ),
+            (
+                json!({"type": "divider", "block_id": "b".repeat(MAX_ID + 1)}),
+                "/blocks/0/block_id",
+            ),
+            (
+                json!({"type": "actions", "elements": [{"type": "button", "text": text("plain_text", MAX_BUTTON_TEXT + 1)}]}),
+                "/blocks/0/elements/0/text/text",
+            ),
+            (
+                json!({"type": "actions", "elements": [{"type": "button", "text": text("plain_text", 1), "url": "u".repeat(MAX_URL + 1)}]}),
+                "/blocks/0/elements/0/url",
+            ),
+            (
+                json!({"type": "actions", "elements": [{"type": "button", "text": text("plain_text", 1), "value": "v".repeat(MAX_BUTTON_VALUE + 1)}]}),
+                "/blocks/0/elements/0/value",
+            ),
+            (
+                json!({"type": "actions", "elements": [{"type": "button", "text": text("plain_text", 1), "action_id": "a".repeat(MAX_ID + 1)}]}),
+                "/blocks/0/elements/0/action_id",
+            ),
+            (
+                json!({"type": "image", "image_url": "u".repeat(MAX_URL + 1), "alt_text": "a"}),
+                "/blocks/0/image_url",
+            ),
+            (
+                json!({"type": "image", "image_url": "u", "alt_text": "a".repeat(MAX_ALT_TEXT + 1)}),
+                "/blocks/0/alt_text",
+            ),
         ];
         for (block, pointer) in cases {
             let err = check(json!([block])).unwrap_err();
@@ -427,16 +484,43 @@ mod tests {
             (json!("divider"), "/blocks/0"),
             (json!({"text": "x"}), "/blocks/0"),
             (json!({"type": "carousel"}), "/blocks/0/type"),
-            (json!({"type": "header", "text": text("mrkdwn", 3)}), "/blocks/0/text/type"),
-            (json!({"type": "header", "text": "plain string"}), "/blocks/0/text"),
+            (
+                json!({"type": "header", "text": text("mrkdwn", 3)}),
+                "/blocks/0/text/type",
+            ),
+            (
+                json!({"type": "header", "text": "plain string"}),
+                "/blocks/0/text",
+            ),
             (json!({"type": "section"}), "/blocks/0"),
-            (json!({"type": "section", "text": {"type": "markdown", "text": "x"}}), "/blocks/0/text/type"),
-            (json!({"type": "section", "text": {"type": "mrkdwn", "text": 5}}), "/blocks/0/text/text"),
-            (json!({"type": "section", "text": {"type": "mrkdwn", "text": ""}}), "/blocks/0/text/text"),
-            (json!({"type": "section", "text": {"type": "mrkdwn"}}), "/blocks/0/text"),
-            (json!({"type": "actions", "elements": [{"type": "teleporter"}]}), "/blocks/0/elements/0/type"),
-            (json!({"type": "actions", "elements": []}), "/blocks/0/elements"),
-            (json!({"type": "context", "elements": [{"type": "image", "image_url": "u"}]}), "/blocks/0/elements/0"),
+            (
+                json!({"type": "section", "text": {"type": "markdown", "text": "x"}}),
+                "/blocks/0/text/type",
+            ),
+            (
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": 5}}),
+                "/blocks/0/text/text",
+            ),
+            (
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": ""}}),
+                "/blocks/0/text/text",
+            ),
+            (
+                json!({"type": "section", "text": {"type": "mrkdwn"}}),
+                "/blocks/0/text",
+            ),
+            (
+                json!({"type": "actions", "elements": [{"type": "teleporter"}]}),
+                "/blocks/0/elements/0/type",
+            ),
+            (
+                json!({"type": "actions", "elements": []}),
+                "/blocks/0/elements",
+            ),
+            (
+                json!({"type": "context", "elements": [{"type": "image", "image_url": "u"}]}),
+                "/blocks/0/elements/0",
+            ),
             (json!({"type": "image", "alt_text": "a"}), "/blocks/0"),
         ];
         for (block, pointer) in cases {

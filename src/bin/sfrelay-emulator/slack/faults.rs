@@ -149,7 +149,11 @@ fn one() -> u64 {
 }
 
 fn clamp_rate(rate: f64) -> f64 {
-    if rate.is_nan() { 0.0 } else { rate.clamp(0.0, 1.0) }
+    if rate.is_nan() {
+        0.0
+    } else {
+        rate.clamp(0.0, 1.0)
+    }
 }
 
 #[cfg(test)]

@@ -124,7 +124,10 @@ mod tests {
         j.record(record("chat.update", 500, None));
         j.record(record("chat.update", 200, Some("invalid_blocks")));
         let s = j.stats();
-        assert_eq!((s.calls, s.rate_limited, s.failed_injected, s.invalid_blocks), (4, 1, 1, 1));
+        assert_eq!(
+            (s.calls, s.rate_limited, s.failed_injected, s.invalid_blocks),
+            (4, 1, 1, 1)
+        );
         assert_eq!(s.by_method.get("chat.postMessage"), Some(&2));
         assert_eq!(s.by_error.get("ratelimited"), Some(&1));
         assert_eq!(j.requests().len(), 4);

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::blocks;
 use super::journal::Stats;
 use super::workspace::{
-    self, BOT_ID, BOT_USER_ID, Channel, Message, Workspace, looks_like_id, validate_channel_name,
+    BOT_ID, BOT_USER_ID, Channel, Message, Workspace, looks_like_id, validate_channel_name,
 };
 use crate::params::{ParamError, Params};
 
@@ -70,7 +70,9 @@ impl SlackMethod {
     pub fn is_read(self) -> bool {
         matches!(
             self,
-            SlackMethod::AuthTest | SlackMethod::ConversationsList | SlackMethod::UsersLookupByEmail
+            SlackMethod::AuthTest
+                | SlackMethod::ConversationsList
+                | SlackMethod::UsersLookupByEmail
         )
     }
 
@@ -362,7 +364,9 @@ fn conversations_invite(p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
         .workspace
         .channel_mut(channel_id)
         .ok_or(ApiError::new("channel_not_found"))?;
-    channel.members.extend(users.iter().map(|u| (*u).to_owned()));
+    channel
+        .members
+        .extend(users.iter().map(|u| (*u).to_owned()));
     Ok(json!({"ok": true, "channel": channel.to_json()}))
 }
 
@@ -377,14 +381,10 @@ fn users_lookup_by_email(p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
         .ok_or(ApiError::new("users_not_found"))
 }
 
-/// Keeps `workspace` referenced for readers following the channel rules from here.
-#[allow(unused_imports)]
-use workspace::MAX_CHANNEL_NAME as _;
-
 #[cfg(test)]
 mod tests {
+    use super::super::workspace::User;
     use super::*;
-    use serde_json::json;
 
     fn ws() -> Workspace {
         let mut archived = Channel::new("C0ARCHIVED", "old", false);
@@ -399,13 +399,18 @@ mod tests {
                 outside,
             ],
             vec![
-                workspace::User::new("U0DANA0001", "dana.seller@example.com"),
-                workspace::User::new("U0SAM00001", "sam.engineer@example.com"),
+                User::new("U0DANA0001", "dana.seller@example.com"),
+                User::new("U0SAM00001", "sam.engineer@example.com"),
             ],
         )
     }
 
-    fn call(ws: &mut Workspace, stats: &mut Stats, method: SlackMethod, args: Value) -> MethodResult {
+    fn call(
+        ws: &mut Workspace,
+        stats: &mut Stats,
+        method: SlackMethod,
+        args: Value,
+    ) -> MethodResult {
         let params = Params::from_body(Some("application/json"), args.to_string().as_bytes())
             .map_err(ApiError::from)?;
         let mut ctx = Ctx {
@@ -426,15 +431,58 @@ mod tests {
         let (mut w, mut s) = (ws(), Stats::default());
         let post = SlackMethod::PostMessage;
         for name in ["#deal-desk", "deal-desk"] {
-            assert_eq!(code(call(&mut w, &mut s, post, json!({"channel": name, "text": "x"}))), "channel_not_found");
+            assert_eq!(
+                code(call(
+                    &mut w,
+                    &mut s,
+                    post,
+                    json!({"channel": name, "text": "x"})
+                )),
+                "channel_not_found"
+            );
         }
         assert_eq!(s.posts_by_name, 2);
-        assert_eq!(code(call(&mut w, &mut s, post, json!({"channel": "C0NOPE", "text": "x"}))), "channel_not_found");
-        assert_eq!(code(call(&mut w, &mut s, post, json!({"channel": "C0ARCHIVED", "text": "x"}))), "is_archived");
-        assert_eq!(code(call(&mut w, &mut s, post, json!({"channel": "C0OUTSIDE1", "text": "x"}))), "not_in_channel");
-        assert_eq!(code(call(&mut w, &mut s, post, json!({"channel": "C0DEALDESK"}))), "no_text");
+        assert_eq!(
+            code(call(
+                &mut w,
+                &mut s,
+                post,
+                json!({"channel": "C0NOPE", "text": "x"})
+            )),
+            "channel_not_found"
+        );
+        assert_eq!(
+            code(call(
+                &mut w,
+                &mut s,
+                post,
+                json!({"channel": "C0ARCHIVED", "text": "x"})
+            )),
+            "is_archived"
+        );
+        assert_eq!(
+            code(call(
+                &mut w,
+                &mut s,
+                post,
+                json!({"channel": "C0OUTSIDE1", "text": "x"})
+            )),
+            "not_in_channel"
+        );
+        assert_eq!(
+            code(call(&mut w, &mut s, post, json!({"channel": "C0DEALDESK"}))),
+            "no_text"
+        );
         let long = "é".repeat(MAX_MESSAGE_TEXT + 1);
-        assert_eq!(code(call(&mut w, &mut s, post, json!({"channel": "C0DEALDESK", "text": long}))), "msg_too_long");
+        assert_eq!(
+            code(call(
+                &mut w,
+                &mut s,
+                post,
+                json!({"channel": "C0DEALDESK", "text": long})
+            )),
+            "msg_too_long"
+        );
         let bad = json!({"channel": "C0DEALDESK", "blocks": [{"type": "nope"}]});
         let err = call(&mut w, &mut s, post, bad).unwrap_err();
         assert_eq!(err.code, "invalid_blocks");
@@ -447,18 +495,32 @@ mod tests {
     fn posts_threads_and_updates() {
         let (mut w, mut s) = (ws(), Stats::default());
         let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]);
-        let ok = call(&mut w, &mut s, SlackMethod::PostMessage,
-            json!({"channel": "C0DEALDESK", "blocks": blocks.to_string()})).unwrap();
+        let ok = call(
+            &mut w,
+            &mut s,
+            SlackMethod::PostMessage,
+            json!({"channel": "C0DEALDESK", "blocks": blocks.to_string()}),
+        )
+        .unwrap();
         let ts = ok["ts"].as_str().unwrap().to_owned();
         assert_eq!(ok["message"]["blocks"], blocks);
 
         let reply = json!({"channel": "C0DEALDESK", "text": "r", "thread_ts": ts});
-        assert_eq!(code(call(&mut w, &mut s, SlackMethod::PostMessage, reply)), "ok");
+        assert_eq!(
+            code(call(&mut w, &mut s, SlackMethod::PostMessage, reply)),
+            "ok"
+        );
         let orphan = json!({"channel": "C0DEALDESK", "text": "r", "thread_ts": "1.000001"});
-        assert_eq!(code(call(&mut w, &mut s, SlackMethod::PostMessage, orphan)), "thread_not_found");
+        assert_eq!(
+            code(call(&mut w, &mut s, SlackMethod::PostMessage, orphan)),
+            "thread_not_found"
+        );
 
         let missing = json!({"channel": "C0DEALDESK", "ts": "1.000001", "text": "u"});
-        assert_eq!(code(call(&mut w, &mut s, SlackMethod::Update, missing)), "message_not_found");
+        assert_eq!(
+            code(call(&mut w, &mut s, SlackMethod::Update, missing)),
+            "message_not_found"
+        );
         let upd = json!({"channel": "C0DEALDESK", "ts": ts, "text": "updated"});
         assert_eq!(code(call(&mut w, &mut s, SlackMethod::Update, upd)), "ok");
         let stored: Vec<_> = w.messages(Some("C0DEALDESK")).collect();
@@ -473,37 +535,97 @@ mod tests {
     fn lists_in_pages() {
         let (mut w, mut s) = (ws(), Stats::default());
         let list = SlackMethod::ConversationsList;
-        let first = call(&mut w, &mut s, list, json!({"types": "public_channel,private_channel", "limit": 3})).unwrap();
-        assert_eq!(first["channels"].as_array().map(Vec::len), Some(2), "page size caps limit");
-        let cursor = first["response_metadata"]["next_cursor"].as_str().unwrap().to_owned();
+        let first = call(
+            &mut w,
+            &mut s,
+            list,
+            json!({"types": "public_channel,private_channel", "limit": 3}),
+        )
+        .unwrap();
+        assert_eq!(
+            first["channels"].as_array().map(Vec::len),
+            Some(2),
+            "page size caps limit"
+        );
+        let cursor = first["response_metadata"]["next_cursor"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(!cursor.is_empty());
-        let second = call(&mut w, &mut s, list, json!({"types": "public_channel,private_channel", "cursor": cursor})).unwrap();
+        let second = call(
+            &mut w,
+            &mut s,
+            list,
+            json!({"types": "public_channel,private_channel", "cursor": cursor}),
+        )
+        .unwrap();
         assert_eq!(second["channels"].as_array().map(Vec::len), Some(2));
         assert_eq!(second["response_metadata"]["next_cursor"], "");
 
-        let public = call(&mut w, &mut s, list, json!({"exclude_archived": true, "limit": 1})).unwrap();
+        let public = call(
+            &mut w,
+            &mut s,
+            list,
+            json!({"exclude_archived": true, "limit": 1}),
+        )
+        .unwrap();
         assert_eq!(public["channels"][0]["id"], "C0DEALDESK");
         let next = public["response_metadata"]["next_cursor"].clone();
-        let rest = call(&mut w, &mut s, list, json!({"exclude_archived": "true", "cursor": next})).unwrap();
+        let rest = call(
+            &mut w,
+            &mut s,
+            list,
+            json!({"exclude_archived": "true", "cursor": next}),
+        )
+        .unwrap();
         assert_eq!(rest["channels"][0]["id"], "C0OUTSIDE1");
         assert_eq!(rest["channels"][0]["is_member"], false);
         assert_eq!(rest["response_metadata"]["next_cursor"], "");
-        assert_eq!(code(call(&mut w, &mut s, list, json!({"cursor": "bogus"}))), "invalid_cursor");
-        assert_eq!(code(call(&mut w, &mut s, list, json!({"limit": "many"}))), "invalid_arguments");
+        assert_eq!(
+            code(call(&mut w, &mut s, list, json!({"cursor": "bogus"}))),
+            "invalid_cursor"
+        );
+        assert_eq!(
+            code(call(&mut w, &mut s, list, json!({"limit": "many"}))),
+            "invalid_arguments"
+        );
     }
 
     #[test]
     fn creates_channels() {
         let (mut w, mut s) = (ws(), Stats::default());
         let create = SlackMethod::ConversationsCreate;
-        let ok = call(&mut w, &mut s, create, json!({"name": "big-deals", "is_private": "true"})).unwrap();
+        let ok = call(
+            &mut w,
+            &mut s,
+            create,
+            json!({"name": "big-deals", "is_private": "true"}),
+        )
+        .unwrap();
         assert_eq!(ok["channel"]["name"], "big-deals");
         assert_eq!(ok["channel"]["is_private"], true);
         assert_eq!(ok["channel"]["is_member"], true);
-        assert_eq!(code(call(&mut w, &mut s, create, json!({"name": "big-deals"}))), "name_taken");
-        assert_eq!(code(call(&mut w, &mut s, create, json!({}))), "invalid_name_required");
-        assert_eq!(code(call(&mut w, &mut s, create, json!({"name": "Big Deals"}))), "invalid_name_specials");
-        assert_eq!(code(call(&mut w, &mut s, create, json!({"name": "a".repeat(81)}))), "invalid_name_maxlength");
+        assert_eq!(
+            code(call(&mut w, &mut s, create, json!({"name": "big-deals"}))),
+            "name_taken"
+        );
+        assert_eq!(
+            code(call(&mut w, &mut s, create, json!({}))),
+            "invalid_name_required"
+        );
+        assert_eq!(
+            code(call(&mut w, &mut s, create, json!({"name": "Big Deals"}))),
+            "invalid_name_specials"
+        );
+        assert_eq!(
+            code(call(
+                &mut w,
+                &mut s,
+                create,
+                json!({"name": "a".repeat(81)})
+            )),
+            "invalid_name_maxlength"
+        );
     }
 
     #[test]
@@ -511,16 +633,36 @@ mod tests {
         let (mut w, mut s) = (ws(), Stats::default());
         let invite = SlackMethod::ConversationsInvite;
         let args = |users: &str| json!({"channel": "C0DEALDESK", "users": users});
-        assert_eq!(code(call(&mut w, &mut s, invite, json!({"channel": "C0NOPE", "users": "U0DANA0001"}))), "channel_not_found");
+        assert_eq!(
+            code(call(
+                &mut w,
+                &mut s,
+                invite,
+                json!({"channel": "C0NOPE", "users": "U0DANA0001"})
+            )),
+            "channel_not_found"
+        );
         assert_eq!(code(call(&mut w, &mut s, invite, args(""))), "no_user");
-        assert_eq!(code(call(&mut w, &mut s, invite, args("U0DANA0001,U0SFRELAY1"))), "cant_invite_self");
-        assert_eq!(code(call(&mut w, &mut s, invite, args("U0DANA0001,U0GHOST001"))), "user_not_found");
+        assert_eq!(
+            code(call(&mut w, &mut s, invite, args("U0DANA0001,U0SFRELAY1"))),
+            "cant_invite_self"
+        );
+        assert_eq!(
+            code(call(&mut w, &mut s, invite, args("U0DANA0001,U0GHOST001"))),
+            "user_not_found"
+        );
         assert_eq!(code(call(&mut w, &mut s, invite, args("U0DANA0001"))), "ok");
-        assert_eq!(code(call(&mut w, &mut s, invite, args("U0DANA0001"))), "already_in_channel");
+        assert_eq!(
+            code(call(&mut w, &mut s, invite, args("U0DANA0001"))),
+            "already_in_channel"
+        );
         let ok = call(&mut w, &mut s, invite, args("U0DANA0001, U0SAM00001")).unwrap();
         assert_eq!(ok["channel"]["num_members"], 3);
         let many = vec!["U0DANA0001"; MAX_INVITE_USERS + 1].join(",");
-        assert_eq!(code(call(&mut w, &mut s, invite, args(&many))), "too_many_users");
+        assert_eq!(
+            code(call(&mut w, &mut s, invite, args(&many))),
+            "too_many_users"
+        );
         assert_eq!(s.max_invite_batch, MAX_INVITE_USERS as u64 + 1);
     }
 
@@ -528,11 +670,28 @@ mod tests {
     fn looks_up_users() {
         let (mut w, mut s) = (ws(), Stats::default());
         let lookup = SlackMethod::UsersLookupByEmail;
-        let ok = call(&mut w, &mut s, lookup, json!({"email": "Dana.Seller@example.com"})).unwrap();
+        let ok = call(
+            &mut w,
+            &mut s,
+            lookup,
+            json!({"email": "Dana.Seller@example.com"}),
+        )
+        .unwrap();
         assert_eq!(ok["user"]["id"], "U0DANA0001");
         assert_eq!(ok["user"]["profile"]["email"], "dana.seller@example.com");
-        assert_eq!(code(call(&mut w, &mut s, lookup, json!({"email": "x@example.com"}))), "users_not_found");
-        assert_eq!(code(call(&mut w, &mut s, lookup, json!({}))), "invalid_arguments");
+        assert_eq!(
+            code(call(
+                &mut w,
+                &mut s,
+                lookup,
+                json!({"email": "x@example.com"})
+            )),
+            "users_not_found"
+        );
+        assert_eq!(
+            code(call(&mut w, &mut s, lookup, json!({}))),
+            "invalid_arguments"
+        );
     }
 
     #[test]
@@ -541,10 +700,6 @@ mod tests {
             assert_eq!(SlackMethod::from_name(m.name()), Some(m));
         }
         assert_eq!(SlackMethod::from_name("chat.delete"), None);
-        assert_eq!(code(auth_test_result()), "ok");
-    }
-
-    fn auth_test_result() -> MethodResult {
-        Ok(auth_test())
+        assert_eq!(auth_test()["user_id"], BOT_USER_ID);
     }
 }

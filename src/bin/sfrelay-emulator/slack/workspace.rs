@@ -172,7 +172,9 @@ impl Workspace {
     pub fn upsert_channel(&mut self, mut channel: Channel) {
         match self.channels.iter_mut().find(|c| c.id == channel.id) {
             Some(existing) => {
-                channel.members.extend(std::mem::take(&mut existing.members));
+                channel
+                    .members
+                    .extend(std::mem::take(&mut existing.members));
                 *existing = channel;
             }
             None => self.channels.push(channel),
@@ -182,6 +184,11 @@ impl Workspace {
     /// The user with this id.
     pub fn user(&self, id: &str) -> Option<&User> {
         self.users.iter().find(|u| u.id == id)
+    }
+
+    /// All users, for the control API.
+    pub fn users(&self) -> &[User] {
+        &self.users
     }
 
     /// The user with this e-mail address, ignoring case like Slack.
@@ -320,7 +327,11 @@ mod tests {
             Err("invalid_name_specials")
         );
         for bad in ["Deal", "deal desk", "#deal", "deal.desk", "dèal"] {
-            assert_eq!(validate_channel_name(bad), Err("invalid_name_specials"), "{bad}");
+            assert_eq!(
+                validate_channel_name(bad),
+                Err("invalid_name_specials"),
+                "{bad}"
+            );
         }
         assert_eq!(validate_channel_name("--"), Err("invalid_name_punctuation"));
     }
@@ -379,7 +390,8 @@ mod tests {
         assert!(ws.name_taken("new-one"));
         assert_ne!(ws.create_channel("other", true).id, id);
         assert_eq!(
-            ws.user_by_email("dana.seller@EXAMPLE.com").map(|u| u.name.as_str()),
+            ws.user_by_email("dana.seller@EXAMPLE.com")
+                .map(|u| u.name.as_str()),
             Some("Dana.Seller")
         );
     }

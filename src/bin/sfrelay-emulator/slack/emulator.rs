@@ -1,0 +1,398 @@
+//! The emulator's whole state and the path every API call takes through it.
+//!
+//! Kept free of HTTP so the order of checks (method, auth, arguments, forced 429s, rate limits,
+//! injected 500s, then the method) can be tested directly.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use super::faults::Faults;
+use super::journal::{Journal, RequestRecord};
+use super::limits::Limits;
+use super::methods::{self, ApiError, Ctx, SlackMethod};
+use super::workspace::Workspace;
+use crate::gcra::retry_after_secs;
+use crate::params::Params;
+
+/// The state shared by all request handlers.
+pub type Shared = Arc<Mutex<Emulator>>;
+
+/// Locks the state; a panic in another handler must not wedge the emulator, so poisoning is
+/// ignored (every change leaves the state consistent).
+pub fn lock(shared: &Shared) -> MutexGuard<'_, Emulator> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Everything the emulator knows and has seen.
+#[derive(Debug)]
+pub struct Emulator {
+    /// Bot token callers must present.
+    pub token: String,
+    /// Largest `conversations.list` page.
+    pub page_size: usize,
+    /// Channels, users, messages.
+    pub workspace: Workspace,
+    /// Request log and counters.
+    pub journal: Journal,
+    /// Injected faults.
+    pub faults: Faults,
+    /// Rate limiters.
+    pub limits: Limits,
+}
+
+/// One API call as it arrived, before any interpretation.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRequest<'a> {
+    /// The method segment of `/api/<method>`.
+    pub method: &'a str,
+    /// Whether it came as GET (arguments only in the query string).
+    pub is_get: bool,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<&'a str>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<&'a str>,
+    /// The query string, if any.
+    pub query: Option<&'a str>,
+    /// The raw body.
+    pub body: &'a [u8],
+}
+
+/// "Now", passed in so tests control time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Monotonic time for rate limits.
+    pub instant: Instant,
+    /// Wall time, Unix epoch microseconds, for timestamps.
+    pub micros: i64,
+}
+
+impl Clock {
+    /// The real current time.
+    pub fn now() -> Self {
+        Clock {
+            instant: Instant::now(),
+            micros: chrono::Utc::now().timestamp_micros(),
+        }
+    }
+}
+
+/// How an API call is answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// HTTP 200 with this `{"ok":true,...}` body.
+    Ok(Value),
+    /// `{"ok":false,"error":code}` with this HTTP status.
+    Failed {
+        /// HTTP status (200 for most Slack errors).
+        status: StatusCode,
+        /// The error and its details.
+        error: ApiError,
+    },
+    /// HTTP 429 with `Retry-After`.
+    RateLimited {
+        /// Whole seconds to wait.
+        retry_after: u64,
+    },
+    /// HTTP 500 with a plain-text body, from fault injection.
+    Injected,
+}
+
+impl Outcome {
+    fn failed(status: StatusCode, code: &'static str) -> Self {
+        Outcome::Failed {
+            status,
+            error: ApiError {
+                code,
+                messages: Vec::new(),
+            },
+        }
+    }
+
+    /// The HTTP status this outcome is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Outcome::Ok(_) => StatusCode::OK,
+            Outcome::Failed { status, .. } => *status,
+            Outcome::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Outcome::Injected => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The Slack error code, if the call did not succeed.
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self {
+            Outcome::Ok(_) | Outcome::Injected => None,
+            Outcome::Failed { error, .. } => Some(error.code),
+            Outcome::RateLimited { .. } => Some("ratelimited"),
+        }
+    }
+}
+
+impl Emulator {
+    /// Handles one API call and logs it; returns how to answer and how long to delay that.
+    pub fn call(&mut self, req: &ApiRequest<'_>, clock: Clock) -> (Outcome, Duration) {
+        let params = read_params(req);
+        let outcome = self.decide(req, params.as_ref(), clock);
+        let body = params.as_ref().map_or(Value::Null, Params::to_json);
+        let channel = params
+            .as_ref()
+            .ok()
+            .and_then(|p| p.value("channel"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        self.journal.record(RequestRecord {
+            method: req.method.to_owned(),
+            status: outcome.status().as_u16(),
+            error: outcome.error_code().map(str::to_owned),
+            channel,
+            at_ms: clock.micros / 1000,
+            body,
+        });
+        (outcome, self.faults.latency())
+    }
+
+    fn decide(
+        &mut self,
+        req: &ApiRequest<'_>,
+        params: Result<&Params, &ApiError>,
+        clock: Clock,
+    ) -> Outcome {
+        let Some(method) = SlackMethod::from_name(req.method) else {
+            return Outcome::failed(StatusCode::NOT_FOUND, "unknown_method");
+        };
+        if req.is_get && !method.is_read() {
+            return Outcome::failed(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        }
+        if let Err(code) = check_auth(req.authorization, &self.token) {
+            return Outcome::failed(StatusCode::OK, code);
+        }
+        let params = match params {
+            Ok(p) => p,
+            Err(error) => {
+                return Outcome::Failed {
+                    status: StatusCode::OK,
+                    error: error.clone(),
+                };
+            }
+        };
+        if let Some(retry_after) = self.faults.take_forced_429() {
+            return Outcome::RateLimited { retry_after };
+        }
+        let channel = params.value("channel").and_then(Value::as_str);
+        if let Err(wait) = self.limits.check(method, channel, clock.instant) {
+            return Outcome::RateLimited {
+                retry_after: retry_after_secs(wait),
+            };
+        }
+        if self.faults.roll_failure() {
+            return Outcome::Injected;
+        }
+        let mut ctx = Ctx {
+            workspace: &mut self.workspace,
+            stats: self.journal.stats_mut(),
+            page_size: self.page_size,
+            now_micros: clock.micros,
+        };
+        match methods::run(method, params, &mut ctx) {
+            Ok(body) => Outcome::Ok(body),
+            Err(error) => Outcome::Failed {
+                status: StatusCode::OK,
+                error,
+            },
+        }
+    }
+
+    /// Forgets messages, requests, counters and rate-limit history; keeps channels, users
+    /// and fault settings.
+    pub fn reset(&mut self) {
+        self.workspace.clear_messages();
+        self.journal.clear();
+        self.limits.clear();
+    }
+}
+
+/// Reads the call's arguments (body first, then the query string) without the token.
+fn read_params(req: &ApiRequest<'_>) -> Result<Params, ApiError> {
+    let mut params = if req.is_get {
+        Params::default()
+    } else {
+        Params::from_body(req.content_type, req.body)?
+    };
+    params.merge_missing(Params::from_query(req.query)?);
+    params.remove("token");
+    Ok(params)
+}
+
+/// Checks `Authorization: Bearer <token>`, answering Slack's codes.
+fn check_auth(header: Option<&str>, token: &str) -> Result<(), &'static str> {
+    let header = header.map(str::trim).unwrap_or_default();
+    if header.is_empty() {
+        return Err("not_authed");
+    }
+    let (scheme, presented) = header.split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err("invalid_auth");
+    }
+    match presented.trim() {
+        "" => Err("not_authed"),
+        value if value == token => Ok(()),
+        _ => Err("invalid_auth"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gcra::Rate;
+    use crate::slack::faults::FaultsPatch;
+    use crate::slack::workspace::Channel;
+
+    const TOKEN: &str = "xoxb-test";
+
+    fn emulator() -> Emulator {
+        Emulator {
+            token: TOKEN.into(),
+            page_size: 100,
+            workspace: Workspace::new(vec![Channel::new("C0DEALDESK", "deal-desk", false)], vec![]),
+            journal: Journal::default(),
+            faults: Faults::new(0.0, Duration::ZERO, 1),
+            limits: Limits::new(Rate::new(1.0, 2).unwrap(), Rate::new(1.0, 20).unwrap()),
+        }
+    }
+
+    fn post<'a>(auth: Option<&'a str>, content_type: &'a str, body: &'a [u8]) -> ApiRequest<'a> {
+        ApiRequest {
+            method: "chat.postMessage",
+            is_get: false,
+            authorization: auth,
+            content_type: Some(content_type),
+            query: None,
+            body,
+        }
+    }
+
+    const BEARER: Option<&str> = Some("Bearer xoxb-test");
+    const FORM: &str = "application/x-www-form-urlencoded";
+
+    #[test]
+    fn checks_auth() {
+        assert_eq!(check_auth(None, TOKEN), Err("not_authed"));
+        assert_eq!(check_auth(Some(" "), TOKEN), Err("not_authed"));
+        assert_eq!(check_auth(Some("Bearer "), TOKEN), Err("not_authed"));
+        assert_eq!(check_auth(Some("Bearer nope"), TOKEN), Err("invalid_auth"));
+        assert_eq!(check_auth(Some("Basic eGs6"), TOKEN), Err("invalid_auth"));
+        assert_eq!(check_auth(Some("bearer xoxb-test"), TOKEN), Ok(()));
+    }
+
+    #[test]
+    fn answers_in_slack_order_and_logs_everything() {
+        let mut emu = emulator();
+        let clock = Clock::now();
+        let body = b"channel=C0DEALDESK&text=hi&token=secret";
+        let unknown = ApiRequest {
+            method: "chat.delete",
+            ..post(BEARER, FORM, body)
+        };
+        assert_eq!(emu.call(&unknown, clock).0.status(), StatusCode::NOT_FOUND);
+        let get = ApiRequest {
+            is_get: true,
+            ..post(BEARER, FORM, body)
+        };
+        assert_eq!(
+            emu.call(&get, clock).0.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            emu.call(&post(None, FORM, body), clock).0.error_code(),
+            Some("not_authed")
+        );
+        let bad_form = post(BEARER, FORM, b"text=%zz");
+        assert_eq!(
+            emu.call(&bad_form, clock).0.error_code(),
+            Some("invalid_form_data")
+        );
+        let bad_json = post(BEARER, "application/json", b"{");
+        assert_eq!(
+            emu.call(&bad_json, clock).0.error_code(),
+            Some("invalid_arguments")
+        );
+
+        let (ok, _) = emu.call(&post(BEARER, FORM, body), clock);
+        assert!(matches!(ok, Outcome::Ok(_)), "{ok:?}");
+        let json = br#"{"channel":"C0DEALDESK","text":"again"}"#;
+        assert!(matches!(
+            emu.call(&post(BEARER, "application/json", json), clock).0,
+            Outcome::Ok(_)
+        ));
+        assert_eq!(
+            emu.call(&post(BEARER, FORM, body), clock).0,
+            Outcome::RateLimited { retry_after: 1 }
+        );
+
+        let requests = emu.journal.requests();
+        assert_eq!(requests.len(), 8);
+        assert!(requests.iter().all(|r| r.body.get("token").is_none()));
+        assert_eq!(requests[5].channel.as_deref(), Some("C0DEALDESK"));
+        assert_eq!(requests[3].body, Value::Null);
+        let stats = emu.journal.stats();
+        assert_eq!((stats.calls, stats.posts, stats.rate_limited), (8, 2, 1));
+        assert_eq!(emu.workspace.messages(None).count(), 2);
+
+        emu.reset();
+        assert_eq!(emu.journal.requests().len(), 0);
+        assert_eq!(emu.workspace.messages(None).count(), 0);
+        assert!(matches!(
+            emu.call(&post(BEARER, FORM, body), clock).0,
+            Outcome::Ok(_)
+        ));
+    }
+
+    #[test]
+    fn forced_429s_and_injected_failures_take_no_effect() {
+        let mut emu = emulator();
+        let clock = Clock::now();
+        let patch: FaultsPatch = serde_json::from_str(
+            r#"{"force_429_for":{"count":1,"retry_after":7},"fail_rate":1.0,"latency_ms":3}"#,
+        )
+        .unwrap();
+        emu.faults.apply(&patch, &mut emu.limits).unwrap();
+        let body = b"channel=C0DEALDESK&text=hi";
+        let (outcome, latency) = emu.call(&post(BEARER, FORM, body), clock);
+        assert_eq!(outcome, Outcome::RateLimited { retry_after: 7 });
+        assert_eq!(latency, Duration::from_millis(3));
+        assert_eq!(
+            emu.call(&post(BEARER, FORM, body), clock).0,
+            Outcome::Injected
+        );
+        assert_eq!(emu.workspace.messages(None).count(), 0);
+        let stats = emu.journal.stats();
+        assert_eq!(
+            (stats.rate_limited, stats.failed_injected, stats.posts),
+            (1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn reads_get_queries_for_read_methods() {
+        let mut emu = emulator();
+        let req = ApiRequest {
+            method: "conversations.list",
+            is_get: true,
+            authorization: BEARER,
+            content_type: None,
+            query: Some("limit=1&types=public_channel"),
+            body: b"",
+        };
+        let (outcome, _) = emu.call(&req, Clock::now());
+        let Outcome::Ok(body) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(body["channels"][0]["id"], "C0DEALDESK");
+        assert_eq!(emu.journal.requests()[0].body["limit"], "1");
+    }
+}

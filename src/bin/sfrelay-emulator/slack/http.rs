@@ -1,0 +1,385 @@
+//! HTTP routes: the Slack Web API under `/api/<method>` and the test control API under
+//! `/_emulator/`.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::emulator::{ApiRequest, Clock, Outcome, Shared, lock};
+use super::faults::FaultsPatch;
+use super::workspace::{Channel, User, looks_like_id, validate_channel_name};
+
+/// All routes of the Slack emulator.
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/api/{method}", get(api).post(api))
+        .route("/_emulator/messages", get(messages))
+        .route("/_emulator/requests", get(requests))
+        .route("/_emulator/stats", get(stats))
+        .route("/_emulator/faults", get(faults).post(set_faults))
+        .route("/_emulator/channels", get(channels).post(add_channel))
+        .route("/_emulator/users", get(users).post(add_user))
+        .route("/_emulator/reset", post(reset))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// One Slack Web API call.
+async fn api(
+    State(shared): State<Shared>,
+    Path(method): Path<String>,
+    http_method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let authorization = headers
+        .get(AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let request = ApiRequest {
+        method: &method,
+        is_get: http_method == Method::GET || http_method == Method::HEAD,
+        authorization: authorization.as_deref(),
+        content_type,
+        query: query.as_deref(),
+        body: &body,
+    };
+    let (outcome, latency) = lock(&shared).call(&request, Clock::now());
+    tracing::debug!(method, status = outcome.status().as_u16(), "api call");
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    respond(outcome)
+}
+
+/// Turns an outcome into the HTTP answer real Slack would give.
+fn respond(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Ok(body) => Json(body).into_response(),
+        Outcome::Failed { status, error } => {
+            let mut body = json!({"ok": false, "error": error.code});
+            if !error.messages.is_empty() {
+                body["response_metadata"] = json!({"messages": error.messages});
+            }
+            (status, Json(body)).into_response()
+        }
+        Outcome::RateLimited { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, retry_after.to_string())],
+            Json(json!({"ok": false, "error": "ratelimited"})),
+        )
+            .into_response(),
+        Outcome::Injected => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "emulated internal server error\n",
+        )
+            .into_response(),
+    }
+}
+
+/// Unknown paths: Slack-shaped under `/api/`, plain JSON elsewhere.
+async fn not_found(uri: Uri) -> Response {
+    let error = if uri.path().starts_with("/api/") {
+        "unknown_method"
+    } else {
+        "not_found"
+    };
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"ok": false, "error": error})),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct MessagesFilter {
+    channel: Option<String>,
+}
+
+/// `GET /_emulator/messages[?channel=C…]`: stored messages in post order.
+async fn messages(State(shared): State<Shared>, Query(filter): Query<MessagesFilter>) -> Response {
+    let emu = lock(&shared);
+    let list: Vec<_> = emu.workspace.messages(filter.channel.as_deref()).collect();
+    Json(json!(list)).into_response()
+}
+
+/// `GET /_emulator/requests`: every API call in arrival order.
+async fn requests(State(shared): State<Shared>) -> Response {
+    Json(json!(lock(&shared).journal.requests())).into_response()
+}
+
+/// `GET /_emulator/stats`: counters since start or the last reset.
+async fn stats(State(shared): State<Shared>) -> Response {
+    Json(json!(lock(&shared).journal.stats())).into_response()
+}
+
+/// `GET /_emulator/faults`: the faults and limits in force.
+async fn faults(State(shared): State<Shared>) -> Response {
+    let emu = lock(&shared);
+    Json(emu.faults.to_json(&emu.limits)).into_response()
+}
+
+/// `POST /_emulator/faults`: changes some faults or limits; answers the new settings.
+async fn set_faults(State(shared): State<Shared>, body: Bytes) -> Response {
+    let patch: FaultsPatch = match parse_json(&body) {
+        Ok(patch) => patch,
+        Err(err) => return bad_request("invalid_arguments", &err.to_string()),
+    };
+    let mut guard = lock(&shared);
+    let emu = &mut *guard;
+    match emu.faults.apply(&patch, &mut emu.limits) {
+        Ok(()) => Json(emu.faults.to_json(&emu.limits)).into_response(),
+        Err(detail) => bad_request("invalid_arguments", &detail),
+    }
+}
+
+/// `GET /_emulator/channels`: all channels with their members.
+async fn channels(State(shared): State<Shared>) -> Response {
+    let emu = lock(&shared);
+    let list: Vec<Value> = emu
+        .workspace
+        .channels()
+        .iter()
+        .map(|c| {
+            let mut out = c.to_json();
+            out["members"] = json!(c.members);
+            out
+        })
+        .collect();
+    Json(json!(list)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelSeed {
+    id: String,
+    name: String,
+    #[serde(default)]
+    is_private: bool,
+    #[serde(default)]
+    is_archived: bool,
+    #[serde(default = "yes")]
+    is_member: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /_emulator/channels`: adds a channel, or replaces the one with the same id.
+async fn add_channel(State(shared): State<Shared>, body: Bytes) -> Response {
+    let seed: ChannelSeed = match parse_json(&body) {
+        Ok(seed) => seed,
+        Err(err) => return bad_request("invalid_arguments", &err.to_string()),
+    };
+    if !looks_like_id(&seed.id) {
+        return bad_request(
+            "invalid_arguments",
+            "id must be uppercase letters and digits",
+        );
+    }
+    if let Err(code) = validate_channel_name(&seed.name) {
+        return bad_request(code, "name breaks Slack's channel name rules");
+    }
+    let mut emu = lock(&shared);
+    let clash = emu
+        .workspace
+        .channels()
+        .iter()
+        .any(|c| c.name == seed.name && c.id != seed.id);
+    if clash {
+        return conflict("name_taken");
+    }
+    let mut channel = Channel::new(&seed.id, &seed.name, seed.is_private);
+    channel.is_archived = seed.is_archived;
+    if !seed.is_member {
+        channel.members.clear();
+    }
+    emu.workspace.upsert_channel(channel);
+    let shown = emu.workspace.channel(&seed.id).map(Channel::to_json);
+    Json(json!({"ok": true, "channel": shown})).into_response()
+}
+
+/// `GET /_emulator/users`: all users.
+async fn users(State(shared): State<Shared>) -> Response {
+    let emu = lock(&shared);
+    let list: Vec<Value> = emu
+        .workspace
+        .users()
+        .iter()
+        .map(|u| json!({"id": u.id, "name": u.name, "email": u.email}))
+        .collect();
+    Json(json!(list)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserSeed {
+    id: String,
+    email: String,
+    name: Option<String>,
+}
+
+/// `POST /_emulator/users`: adds a user, or replaces the one with the same id.
+async fn add_user(State(shared): State<Shared>, body: Bytes) -> Response {
+    let seed: UserSeed = match parse_json(&body) {
+        Ok(seed) => seed,
+        Err(err) => return bad_request("invalid_arguments", &err.to_string()),
+    };
+    if !looks_like_id(&seed.id) {
+        return bad_request(
+            "invalid_arguments",
+            "id must be uppercase letters and digits",
+        );
+    }
+    if !seed.email.contains('@') {
+        return bad_request("invalid_arguments", "email must contain @");
+    }
+    let mut emu = lock(&shared);
+    if emu
+        .workspace
+        .user_by_email(&seed.email)
+        .is_some_and(|u| u.id != seed.id)
+    {
+        return conflict("email_taken");
+    }
+    let mut user = User::new(&seed.id, &seed.email);
+    if let Some(name) = seed.name {
+        user.name = name;
+    }
+    let shown = json!({"id": user.id, "name": user.name, "email": user.email});
+    emu.workspace.upsert_user(user);
+    Json(json!({"ok": true, "user": shown})).into_response()
+}
+
+/// `POST /_emulator/reset`: clears messages, requests, counters and rate-limit history.
+async fn reset(State(shared): State<Shared>) -> Response {
+    lock(&shared).reset();
+    Json(json!({"ok": true})).into_response()
+}
+
+/// Parses a control API body; an empty body counts as `{}`.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_slice(b"{}")
+    } else {
+        serde_json::from_slice(body)
+    }
+}
+
+fn bad_request(error: &str, detail: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"ok": false, "error": error, "detail": detail})),
+    )
+        .into_response()
+}
+
+fn conflict(error: &str) -> Response {
+    (
+        StatusCode::CONFLICT,
+        Json(json!({"ok": false, "error": error})),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::gcra::Rate;
+    use crate::slack::emulator::Emulator;
+    use crate::slack::faults::Faults;
+    use crate::slack::journal::Journal;
+    use crate::slack::limits::Limits;
+    use crate::slack::workspace::Workspace;
+
+    /// Serves a small emulator on a free loopback port and returns its address.
+    async fn start() -> std::net::SocketAddr {
+        let emu = Emulator {
+            token: "xoxb-t".into(),
+            page_size: 100,
+            workspace: Workspace::new(vec![Channel::new("C0DEALDESK", "deal-desk", false)], vec![]),
+            journal: Journal::default(),
+            faults: Faults::new(0.0, Duration::ZERO, 1),
+            limits: Limits::new(Rate::new(1.0, 1).unwrap(), Rate::new(1.0, 5).unwrap()),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router(Arc::new(Mutex::new(emu)));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    /// Sends one raw HTTP/1.1 request and returns the whole answer.
+    async fn send(addr: std::net::SocketAddr, head: &str, body: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn serves_slack_and_control_routes() {
+        let addr = start().await;
+        let post = "POST /api/chat.postMessage HTTP/1.1\r\nAuthorization: Bearer xoxb-t\r\n\
+                    Content-Type: application/x-www-form-urlencoded";
+        let ok = send(addr, post, "channel=C0DEALDESK&text=hi").await;
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(ok.contains(r#""ok":true"#), "{ok}");
+
+        let limited = send(addr, post, "channel=C0DEALDESK&text=again").await;
+        assert!(limited.starts_with("HTTP/1.1 429"), "{limited}");
+        assert!(
+            limited.to_ascii_lowercase().contains("retry-after: 1\r\n"),
+            "{limited}"
+        );
+        assert!(limited.contains(r#""error":"ratelimited""#), "{limited}");
+
+        let unknown = send(addr, "POST /api/chat.delete HTTP/1.1", "").await;
+        assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+        assert!(unknown.contains("unknown_method"), "{unknown}");
+
+        let messages = send(
+            addr,
+            "GET /_emulator/messages?channel=C0DEALDESK HTTP/1.1",
+            "",
+        )
+        .await;
+        assert!(
+            messages.contains(r#""text":"hi""#) && !messages.contains("again"),
+            "{messages}"
+        );
+        let stats = send(addr, "GET /_emulator/stats HTTP/1.1", "").await;
+        assert!(
+            stats.contains(r#""calls":3"#) && stats.contains(r#""rate_limited":1"#),
+            "{stats}"
+        );
+
+        let faults = send(addr, "POST /_emulator/faults HTTP/1.1", r#"{"burst":0}"#).await;
+        assert!(faults.starts_with("HTTP/1.1 400"), "{faults}");
+        let reset = send(addr, "POST /_emulator/reset HTTP/1.1", "").await;
+        assert!(reset.starts_with("HTTP/1.1 200"), "{reset}");
+        let requests = send(addr, "GET /_emulator/requests HTTP/1.1", "").await;
+        assert!(requests.ends_with("[]"), "{requests}");
+    }
+}

@@ -1,0 +1,463 @@
+//! Test harness: a real `redis-server` on a free port, the Slack emulator, and the real
+//! `sfrelay` binary, each a child process killed when its handle drops. Loopback only.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A private `redis-server`, persisted with AOF to its own directory so a restart keeps data.
+pub struct Redis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut redis = Redis {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis is already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install -y redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.ping() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// Stops the server (SIGTERM: it flushes its AOF) and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The Slack Web API emulator (`sfrelay-emulator slack`).
+pub struct Slack {
+    pub url: String,
+    child: Child,
+    http: reqwest::Client,
+}
+
+pub const SLACK_TOKEN: &str = "xoxb-test-token";
+
+impl Slack {
+    pub fn start(extra: &[&str]) -> Slack {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"))
+            .args(["slack", "--listen", "127.0.0.1:0", "--token", SLACK_TOKEN])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sfrelay-emulator");
+        let stdout = child.stdout.take().expect("emulator stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("emulator prints its address");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected emulator output {line:?}"))
+            .to_string();
+        Slack {
+            url,
+            child,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn api_base(&self) -> String {
+        format!("{}/api", self.url)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("emulator answers")
+            .json()
+            .await
+            .expect("emulator JSON")
+    }
+
+    /// Every message posted, in order.
+    pub async fn messages(&self) -> Vec<Value> {
+        match self.get("/_emulator/messages").await {
+            Value::Array(items) => items,
+            other => panic!("messages: {other}"),
+        }
+    }
+
+    pub async fn requests(&self) -> Vec<Value> {
+        match self.get("/_emulator/requests").await {
+            Value::Array(items) => items,
+            other => panic!("requests: {other}"),
+        }
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.get("/_emulator/stats").await
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let status = self
+            .http
+            .post(format!("{}/_emulator/faults", self.url))
+            .json(&faults)
+            .send()
+            .await
+            .expect("emulator answers")
+            .status();
+        assert!(status.is_success(), "set faults: {status}");
+    }
+
+    /// Waits until exactly `n` messages are posted (and returns them).
+    pub async fn wait_for_messages(&self, n: usize) -> Vec<Value> {
+        eventually(
+            &format!("{n} Slack message(s)"),
+            Duration::from_secs(20),
+            || async {
+                let messages = self.messages().await;
+                assert!(
+                    messages.len() <= n,
+                    "more messages than expected: {messages:#?}"
+                );
+                (messages.len() == n).then_some(messages)
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for Slack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The org every test uses, and its credentials.
+pub const ORG: &str = "00D5g000004ABCdEAO";
+pub const OTHER_ORG: &str = "00D5g000009XYZaEAO";
+pub const API_KEY: &str = "test-api-key-0123456789abcdef";
+pub const OTHER_API_KEY: &str = "other-org-api-key-0123456789";
+pub const JWT_SECRET: &str = "test-hs256-secret-0123456789abcdef0123456789";
+
+/// How to start sfrelay for one test.
+pub struct Options {
+    pub redis: Option<String>,
+    pub slack_api: Option<String>,
+    pub extra_toml: String,
+    pub workers: usize,
+    pub shutdown_grace_secs: u64,
+    pub closed_won_channel: Option<&'static str>,
+    /// Queue key namespace; two processes given the same one share a queue.
+    pub namespace: String,
+    pub max_attempts: u32,
+}
+
+/// A namespace no other test uses.
+pub fn fresh_namespace() -> String {
+    format!("t{}", uuid::Uuid::now_v7().simple())
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            redis: None,
+            slack_api: None,
+            extra_toml: String::new(),
+            workers: 2,
+            shutdown_grace_secs: 10,
+            closed_won_channel: Some("C0DEALDESK"),
+            namespace: fresh_namespace(),
+            max_attempts: 50,
+        }
+    }
+}
+
+/// A running `sfrelay serve`.
+pub struct App {
+    pub url: String,
+    pub http: reqwest::Client,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl App {
+    pub async fn spawn(options: Options) -> App {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let namespace = &options.namespace;
+        let keys = fixture_path("keys");
+        let channel = options
+            .closed_won_channel
+            .map(|c| format!("closed_won_channel = \"{c}\""))
+            .unwrap_or_default();
+        let toml = format!(
+            r#"
+[queue]
+namespace = "{namespace}"
+backoff_base_ms = 20
+backoff_cap_secs = 1
+max_attempts = {max_attempts}
+
+[workers]
+count = {workers}
+shutdown_grace_secs = {grace}
+
+[routing]
+{channel}
+
+[[orgs]]
+id = "{ORG}"
+name = "production"
+api_key_env = "TEST_API_KEY"
+jwt_secret_env = "TEST_JWT_SECRET"
+jwt_issuer = "salesforce-prod"
+jwt_audience = "sfrelay"
+
+[[orgs]]
+id = "{OTHER_ORG}"
+name = "sandbox"
+api_key_env = "TEST_OTHER_API_KEY"
+api_key_header = "X-Sandbox-Key"
+jwt_public_key_file = "{rsa}"
+
+[[orgs]]
+id = "00D5g000001EcDsEAK"
+name = "ec-org"
+jwt_public_key_file = "{ec}"
+{extra}
+"#,
+            workers = options.workers,
+            max_attempts = options.max_attempts,
+            grace = options.shutdown_grace_secs,
+            rsa = keys.join("rsa-public.pem").display(),
+            ec = keys.join("ec-public.pem").display(),
+            extra = options.extra_toml,
+        );
+        let config = dir.path().join("sfrelay.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let log = dir.path().join("sfrelay.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfrelay"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SFRELAY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SFRELAY_LOG", "info")
+            .env("SFRELAY_LOG_FORMAT", "json")
+            .env("TEST_API_KEY", API_KEY)
+            .env("TEST_OTHER_API_KEY", OTHER_API_KEY)
+            .env("TEST_JWT_SECRET", JWT_SECRET)
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        if let Some(redis) = &options.redis {
+            cmd.env("REDIS_URL", redis);
+        }
+        if let Some(api) = &options.slack_api {
+            cmd.env("SLACK_API_BASE", api)
+                .env("SLACK_BOT_TOKEN", SLACK_TOKEN);
+        }
+        let child = cmd.spawn().expect("spawn sfrelay");
+        let mut app = App {
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            child: Some(child),
+            _dir: dir,
+            log,
+        };
+        let health = format!("{}/healthz", app.url);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(response) = app.http.get(&health).send().await
+                && response.status().is_success()
+            {
+                return app;
+            }
+            if let Some(Ok(Some(status))) = app.child.as_mut().map(Child::try_wait) {
+                panic!("sfrelay exited with {status}:\n{}", app.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sfrelay did not serve:\n{}",
+                app.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// POSTs JSON to `/v1/events` with the org's API key.
+    pub async fn post_events(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_events_with(body, &[("X-Api-Key", API_KEY)]).await
+    }
+
+    pub async fn post_events_with(
+        &self,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/v1/events", self.url))
+            .header("Content-Type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("sfrelay answers")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("sfrelay answers")
+    }
+
+    /// The value of one series in `/metrics`, e.g. `sfrelay_queue_depth{state="dead"}`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.get("/metrics").await.text().await.ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        eventually("sfrelay to exit", timeout, || {
+            let status = child.try_wait().ok().flatten();
+            async move { status }
+        })
+        .await
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- sfrelay log ---\n{}", self.logs());
+        }
+    }
+}
