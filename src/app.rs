@@ -18,10 +18,16 @@ use std::future::IntoFuture;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use arc_swap::ArcSwap;
+
 use crate::config::{Config, ConfigError};
+use crate::deliver::ratelimit::Rate;
+use crate::deliver::store::{MemoryStore, RedisStore, Store};
+use crate::deliver::{Deliverer, OrgDirectory};
 use crate::ingest::{self, auth::Authenticator};
 use crate::queue::{Queue, QueueError, memory::MemoryQueue, redis::RedisQueue};
-use crate::routing::{BuiltinRoutes, Routes};
+use crate::render::template::RenderOptions;
+use crate::routing::{LoadError, RouteSet};
 use crate::slack::{SlackError, SlackSink};
 use crate::telemetry;
 use crate::worker::{WorkerContext, WorkerPool};
@@ -42,6 +48,8 @@ pub enum ServeError {
     },
     #[error("server error: {0}")]
     Server(std::io::Error),
+    #[error("routes and templates have {} problem(s):\n{}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Routes(Vec<LoadError>),
 }
 
 /// Whether the process should receive traffic: false once a shutdown has begun.
@@ -131,25 +139,46 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Builds the queue the configuration asks for, saying loudly when it is not durable.
-pub fn build_queue(config: &Config) -> Result<Arc<dyn Queue>, QueueError> {
-    let queue: Arc<dyn Queue> = match &config.redis_url {
-        Some(url) => Arc::new(RedisQueue::new(
-            url.expose(),
-            &config.queue.namespace,
-            config.queue.high_water_mark,
-        )?),
+/// The queue and the delivery state store that lives beside it (same Redis, or both memory).
+pub type Backends = (Arc<dyn Queue>, Arc<dyn Store>);
+
+/// Builds the queue (and the delivery state store beside it) the configuration asks for,
+/// saying loudly when it is not durable.
+pub fn build_queue(config: &Config) -> Result<Backends, QueueError> {
+    let (queue, store): (Arc<dyn Queue>, Arc<dyn Store>) = match &config.redis_url {
+        Some(url) => {
+            let redis = Arc::new(RedisQueue::new(
+                url.expose(),
+                &config.queue.namespace,
+                config.queue.high_water_mark,
+            )?);
+            (redis.clone(), Arc::new(RedisStore::new(redis)))
+        }
         None => {
             tracing::warn!(
                 "REDIS_URL is not set: using the IN-PROCESS queue. It is NOT durable (events \
                  queued but not yet posted are lost if the process stops) and serves ONE \
                  replica only. Set REDIS_URL for production."
             );
-            Arc::new(MemoryQueue::new(config.queue.high_water_mark))
+            (
+                Arc::new(MemoryQueue::new(config.queue.high_water_mark)),
+                Arc::new(MemoryStore::default()),
+            )
         }
     };
     metrics::gauge!("sfrelay_queue_durable").set(if queue.is_durable() { 1.0 } else { 0.0 });
-    Ok(queue)
+    Ok((queue, store))
+}
+
+/// Loads every route and template the configuration names.
+pub fn load_routes(config: &Config) -> Result<RouteSet, Vec<LoadError>> {
+    RouteSet::load(
+        &config.routes_dir,
+        &config.templates_dir,
+        RenderOptions {
+            time_zone: config.time_zone,
+        },
+    )
 }
 
 /// Runs the service until SIGTERM or SIGINT, then drains: readiness turns 503, workers stop
@@ -157,7 +186,14 @@ pub fn build_queue(config: &Config) -> Result<Arc<dyn Queue>, QueueError> {
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let metrics = telemetry::metrics();
-    let queue = build_queue(&config)?;
+    let routes = load_routes(&config).map_err(ServeError::Routes)?;
+    tracing::info!(
+        routes = routes.routes.len(),
+        templates = routes.templates.names().len(),
+        "routes and templates loaded"
+    );
+    let routes = Arc::new(ArcSwap::from_pointee(routes));
+    let (queue, store) = build_queue(&config)?;
     let auth = Arc::new(Authenticator::new(&config.orgs)?);
     if auth.is_open() {
         tracing::warn!(
@@ -167,12 +203,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let slack = SlackSink::from_config(&config.slack)?;
     check_slack_token(&slack);
-    let routes: Arc<dyn Routes> = Arc::new(BuiltinRoutes {
-        closed_won_channel: config.closed_won_channel.clone(),
-    });
-    if config.closed_won_channel.is_none() {
-        tracing::warn!("routing.closed_won_channel is not set: no route will fire");
-    }
+    let deliverer = Arc::new(Deliverer::new(
+        slack,
+        store,
+        routes.clone(),
+        Arc::new(OrgDirectory::new(&config.orgs)),
+        Rate {
+            interval: config.slack.channel_interval,
+            burst: config.slack.channel_burst,
+        },
+    ));
+    spawn_reload_on_sighup(config.clone(), routes);
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -194,9 +235,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let pool = WorkerPool::spawn(
         WorkerContext {
             queue,
-            routes,
-            slack,
+            deliverer,
             queue_config: config.queue.clone(),
+            dedupe_window: config.dedupe_window,
         },
         config.workers.count,
         stop.clone(),
@@ -239,6 +280,44 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     tracing::info!("sfrelay stopped");
     Ok(())
+}
+
+/// On SIGHUP (a ConfigMap changed under the pod), loads routes and templates again: a valid
+/// set replaces the running one at once; an invalid one is refused with its reasons and the
+/// running set stays.
+fn spawn_reload_on_sighup(config: Arc<Config>, routes: Arc<ArcSwap<RouteSet>>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; routes reload only on restart");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            match load_routes(&config) {
+                Ok(set) => {
+                    let count = set.routes.len();
+                    routes.store(Arc::new(set));
+                    metrics::counter!("sfrelay_config_reloads_total", "result" => "ok")
+                        .increment(1);
+                    tracing::info!(routes = count, "routes and templates reloaded");
+                }
+                Err(errors) => {
+                    metrics::counter!("sfrelay_config_reloads_total", "result" => "refused")
+                        .increment(1);
+                    for e in &errors {
+                        tracing::error!(problem = %e, "reload refused");
+                    }
+                    tracing::error!(
+                        problems = errors.len(),
+                        "reload refused: the running routes and templates stay"
+                    );
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (config, routes);
 }
 
 /// Checks the bot token at start-up without holding up ingest: a wrong token is said clearly

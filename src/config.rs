@@ -65,6 +65,8 @@ struct FileConfig {
     listen: Option<String>,
     routes_dir: Option<PathBuf>,
     templates_dir: Option<PathBuf>,
+    fixtures_dir: Option<PathBuf>,
+    time_zone: Option<String>,
     #[serde(default)]
     ingest: IngestFile,
     #[serde(default)]
@@ -73,8 +75,6 @@ struct FileConfig {
     workers: WorkersFile,
     #[serde(default)]
     slack: SlackFile,
-    #[serde(default)]
-    routing: RoutingFile,
     #[serde(default)]
     orgs: Vec<OrgFile>,
 }
@@ -104,6 +104,7 @@ struct QueueFile {
     max_attempts: u32,
     backoff_base_ms: u64,
     backoff_cap_secs: u64,
+    visibility_timeout_secs: u64,
 }
 
 impl Default for QueueFile {
@@ -115,6 +116,7 @@ impl Default for QueueFile {
             max_attempts: 12,
             backoff_base_ms: 500,
             backoff_cap_secs: 300,
+            visibility_timeout_secs: 30,
         }
     }
 }
@@ -140,6 +142,8 @@ impl Default for WorkersFile {
 struct SlackFile {
     api_base: String,
     timeout_secs: u64,
+    channel_messages_per_sec: f64,
+    channel_burst: u32,
 }
 
 impl Default for SlackFile {
@@ -147,14 +151,10 @@ impl Default for SlackFile {
         Self {
             api_base: "https://slack.com/api".into(),
             timeout_secs: 10,
+            channel_messages_per_sec: 1.0,
+            channel_burst: 3,
         }
     }
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-struct RoutingFile {
-    closed_won_channel: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,7 +172,20 @@ struct OrgFile {
     jwt_audience: Option<String>,
     outbound_message_token_env: Option<String>,
     outbound_message_token_file: Option<PathBuf>,
-    salesforce: Option<toml::Value>,
+    salesforce: Option<SalesforceFile>,
+}
+
+/// The org's Salesforce API access (`[orgs.salesforce]`).
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceFile {
+    pub instance_url: Option<String>,
+    pub login_url: Option<String>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    pub refresh_token_env: Option<String>,
+    pub client_secret_env: Option<String>,
 }
 
 /// The running configuration: validated, secrets resolved, immutable.
@@ -181,6 +194,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub routes_dir: PathBuf,
     pub templates_dir: PathBuf,
+    /// Sample events `sfrelay check` renders every template against.
+    pub fixtures_dir: PathBuf,
+    /// The zone dates and times are shown in.
+    pub time_zone: chrono_tz::Tz,
     pub max_body_bytes: usize,
     pub dedupe_window: Duration,
     /// `None` runs the in-process queue (not durable, single replica).
@@ -188,7 +205,6 @@ pub struct Config {
     pub queue: QueueConfig,
     pub workers: WorkersConfig,
     pub slack: SlackConfig,
-    pub closed_won_channel: Option<String>,
     pub orgs: Vec<OrgConfig>,
 }
 
@@ -205,6 +221,8 @@ pub struct QueueConfig {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// A consumer silent this long is taken for dead and its in-flight jobs are recovered.
+    pub visibility_timeout: Duration,
 }
 
 /// Worker pool size and how long a shutdown waits for jobs in flight.
@@ -220,6 +238,10 @@ pub struct SlackConfig {
     pub api_base: String,
     pub bot_token: Option<Secret<String>>,
     pub timeout: Duration,
+    /// One message per this interval per channel, on average, across all replicas…
+    pub channel_interval: Duration,
+    /// …with bursts of up to this many.
+    pub channel_burst: u32,
 }
 
 /// One Salesforce org allowed to call sfrelay, with the credentials that prove it is that org.
@@ -232,6 +254,9 @@ pub struct OrgConfig {
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub outbound_message_token: Option<Secret<String>>,
+    /// `https://acme.my.salesforce.com`: record links in messages.
+    pub instance_url: Option<String>,
+    pub salesforce: SalesforceFile,
 }
 
 impl OrgConfig {
@@ -328,6 +353,13 @@ impl Config {
             return Err(invalid("ingest.max_body_bytes", "must be at least 1024"));
         }
 
+        let rate = file.slack.channel_messages_per_sec;
+        if !(rate.is_finite() && rate > 0.0 && rate <= 100.0) {
+            return Err(invalid(
+                "slack.channel_messages_per_sec",
+                "must be a number above 0 and at most 100",
+            ));
+        }
         let api_base = env
             .var("SLACK_API_BASE")
             .unwrap_or(file.slack.api_base)
@@ -360,20 +392,20 @@ impl Config {
             ));
         }
 
-        let closed_won_channel = file.routing.closed_won_channel;
-        if let Some(channel) = &closed_won_channel
-            && !is_channel_id(channel)
-        {
-            return Err(invalid(
-                "routing.closed_won_channel",
-                format!("{channel:?} is not a channel Id (C…, G…)"),
-            ));
-        }
+        let time_zone_name = file.time_zone.unwrap_or_else(|| "UTC".into());
+        let time_zone: chrono_tz::Tz = time_zone_name.parse().map_err(|_| {
+            invalid(
+                "time_zone",
+                format!("{time_zone_name:?} is not an IANA time zone like America/New_York"),
+            )
+        })?;
 
         Ok(Config {
             listen,
             routes_dir: base.join(file.routes_dir.unwrap_or_else(|| "routes".into())),
             templates_dir: base.join(file.templates_dir.unwrap_or_else(|| "templates".into())),
+            fixtures_dir: base.join(file.fixtures_dir.unwrap_or_else(|| "tests/fixtures".into())),
+            time_zone,
             max_body_bytes: file.ingest.max_body_bytes,
             dedupe_window: Duration::from_secs(file.ingest.dedupe_window_secs.max(1)),
             redis_url: env.var("REDIS_URL").map(Secret::new),
@@ -384,6 +416,7 @@ impl Config {
                 max_attempts: q.max_attempts,
                 backoff_base: Duration::from_millis(q.backoff_base_ms.max(1)),
                 backoff_cap: Duration::from_secs(q.backoff_cap_secs.max(1)),
+                visibility_timeout: Duration::from_secs(q.visibility_timeout_secs.max(2)),
             },
             workers: WorkersConfig {
                 count: file.workers.count,
@@ -393,8 +426,11 @@ impl Config {
                 api_base,
                 bot_token: env.var("SLACK_BOT_TOKEN").map(Secret::new),
                 timeout: Duration::from_secs(file.slack.timeout_secs.max(1)),
+                channel_interval: Duration::from_secs_f64(
+                    1.0 / file.slack.channel_messages_per_sec,
+                ),
+                channel_burst: file.slack.channel_burst.max(1),
             },
-            closed_won_channel,
             orgs,
         })
     }
@@ -414,7 +450,20 @@ fn load_org(i: usize, org: OrgFile, base: &Path, env: &dyn Env) -> Result<OrgCon
     if id.key_prefix() != "00D" {
         return Err(invalid(key("id"), "not an org Id (must start with 00D)"));
     }
-    let _ = org.salesforce; // the Salesforce API client section is read by a later release
+    let salesforce = org.salesforce.unwrap_or_default();
+    let instance_url = match &salesforce.instance_url {
+        Some(url) => {
+            let url = url.trim_end_matches('/').to_string();
+            if !url.starts_with("https://") && !url.starts_with("http://127.0.0.1") {
+                return Err(invalid(
+                    key("salesforce.instance_url"),
+                    format!("{url:?} must be an https:// URL"),
+                ));
+            }
+            Some(url)
+        }
+        None => None,
+    };
 
     let api_key = secret_from(
         env,
@@ -496,6 +545,8 @@ fn load_org(i: usize, org: OrgFile, base: &Path, env: &dyn Env) -> Result<OrgCon
         jwt_issuer: org.jwt_issuer,
         jwt_audience: org.jwt_audience,
         outbound_message_token,
+        instance_url,
+        salesforce,
     })
 }
 

@@ -119,7 +119,9 @@ impl fmt::Debug for SalesforceId {
 
 /// What happened to the record; routing rules and message templates branch
 /// on it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ChangeType {
     /// The record was inserted.

@@ -4,12 +4,15 @@
 //! → `routing` (what to send) → `render` (Block Kit) → `slack`.
 
 pub mod app;
+pub mod check;
 pub mod config;
+pub mod deliver;
 pub mod event;
 pub mod ingest;
 pub mod queue;
 pub mod render;
 pub mod routing;
 pub mod slack;
+pub mod task;
 pub mod telemetry;
 pub mod worker;

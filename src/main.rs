@@ -7,6 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use sfrelay::config::{Config, ProcessEnv};
+use sfrelay::deliver::OrgDirectory;
+use sfrelay::ingest::flow::parse_flow_request;
+use sfrelay::slack::SlackClient;
 use sfrelay::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -27,10 +30,27 @@ struct Cli {
 enum Command {
     /// Run the HTTP ingest API and the worker pool.
     Serve,
+    /// Check every route and template (renders each against the fixtures); exit 1 on problems.
+    Check,
+    /// Print, as JSON, the Slack calls an event would cause, with no side effect.
+    Render {
+        /// A Flow callout body (one envelope or {"events": [...]}).
+        #[arg(long)]
+        event: PathBuf,
+        /// Only this route.
+        #[arg(long)]
+        route: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One-shot commands print their result; their log defaults to warnings only.
+    let default_level = if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
     let format = match LogFormat::from_env() {
         Ok(format) => format,
         Err(e) => {
@@ -38,9 +58,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logging(format);
+    telemetry::init_logging(format, default_level);
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("sfrelay: {e:#}");
@@ -49,20 +69,71 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let path = cli.config.or_else(|| {
         let default = PathBuf::from("sfrelay.toml");
         default.exists().then_some(default)
     });
     let config = Config::load(path.as_deref(), &ProcessEnv).context("invalid configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
             runtime.block_on(sfrelay::app::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let slack = match &config.slack.bot_token {
+                Some(token) => Some(
+                    SlackClient::new(&config.slack.api_base, token.clone(), config.slack.timeout)
+                        .context("Slack client")?,
+                ),
+                None => None,
+            };
+            let (problems, summary) =
+                runtime.block_on(sfrelay::check::check(&config, slack.as_ref()));
+            for problem in &problems {
+                println!("{problem}");
+            }
+            if problems.is_empty() {
+                println!("ok: {summary}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{} problem(s); {summary}", problems.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Render { event, route } => {
+            let routes = sfrelay::app::load_routes(&config).map_err(|errors| {
+                anyhow::anyhow!(
+                    "routes and templates have problems (run `sfrelay check`):\n{}",
+                    errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            })?;
+            let body = std::fs::read(&event)
+                .with_context(|| format!("cannot read {}", event.display()))?;
+            let events = parse_flow_request(&body, chrono::Utc::now()).map_err(|errors| {
+                anyhow::anyhow!(
+                    "{} is not a valid event:\n{}",
+                    event.display(),
+                    errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.path, e.message))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            })?;
+            let orgs = OrgDirectory::new(&config.orgs);
+            let runs = sfrelay::check::render(&routes, &orgs, &events, route.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string_pretty(&runs)?);
+            Ok(ExitCode::SUCCESS)
         }
     }
-    Ok(())
 }

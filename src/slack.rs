@@ -97,6 +97,40 @@ pub struct Posted {
     pub ts: String,
 }
 
+/// One page of channels from `conversations.list`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChannelPage {
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+    #[serde(default)]
+    pub response_metadata: Option<ResponseMetadata>,
+}
+
+impl ChannelPage {
+    /// The cursor of the next page, if there is one.
+    pub fn next_cursor(&self) -> Option<&str> {
+        self.response_metadata
+            .as_ref()
+            .map(|m| m.next_cursor.as_str())
+            .filter(|c| !c.is_empty())
+    }
+}
+
+/// A channel's Id and name.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Channel {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Slack's paging information.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResponseMetadata {
+    #[serde(default)]
+    pub next_cursor: String,
+}
+
 /// The bot identity `auth.test` reports.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Identity {
@@ -192,6 +226,66 @@ impl SlackClient {
         self.call("chat.postMessage", message).await
     }
 
+    /// `chat.update`: replaces a message's text and blocks (the blocks must be sent again).
+    pub async fn update_message(&self, ts: &str, message: &Message) -> Result<Posted, SlackError> {
+        let mut body =
+            serde_json::to_value(message).map_err(|e| SlackError::Decode(e.to_string()))?;
+        body["ts"] = ts.into();
+        self.call("chat.update", &body).await
+    }
+
+    /// One page of `conversations.list` (public and private channels the bot can see).
+    pub async fn list_channels(&self, cursor: Option<&str>) -> Result<ChannelPage, SlackError> {
+        let mut body = serde_json::json!({
+            "types": "public_channel,private_channel",
+            "exclude_archived": true,
+            "limit": 999,
+        });
+        if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+            body["cursor"] = cursor.into();
+        }
+        self.call("conversations.list", &body).await
+    }
+
+    /// `users.lookupByEmail`; `Ok(None)` when Slack knows no such user.
+    pub async fn lookup_user_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
+        #[derive(Deserialize)]
+        struct Found {
+            user: UserRef,
+        }
+        #[derive(Deserialize)]
+        struct UserRef {
+            id: String,
+        }
+        match self
+            .call::<Found>(
+                "users.lookupByEmail",
+                &serde_json::json!({ "email": email }),
+            )
+            .await
+        {
+            Ok(found) => Ok(Some(found.user.id)),
+            Err(SlackError::Api { code }) if code == "users_not_found" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `conversations.open` for a 1:1 DM with `user`; returns the DM's channel Id.
+    pub async fn open_dm(&self, user: &str) -> Result<String, SlackError> {
+        #[derive(Deserialize)]
+        struct Opened {
+            channel: ChannelRef,
+        }
+        #[derive(Deserialize)]
+        struct ChannelRef {
+            id: String,
+        }
+        let opened: Opened = self
+            .call("conversations.open", &serde_json::json!({ "users": user }))
+            .await?;
+        Ok(opened.channel.id)
+    }
+
     /// `auth.test`: checks the token at start-up.
     pub async fn auth_test(&self) -> Result<Identity, SlackError> {
         self.call("auth.test", &serde_json::json!({})).await
@@ -264,17 +358,53 @@ impl SlackSink {
         }
     }
 
+    /// Whether messages only go to the log.
+    pub fn is_log(&self) -> bool {
+        matches!(self, SlackSink::Log)
+    }
+
+    pub async fn update_message(&self, ts: &str, message: &Message) -> Result<Posted, SlackError> {
+        match self {
+            SlackSink::Api(client) => client.update_message(ts, message).await,
+            SlackSink::Log => {
+                log_message("update", message);
+                Ok(Posted {
+                    channel: message.channel.clone(),
+                    ts: ts.to_string(),
+                })
+            }
+        }
+    }
+
+    pub async fn list_channels(&self, cursor: Option<&str>) -> Result<ChannelPage, SlackError> {
+        match self {
+            SlackSink::Api(client) => client.list_channels(cursor).await,
+            SlackSink::Log => Ok(ChannelPage {
+                channels: Vec::new(),
+                response_metadata: None,
+            }),
+        }
+    }
+
+    pub async fn lookup_user_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
+        match self {
+            SlackSink::Api(client) => client.lookup_user_by_email(email).await,
+            SlackSink::Log => Ok(None),
+        }
+    }
+
+    pub async fn open_dm(&self, user: &str) -> Result<String, SlackError> {
+        match self {
+            SlackSink::Api(client) => client.open_dm(user).await,
+            SlackSink::Log => Ok(format!("DM:{user}")),
+        }
+    }
+
     pub async fn post_message(&self, message: &Message) -> Result<Posted, SlackError> {
         match self {
             SlackSink::Api(client) => client.post_message(message).await,
             SlackSink::Log => {
-                let blocks = serde_json::to_string(&message.blocks).unwrap_or_default();
-                tracing::info!(
-                    channel = %message.channel,
-                    text = %message.text,
-                    blocks = %blocks,
-                    "SLACK_BOT_TOKEN is not set: logging the message instead of posting it"
-                );
+                log_message("post", message);
                 Ok(Posted {
                     channel: message.channel.clone(),
                     ts: format!("{:.6}", chrono::Utc::now().timestamp_micros() as f64 / 1e6),
@@ -282,6 +412,19 @@ impl SlackSink {
             }
         }
     }
+}
+
+/// What the log sink prints instead of calling Slack.
+fn log_message(what: &str, message: &Message) {
+    let blocks = serde_json::to_string(&message.blocks).unwrap_or_default();
+    tracing::info!(
+        action = what,
+        channel = %message.channel,
+        thread_ts = message.thread_ts.as_deref().unwrap_or(""),
+        text = %message.text,
+        blocks = %blocks,
+        "SLACK_BOT_TOKEN is not set: logging the message instead of posting it"
+    );
 }
 
 #[cfg(test)]

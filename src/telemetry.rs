@@ -25,9 +25,10 @@ impl LogFormat {
     }
 }
 
-/// Installs the tracing subscriber: filter from `SFRELAY_LOG` (default `info`), to stderr.
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("SFRELAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the tracing subscriber: filter from `SFRELAY_LOG` (else `default_level`), to stderr.
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_env("SFRELAY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -10,27 +10,41 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use std::collections::HashMap;
+
 use crate::config::QueueConfig;
+use crate::deliver::Deliverer;
 use crate::event::Event;
-use crate::queue::{ConsumerId, Job, Queue, QueueError};
-use crate::routing::{Action, Routes};
-use crate::slack::{Retry, SlackError, SlackSink};
+use crate::queue::{ConsumerId, Job, Lane, NewJob, Queue, QueueError};
+use crate::routing::Priority;
+use crate::slack::Retry;
+use crate::task::Task;
 
 /// What a worker needs, shared by all workers.
 #[derive(Clone)]
 pub struct WorkerContext {
     pub queue: Arc<dyn Queue>,
-    pub routes: Arc<dyn Routes>,
-    pub slack: SlackSink,
+    pub deliverer: Arc<Deliverer>,
     pub queue_config: QueueConfig,
+    pub dedupe_window: Duration,
 }
 
 /// How one attempt at a job ended.
 #[derive(Debug, PartialEq)]
 enum Outcome {
     Done,
-    RetryAfter { delay: Duration, error: String },
-    Dead { reason: String },
+    RetryAfter {
+        delay: Duration,
+        error: String,
+    },
+    /// Not a failure: a rate limit has no room until `delay` (exactly Slack's `Retry-After`
+    /// after a 429). The attempt is not counted.
+    Postpone {
+        delay: Duration,
+    },
+    Dead {
+        reason: String,
+    },
 }
 
 /// The running pool.
@@ -54,16 +68,23 @@ impl WorkerPool {
             std::process::id(),
             &uuid::Uuid::now_v7().simple().to_string()[20..]
         );
-        for n in 0..count {
-            let consumer = ConsumerId(format!("{instance}-w{n}"));
+        let consumers: Vec<ConsumerId> = (0..count)
+            .map(|n| ConsumerId(format!("{instance}-w{n}")))
+            .collect();
+        for consumer in &consumers {
             tasks.spawn(run_worker(
                 ctx.clone(),
-                consumer,
+                consumer.clone(),
                 stop.clone(),
                 abandon.clone(),
             ));
         }
-        tasks.spawn(promote_due(ctx.queue.clone(), stop));
+        tasks.spawn(maintain(
+            ctx.queue.clone(),
+            consumers,
+            ctx.queue_config.visibility_timeout,
+            stop,
+        ));
         WorkerPool { tasks }
     }
 
@@ -89,20 +110,53 @@ fn hostname() -> String {
         .collect()
 }
 
-async fn promote_due(queue: Arc<dyn Queue>, stop: CancellationToken) {
+/// The queue's housekeeping: promote due retries (every 200 ms), heartbeat this process's
+/// consumers, and recover jobs of consumers that died (any replica may; the script is atomic).
+async fn maintain(
+    queue: Arc<dyn Queue>,
+    consumers: Vec<ConsumerId>,
+    visibility: Duration,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let heartbeat_every = (visibility / 4).max(Duration::from_millis(200));
+    let recover_every = (visibility / 2).max(Duration::from_millis(500));
+    let mut last_heartbeat = tokio::time::Instant::now();
+    let mut last_recovery = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
         match queue.promote_due().await {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(promoted = n, "due retries back on the ready list"),
-            Err(e) => tracing::debug!(error = %e, "cannot promote due retries"),
+            Ok(n) => tracing::debug!(promoted = n, "jobs moved to the ready list"),
+            Err(e) => tracing::debug!(error = %e, "cannot promote due jobs"),
+        }
+        if last_heartbeat.elapsed() >= heartbeat_every {
+            last_heartbeat = tokio::time::Instant::now();
+            if let Err(e) = queue.heartbeat(&consumers).await {
+                tracing::warn!(error = %e, "cannot heartbeat");
+            }
+        }
+        if last_recovery.elapsed() >= recover_every {
+            last_recovery = tokio::time::Instant::now();
+            match queue.recover_orphans(visibility).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    metrics::counter!("sfrelay_jobs_recovered_total").increment(n);
+                    tracing::warn!(
+                        jobs = n,
+                        "recovered jobs of a consumer that stopped heartbeating"
+                    );
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot recover orphaned jobs"),
+            }
         }
     }
+    // Keep the consumers alive while the workers drain; they unregister themselves.
+    let _ = queue.heartbeat(&consumers).await;
 }
 
 async fn run_worker(
@@ -139,45 +193,83 @@ async fn run_worker(
         .instrument(span)
         .await;
     }
+    if let Err(e) = ctx.queue.unregister(&consumer).await {
+        tracing::debug!(error = %e, "cannot unregister consumer");
+    }
 }
 
-/// Performs one attempt: decode, plan, post.
+/// Performs one attempt of a job.
 async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
-    let event: Event = match serde_json::from_str(job.envelope.payload.get()) {
-        Ok(event) => event,
+    let task: Task = match serde_json::from_str(job.envelope.payload.get()) {
+        Ok(task) => task,
         Err(e) => {
             return Outcome::Dead {
-                reason: format!("payload is not an event: {e}"),
+                reason: format!("payload is not a task: {e}"),
             };
         }
     };
-    let plan = ctx.routes.plan(&event);
-    if plan.actions.is_empty() {
+    match task {
+        Task::Event { event } => fan_out(ctx, job, &event).await,
+        Task::Route { route, event } => match ctx.deliverer.deliver_route(&event, &route).await {
+            Ok(()) => Outcome::Done,
+            Err(e) => match e.postpone_for() {
+                Some(delay) => Outcome::Postpone { delay },
+                None => failure(ctx, job, &format!("route {route}: {e}"), e.retry()),
+            },
+        },
+    }
+}
+
+/// Routes an event and queues one job per fired route, in that route's lane. The jobs are
+/// deduplicated by (event, route), so repeating this after a crash queues nothing twice.
+async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event) -> Outcome {
+    let routes = ctx.deliverer.routes.load_full();
+    let users = HashMap::new();
+    let fired = routes.fired(event, &ctx.deliverer.context(event, &users));
+    if fired.is_empty() {
         tracing::info!("no route fired");
         return Outcome::Done;
     }
-    for action in &plan.actions {
-        match action {
-            Action::PostMessage { route, message } => match ctx.slack.post_message(message).await {
-                Ok(posted) => {
-                    let latency = (chrono::Utc::now() - event.received_at)
-                        .to_std()
-                        .unwrap_or_default();
-                    metrics::histogram!("sfrelay_delivery_latency_seconds")
-                        .record(latency.as_secs_f64());
-                    tracing::info!(%route, channel = %posted.channel, ts = %posted.ts, latency_ms = latency.as_millis() as u64, "posted to Slack");
-                }
-                Err(e) => return failure(ctx, job, route, e),
-            },
+    let now = crate::queue::now_ms();
+    let mut jobs = Vec::with_capacity(fired.len());
+    for route in &fired {
+        let task = Task::Route {
+            route: route.name.clone(),
+            event: event.clone(),
+        };
+        let lane = match route.priority {
+            Priority::High => Lane::High,
+            Priority::Normal => Lane::Normal,
+            Priority::Low => Lane::Low,
+        };
+        match NewJob::new(
+            format!("{}/{}", event.id, route.name),
+            format!("r:{}:{}", event.id, route.name),
+            &task,
+            now,
+        ) {
+            Ok(new) => jobs.push(new.in_lane(lane)),
+            Err(e) => {
+                return Outcome::Dead {
+                    reason: format!("cannot queue route {}: {e}", route.name),
+                };
+            }
         }
     }
-    Outcome::Done
+    let names: Vec<&str> = fired.iter().map(|r| r.name.as_str()).collect();
+    match ctx.queue.enqueue(&jobs, ctx.dedupe_window).await {
+        Ok(_) => {
+            tracing::info!(routes = ?names, "routes fired");
+            Outcome::Done
+        }
+        Err(e) => failure(ctx, job, &format!("cannot queue routes: {e}"), Retry::Later),
+    }
 }
 
-/// Turns a Slack failure into a retry (with backoff, or exactly `Retry-After`) or a dead letter.
-fn failure(ctx: &WorkerContext, job: &Job, route: &str, e: SlackError) -> Outcome {
-    let error = format!("route {route}: {e}");
-    if e.retry() == Retry::Never {
+/// Turns a failure into a retry with backoff, or a dead letter.
+fn failure(ctx: &WorkerContext, job: &Job, error: &str, retry: Retry) -> Outcome {
+    let error = error.to_string();
+    if retry == Retry::Never {
         return Outcome::Dead { reason: error };
     }
     let attempts = job.envelope.attempts + 1;
@@ -186,18 +278,11 @@ fn failure(ctx: &WorkerContext, job: &Job, route: &str, e: SlackError) -> Outcom
             reason: format!("gave up after {attempts} attempts: {error}"),
         };
     }
-    let delay = match &e {
-        SlackError::RateLimited { retry_after } => {
-            metrics::counter!("sfrelay_rate_limit_waits_total", "source" => "slack_429")
-                .increment(1);
-            *retry_after
-        }
-        _ => backoff(
-            ctx.queue_config.backoff_base,
-            ctx.queue_config.backoff_cap,
-            attempts,
-        ),
-    };
+    let delay = backoff(
+        ctx.queue_config.backoff_base,
+        ctx.queue_config.backoff_cap,
+        attempts,
+    );
     Outcome::RetryAfter { delay, error }
 }
 
@@ -231,7 +316,13 @@ async fn settle(
             Some(Outcome::RetryAfter { delay, error }) => {
                 metrics::counter!("sfrelay_jobs_retried_total").increment(1);
                 tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "delivery failed; will retry");
-                ctx.queue.retry_later(consumer, job, *delay, error).await
+                ctx.queue
+                    .retry_later(consumer, job, *delay, Some(error))
+                    .await
+            }
+            Some(Outcome::Postpone { delay }) => {
+                tracing::debug!(wait_ms = delay.as_millis() as u64, "rate limited; put off");
+                ctx.queue.retry_later(consumer, job, *delay, None).await
             }
             Some(Outcome::Dead { reason }) => {
                 metrics::counter!("sfrelay_jobs_dead_lettered_total").increment(1);

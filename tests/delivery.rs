@@ -1,67 +1,115 @@
-//! From callout to Slack: the real binary, real Redis and the Slack emulator.
+//! From callout to Slack with the shipped routes and templates: the real binary, real Redis and
+//! the Slack emulator.
 
 mod support;
 
-use serde_json::Value;
-use support::{App, Options, Redis, Slack, fixture};
+use std::time::Duration;
 
-async fn stack() -> (Redis, Slack, App) {
+use serde_json::Value;
+use support::{App, Options, Redis, Slack, eventually, fixture};
+
+async fn stack_with(
+    slack_args: &[&str],
+    routes: Option<Vec<(&'static str, String)>>,
+) -> (Redis, Slack, App) {
     let redis = Redis::start();
-    let slack = Slack::start(&[]);
+    let slack = Slack::start(slack_args);
     let app = App::spawn(Options {
         redis: Some(redis.url()),
         slack_api: Some(slack.api_base()),
+        routes,
         ..Options::default()
     })
     .await;
     (redis, slack, app)
 }
 
+async fn stack() -> (Redis, Slack, App) {
+    stack_with(&[], None).await
+}
+
+fn in_channel<'a>(messages: &'a [Value], channel: &str) -> Vec<&'a Value> {
+    messages
+        .iter()
+        .filter(|m| m["channel"] == channel)
+        .collect()
+}
+
+fn all_text(message: &Value) -> String {
+    serde_json::to_string(message).unwrap()
+}
+
+/// Waits until the queue holds nothing ready, in flight or delayed.
+async fn settled(app: &App) {
+    eventually("the queue to settle", Duration::from_secs(15), || async {
+        let mut total = 0.0;
+        for state in ["ready", "in_flight", "delayed"] {
+            total += app
+                .metric(&format!("sfrelay_queue_depth{{state=\"{state}\"}}"))
+                .await?;
+        }
+        (total == 0.0).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
-async fn a_closed_won_callout_becomes_one_well_formed_slack_message() {
+async fn closed_won_reaches_the_deal_desk_its_segment_and_its_owner() {
     let (_redis, slack, app) = stack().await;
     let response = app
         .post_events(fixture("flow-opportunity-closed-won.json"))
         .await;
     assert_eq!(response.status(), 202);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["accepted"], 1);
 
-    let messages = slack.wait_for_messages(1).await;
-    let message = &messages[0];
-    assert_eq!(message["channel"], "C0DEALDESK");
+    let messages = slack.wait_for_messages(3).await;
+    // 1. The briefing in #deal-desk, by channel Id.
+    let desk = in_channel(&messages, "C0DEALDESK");
+    assert_eq!(desk.len(), 1, "{messages:#?}");
+    let desk = desk[0];
     assert_eq!(
-        message["text"],
+        desk["text"],
         "Closed Won: Acme Corp - Q3 Enterprise (Acme Corp) 75,000"
     );
-    let blocks = message["blocks"].as_array().expect("blocks");
+    let blocks = desk["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
-    assert_eq!(
-        blocks[0]["text"]["text"],
-        "Closed Won: Acme Corp - Q3 Enterprise"
-    );
-    let fields: Vec<&str> = blocks[1]["fields"]
-        .as_array()
-        .unwrap()
+    let text = all_text(desk);
+    for expected in [
+        "*Account*\\nAcme Corp",
+        "*ARR*\\n75,000",
+        "*Close date*\\n30 Sep 2025",
+        "*Contract start*\\n15 Oct 2025",
+        "<@U0DANA0001>",
+        "<@U0SAM00001>",
+        "<@U0CASEY001>",
+        "https://acme.my.salesforce.com/lightning/r/Opportunity/006Hs00000BkXyzIAF/view",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from {text}");
+    }
+    // 2. 75,000 is below 100,000: #smb-wins, not #enterprise-wins.
+    assert_eq!(in_channel(&messages, "C0SMBWINS1").len(), 1);
+    assert!(in_channel(&messages, "C0ENTWINS1").is_empty());
+    // 3. The owner's DM.
+    let dms: Vec<Value> = slack.get_json("/_emulator/dms").await;
+    let dana = dms
         .iter()
-        .map(|f| f["text"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        fields,
-        vec![
-            "*Account*\nAcme Corp",
-            "*Amount*\n75,000",
-            "*Close date*\n2025-09-30",
-            "*Owner*\nDana Seller"
-        ]
+        .find(|d| d["user"] == "U0DANA0001")
+        .expect("a DM with Dana");
+    let dm = in_channel(&messages, dana["channel"].as_str().unwrap());
+    assert_eq!(dm.len(), 1);
+    assert!(
+        dm[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Congratulations, Dana Seller")
     );
+
     let stats = slack.stats().await;
     assert_eq!(stats["invalid_blocks"], 0, "{stats}");
     assert_eq!(stats["posts_by_name"], 0, "{stats}");
 }
 
 #[tokio::test]
-async fn the_same_event_twice_is_posted_once() {
+async fn a_deal_is_announced_once_per_record_and_an_event_once() {
     let (_redis, slack, app) = stack().await;
     let first: Value = app
         .post_events(fixture("flow-opportunity-closed-won.json"))
@@ -69,44 +117,28 @@ async fn the_same_event_twice_is_posted_once() {
         .json()
         .await
         .unwrap();
-    let second: Value = app
+    let again: Value = app
         .post_events(fixture("flow-opportunity-closed-won.json"))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(second["accepted"], 0);
-    assert_eq!(second["duplicates"], 1);
-    assert_eq!(first["ids"], second["ids"]);
-    slack.wait_for_messages(1).await;
+    assert_eq!(again["duplicates"], 1);
+    assert_eq!(first["ids"], again["ids"]);
+    slack.wait_for_messages(3).await;
 
-    // Without an event_id the same change (same record, fields and timestamp) is a duplicate too.
-    let mut body: Value =
+    // Another event for the same deal becoming Closed Won again (reopened and won): the
+    // once-per-record routes do not fire twice.
+    let mut later: Value =
         serde_json::from_slice(&fixture("flow-opportunity-closed-won.json")).unwrap();
-    body.as_object_mut().unwrap().remove("event_id");
-    body["record"]["Id"] = "006000000000001AAA".into();
-    for _ in 0..3 {
-        assert_eq!(app.post_events(body.to_string()).await.status(), 202);
-    }
-    slack.wait_for_messages(2).await;
-    // A settled queue: nothing more will come.
-    support::eventually(
-        "queue to settle",
-        std::time::Duration::from_secs(10),
-        || async {
-            let ready = app.metric("sfrelay_queue_depth{state=\"ready\"}").await?;
-            let in_flight = app
-                .metric("sfrelay_queue_depth{state=\"in_flight\"}")
-                .await?;
-            (ready == 0.0 && in_flight == 0.0).then_some(())
-        },
-    )
-    .await;
-    assert_eq!(slack.messages().await.len(), 2);
+    later["event_id"] = "a-later-event".into();
+    assert_eq!(app.post_events(later.to_string()).await.status(), 202);
+    settled(&app).await;
+    assert_eq!(slack.messages().await.len(), 3);
 }
 
 #[tokio::test]
-async fn a_batch_posts_each_event_and_hostile_values_render_inert() {
+async fn a_batch_is_routed_by_segment_and_hostile_values_render_inert() {
     let (_redis, slack, app) = stack().await;
     assert_eq!(
         app.post_events(fixture("flow-batch-opportunities.json"))
@@ -114,15 +146,18 @@ async fn a_batch_posts_each_event_and_hostile_values_render_inert() {
             .status(),
         202
     );
-    // Same record, fields and (absent) timestamp as the batch's second event would make it a
-    // duplicate of that change, so it names another record.
     let mut hostile: Value =
         serde_json::from_slice(&fixture("hostile/mrkdwn-injection.json")).unwrap();
     hostile["record"]["Id"] = "006000000000009AAA".into();
     assert_eq!(app.post_events(hostile.to_string()).await.status(), 202);
-    let messages = slack.wait_for_messages(3).await;
+
+    // 3 deals × (deal desk + segment + owner DM).
+    let messages = slack.wait_for_messages(9).await;
+    let enterprise = in_channel(&messages, "C0ENTWINS1");
+    assert_eq!(enterprise.len(), 1);
+    assert!(all_text(enterprise[0]).contains("Big deal"));
+    assert_eq!(in_channel(&messages, "C0SMBWINS1").len(), 2);
     let all = serde_json::to_string(&messages).unwrap();
-    assert!(all.contains("Small deal") && all.contains("Big deal"));
     for needle in ["<!channel>", "<@U00000001>", "<https://evil"] {
         assert!(!all.contains(needle), "{needle} reached Slack: {all}");
     }
@@ -130,7 +165,7 @@ async fn a_batch_posts_each_event_and_hostile_values_render_inert() {
 }
 
 #[tokio::test]
-async fn events_no_route_wants_are_acked_without_posting() {
+async fn an_escalated_case_pages_on_call_and_its_card_is_updated_in_place() {
     let (_redis, slack, app) = stack().await;
     assert_eq!(
         app.post_events(fixture("flow-case-escalated.json"))
@@ -138,53 +173,131 @@ async fn events_no_route_wants_are_acked_without_posting() {
             .status(),
         202
     );
+    let messages = slack.wait_for_messages(1).await;
+    let card = &messages[0];
+    assert_eq!(card["channel"], "C0SUPESC01");
+    let text = all_text(card);
+    for expected in [
+        "Case 00001042 escalated",
+        "Checkout API returns 500 for all EU customers",
+        "Globex GmbH",
+        "<@U0ONCALL01>",
+        "2 Oct 2025 13:12 UTC",
+        "https://acme.my.salesforce.com/lightning/r/Case/500Hs00000EfGhiIAF/view",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from {text}");
+    }
+
+    // The case moves on: the same card shows the new status, no second card.
+    let mut update: Value = serde_json::from_slice(&fixture("flow-case-escalated.json")).unwrap();
+    update["event_id"] = "case-500Hs00000EfGhiIAF-status-2".into();
+    update["changed_fields"] = serde_json::json!(["Status"]);
+    update["record"]["Status"] = "Working".into();
+    update["prior"] = serde_json::json!({"Status": "Escalated"});
+    assert_eq!(app.post_events(update.to_string()).await.status(), 202);
+    let updated = eventually(
+        "the card to be updated",
+        Duration::from_secs(10),
+        || async {
+            let m = slack.messages().await;
+            (m.len() == 1 && m[0]["updated"] == true).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(updated[0]["ts"], card["ts"]);
+    assert!(all_text(&updated[0]).contains("*Status*\\nWorking"));
+}
+
+#[tokio::test]
+async fn a_hot_lead_alerts_sales_and_other_events_post_nothing() {
+    let (_redis, slack, app) = stack().await;
     assert_eq!(
         app.post_events(fixture("flow-lead-high-value.json"))
             .await
             .status(),
         202
     );
-    support::eventually(
-        "queue to drain",
-        std::time::Duration::from_secs(10),
-        || async {
-            let ready = app.metric("sfrelay_queue_depth{state=\"ready\"}").await?;
-            let in_flight = app
-                .metric("sfrelay_queue_depth{state=\"in_flight\"}")
-                .await?;
-            (ready == 0.0 && in_flight == 0.0).then_some(())
-        },
-    )
-    .await;
-    assert!(slack.messages().await.is_empty());
+    let messages = slack.wait_for_messages(1).await;
+    assert_eq!(messages[0]["channel"], "C0SALESALR");
+    assert!(all_text(&messages[0]).contains("Initech"));
+
+    // A cold, small lead and an opportunity that is not Closed Won fire nothing.
+    let mut cold: Value = serde_json::from_slice(&fixture("flow-lead-high-value.json")).unwrap();
+    cold["record"]["Id"] = "00Q5g00000AbCdFEAV".into();
+    cold["record"]["Rating"] = "Cold".into();
+    cold["record"]["AnnualRevenue"] = 5000.into();
+    let mut open: Value =
+        serde_json::from_slice(&fixture("flow-opportunity-closed-won.json")).unwrap();
+    open["record"]["StageName"] = "Prospecting".into();
+    open["event_id"] = "still-open".into();
+    assert_eq!(app.post_events(cold.to_string()).await.status(), 202);
+    assert_eq!(app.post_events(open.to_string()).await.status(), 202);
+    settled(&app).await;
+    assert_eq!(slack.messages().await.len(), 1);
 }
 
 #[tokio::test]
-async fn a_permanent_slack_error_parks_the_job_in_the_dead_letter_list() {
-    let redis = Redis::start();
-    let slack = Slack::start(&[]);
-    let app = App::spawn(Options {
-        redis: Some(redis.url()),
-        slack_api: Some(slack.api_base()),
-        closed_won_channel: Some("C0NOSUCHCH"),
-        ..Options::default()
-    })
-    .await;
+async fn unknown_owner_email_falls_back_to_the_channel_with_a_note() {
+    let (_redis, slack, app) = stack().await;
+    let mut body: Value =
+        serde_json::from_slice(&fixture("flow-opportunity-closed-won.json")).unwrap();
+    body["record"]["Owner"]["Email"] = "new.hire@example.com".into();
+    assert_eq!(app.post_events(body.to_string()).await.status(), 202);
+    let messages = slack.wait_for_messages(3).await;
+    let desk = in_channel(&messages, "C0DEALDESK");
+    assert_eq!(desk.len(), 2, "briefing and the fallback DM: {messages:#?}");
+    assert!(
+        desk.iter()
+            .any(|m| all_text(m).contains("Slack has no user with that email")),
+        "{desk:#?}"
+    );
+}
+
+#[tokio::test]
+async fn channel_names_resolve_across_pages_and_unknown_ones_dead_letter() {
+    let routes = vec![
+        (
+            "ok",
+            r##"
+object = "Opportunity"
+[[actions]]
+type = "post"
+channel = "#sales-alerts"
+template = "closed-won-win"
+"##
+            .to_string(),
+        ),
+        (
+            "missing",
+            r##"
+object = "Opportunity"
+[[actions]]
+type = "post"
+channel = "#no-such-channel"
+template = "closed-won-win"
+"##
+            .to_string(),
+        ),
+    ];
+    let (_redis, slack, app) = stack_with(&["--page-size", "2"], Some(routes)).await;
     assert_eq!(
         app.post_events(fixture("flow-opportunity-closed-won.json"))
             .await
             .status(),
         202
     );
-    support::eventually(
-        "a dead letter",
-        std::time::Duration::from_secs(10),
-        || async {
-            let dead = app.metric("sfrelay_queue_depth{state=\"dead\"}").await?;
-            (dead == 1.0).then_some(())
-        },
-    )
+    let messages = slack.wait_for_messages(1).await;
+    assert_eq!(messages[0]["channel"], "C0SALESALR");
+    eventually("a dead letter", Duration::from_secs(10), || async {
+        (app.metric("sfrelay_queue_depth{state=\"dead\"}").await? == 1.0).then_some(())
+    })
     .await;
-    assert!(slack.messages().await.is_empty());
-    assert!(app.logs().contains("channel_not_found"));
+    assert!(app.logs().contains("channel #no-such-channel not found"));
+    let requests = slack.requests().await;
+    let pages = requests
+        .iter()
+        .filter(|r| r["method"] == "conversations.list")
+        .count();
+    assert!(pages >= 3, "expected several pages, got {pages}");
+    assert_eq!(slack.stats().await["posts_by_name"], 0);
 }

@@ -111,7 +111,6 @@ async fn batch_is_accepted_whole_and_15_char_ids_are_normalised() {
     let redis = Redis::start();
     let app = App::spawn(Options {
         redis: Some(redis.url()),
-        closed_won_channel: None,
         ..Options::default()
     })
     .await;

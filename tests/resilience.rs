@@ -39,6 +39,7 @@ async fn redis_down_means_503_and_nothing_accepted_is_lost() {
     let app = App::spawn(Options {
         redis: Some(redis.url()),
         slack_api: Some(slack.api_base()),
+        routes: support::deal_desk_only(),
         ..Options::default()
     })
     .await;
@@ -92,9 +93,9 @@ async fn redis_down_means_503_and_nothing_accepted_is_lost() {
     assert_eq!(
         names(&messages),
         vec![
-            "Closed Won: Deal 006000000000001AAA",
-            "Closed Won: Deal 006000000000002AAA",
-            "Closed Won: Deal 006000000000003AAA"
+            "🏆 Closed Won: Deal 006000000000001AAA",
+            "🏆 Closed Won: Deal 006000000000002AAA",
+            "🏆 Closed Won: Deal 006000000000003AAA"
         ]
     );
 }
@@ -109,6 +110,7 @@ async fn slack_errors_and_rate_limits_are_retried_until_delivered_once() {
     let app = App::spawn(Options {
         redis: Some(redis.url()),
         slack_api: Some(slack.api_base()),
+        routes: support::deal_desk_only(),
         ..Options::default()
     })
     .await;
@@ -135,6 +137,7 @@ async fn sigterm_drains_in_flight_work_and_exits_zero() {
     let mut app = App::spawn(Options {
         redis: Some(redis.url()),
         slack_api: Some(slack.api_base()),
+        routes: support::deal_desk_only(),
         ..Options::default()
     })
     .await;
@@ -188,6 +191,7 @@ async fn a_job_past_the_grace_period_goes_back_to_the_queue() {
         redis: Some(redis.url()),
         slack_api: Some(slack.api_base()),
         shutdown_grace_secs: 1,
+        routes: support::deal_desk_only(),
         ..Options::default()
     })
     .await;
@@ -223,6 +227,7 @@ async fn a_job_past_the_grace_period_goes_back_to_the_queue() {
         namespace,
         redis: Some(redis.url()),
         slack_api: Some(slack.api_base()),
+        routes: support::deal_desk_only(),
         ..Options::default()
     })
     .await;

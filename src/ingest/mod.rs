@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::event::{Event, SalesforceId};
 use crate::queue::{Enqueued, NewJob, QueueError, now_ms};
+use crate::task::Task;
 use auth::{AuthError, Caller};
 use flow::FieldError;
 use problem::Problem;
@@ -219,7 +220,12 @@ async fn enqueue(state: &AppState, events: &[Event]) -> Result<Accepted, IngestE
     let now = now_ms();
     let jobs = events
         .iter()
-        .map(|e| NewJob::new(e.id.clone(), e.dedupe_key(), e, now))
+        .map(|event| {
+            let task = Task::Event {
+                event: event.clone(),
+            };
+            NewJob::new(event.id.clone(), event.dedupe_key(), &task, now)
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| IngestError::Internal(e.to_string()))?;
     let retry_after = state.config.queue.retry_after;

@@ -10,14 +10,15 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, NewJob, Queue, QueueDepth, QueueError,
-    after_failure, dead_letter_bytes, now_ms,
+    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Queue, QueueDepth,
+    QueueError, after_failure, dead_letter_bytes, now_ms,
 };
 
 #[derive(Default)]
 struct State {
     /// Front = oldest (next to take).
     ready: VecDeque<Vec<u8>>,
+    low: VecDeque<Vec<u8>>,
     processing: HashMap<ConsumerId, Vec<Vec<u8>>>,
     /// Keyed by (due, sequence) so equal due times keep their order.
     delayed: BTreeMap<(Instant, u64), Vec<u8>>,
@@ -72,7 +73,7 @@ impl Queue for MemoryQueue {
     ) -> Result<EnqueueOutcome, QueueError> {
         let now = Instant::now();
         let mut state = self.lock()?;
-        let depth = state.ready.len() as u64;
+        let depth = (state.ready.len() + state.low.len()) as u64;
         if depth >= self.high_water_mark {
             return Err(QueueError::Full { depth });
         }
@@ -86,7 +87,11 @@ impl Queue for MemoryQueue {
             state
                 .dedupe
                 .insert(job.dedupe_key.clone(), (job.id.clone(), now + dedupe_for));
-            state.ready.push_back(job.bytes.clone());
+            match job.lane {
+                Lane::High => state.ready.push_front(job.bytes.clone()),
+                Lane::Normal => state.ready.push_back(job.bytes.clone()),
+                Lane::Low => state.low.push_back(job.bytes.clone()),
+            }
             results.push(Enqueued::New(job.id.clone()));
         }
         drop(state);
@@ -136,7 +141,7 @@ impl Queue for MemoryQueue {
         consumer: &ConsumerId,
         job: &Job,
         delay: Duration,
-        error: &str,
+        error: Option<&str>,
     ) -> Result<(), QueueError> {
         let bytes = after_failure(job, error)?;
         let mut state = self.lock()?;
@@ -184,6 +189,18 @@ impl Queue for MemoryQueue {
             state.ready.push_front(raw);
             promoted += 1;
         }
+        let low = if (state.ready.len() as u64) < super::LOW_LANE_THRESHOLD {
+            state.low.len()
+        } else {
+            1
+        };
+        for _ in 0..low {
+            let Some(raw) = state.low.pop_front() else {
+                break;
+            };
+            state.ready.push_back(raw);
+            promoted += 1;
+        }
         drop(state);
         if promoted > 0 {
             self.ready_signal.notify_waiters();
@@ -196,10 +213,27 @@ impl Queue for MemoryQueue {
         self.lock().map(|_| ())
     }
 
+    async fn heartbeat(&self, _consumers: &[ConsumerId]) -> Result<(), QueueError> {
+        // One process: its workers cannot die without it.
+        Ok(())
+    }
+
+    async fn recover_orphans(&self, _visibility: Duration) -> Result<u64, QueueError> {
+        Ok(0)
+    }
+
+    async fn unregister(&self, consumer: &ConsumerId) -> Result<(), QueueError> {
+        let mut state = self.lock()?;
+        if state.processing.get(consumer).is_some_and(Vec::is_empty) {
+            state.processing.remove(consumer);
+        }
+        Ok(())
+    }
+
     async fn depth(&self) -> Result<QueueDepth, QueueError> {
         let state = self.lock()?;
         Ok(QueueDepth {
-            ready: state.ready.len() as u64,
+            ready: (state.ready.len() + state.low.len()) as u64,
             in_flight: state.processing.values().map(|v| v.len() as u64).sum(),
             delayed: state.delayed.len() as u64,
             dead: state.dead.len() as u64,
@@ -274,7 +308,9 @@ mod tests {
             Err(QueueError::Full { depth: 1 })
         ));
         let a = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
-        q.retry_later(&c, &a, Duration::ZERO, "boom").await.unwrap();
+        q.retry_later(&c, &a, Duration::ZERO, Some("boom"))
+            .await
+            .unwrap();
         assert_eq!(q.promote_due().await.unwrap(), 1);
         let a = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
         assert_eq!(a.envelope.attempts, 1);

@@ -56,12 +56,36 @@ impl Job {
     }
 }
 
+/// Which lane a job waits in. High jobs are taken before normal ones; low jobs join the ready
+/// list when it runs short, and a trickle of them always does, so they never starve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lane {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+/// Below this many ready jobs, low-lane jobs are moved in freely.
+pub(crate) const LOW_LANE_THRESHOLD: u64 = 10;
+
+impl Lane {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Lane::High => "high",
+            Lane::Normal => "normal",
+            Lane::Low => "low",
+        }
+    }
+}
+
 /// A job to push, with the key that makes a repeat of it a no-op.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: String,
     pub dedupe_key: String,
     pub bytes: Vec<u8>,
+    pub lane: Lane,
 }
 
 impl NewJob {
@@ -87,7 +111,14 @@ impl NewJob {
             id,
             dedupe_key,
             bytes,
+            lane: Lane::Normal,
         })
+    }
+
+    /// The same job in another lane.
+    pub fn in_lane(mut self, lane: Lane) -> Self {
+        self.lane = lane;
+        self
     }
 }
 
@@ -143,13 +174,14 @@ pub trait Queue: Send + Sync + 'static {
     /// Removes a finished job from `consumer`'s in-flight list.
     async fn ack(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError>;
 
-    /// Moves a failed job to the delayed set, due after `delay`, with its attempt counted.
+    /// Moves a job to the delayed set, due after `delay`. A failed attempt (`error` is `Some`)
+    /// is counted; a job merely put off (its channel is busy) is not.
     async fn retry_later(
         &self,
         consumer: &ConsumerId,
         job: &Job,
         delay: Duration,
-        error: &str,
+        error: Option<&str>,
     ) -> Result<(), QueueError>;
 
     /// Moves a job that cannot succeed to the dead-letter list, with the reason.
@@ -163,8 +195,20 @@ pub trait Queue: Send + Sync + 'static {
     /// Puts a job back at the head of the ready list untouched (shutdown before it finished).
     async fn release(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError>;
 
-    /// Moves delayed jobs whose time has come back to the ready list; returns how many.
+    /// Moves delayed jobs whose time has come, and low-lane jobs when the ready list runs
+    /// short, to the ready list; returns how many.
     async fn promote_due(&self) -> Result<u64, QueueError>;
+
+    /// Marks these consumers alive. A consumer not seen for the visibility timeout is taken
+    /// for dead and its in-flight jobs are recovered.
+    async fn heartbeat(&self, consumers: &[ConsumerId]) -> Result<(), QueueError>;
+
+    /// Moves the in-flight jobs of consumers silent for longer than `visibility` back to the
+    /// ready list; returns how many jobs. Safe to run from every replica at once.
+    async fn recover_orphans(&self, visibility: Duration) -> Result<u64, QueueError>;
+
+    /// Forgets a consumer that stopped cleanly (its in-flight list is empty).
+    async fn unregister(&self, consumer: &ConsumerId) -> Result<(), QueueError>;
 
     /// Answers when the backend is reachable (readiness).
     async fn ping(&self) -> Result<(), QueueError>;
@@ -178,11 +222,13 @@ pub trait Queue: Send + Sync + 'static {
     fn is_durable(&self) -> bool;
 }
 
-/// The envelope after a failed attempt: attempts counted, error kept.
-pub(crate) fn after_failure(job: &Job, error: &str) -> Result<Vec<u8>, QueueError> {
+/// The envelope after a failed attempt (attempts counted, error kept) or a postponement.
+pub(crate) fn after_failure(job: &Job, error: Option<&str>) -> Result<Vec<u8>, QueueError> {
     let mut envelope = job.envelope.clone();
-    envelope.attempts += 1;
-    envelope.last_error = Some(truncate_error(error));
+    if let Some(error) = error {
+        envelope.attempts += 1;
+        envelope.last_error = Some(truncate_error(error));
+    }
     serde_json::to_vec(&envelope).map_err(|e| QueueError::Corrupt(e.to_string()))
 }
 

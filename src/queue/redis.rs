@@ -7,6 +7,7 @@
 //! - `processing:<consumer>` (list): a job a consumer holds; `BLMOVE` puts it there atomically,
 //!   so a job is always in exactly one place and a crash leaves it where recovery finds it.
 //! - `consumers` (sorted set): consumer → last heartbeat (ms), for in-flight counts and recovery.
+//! - `low` (list): low-priority jobs, fed into `ready` when it runs short (and a trickle always).
 //! - `delayed` (sorted set): retries, scored by due time (ms), promoted back to `ready`.
 //! - `dead` (list): dead letters, newest first.
 //! - `dedupe:<key>` (string, with TTL): the id of the job that first used the key.
@@ -45,6 +46,9 @@ impl Keys {
     pub fn processing_prefix(&self) -> String {
         format!("{}processing:", self.prefix)
     }
+    pub fn low(&self) -> String {
+        format!("{}low", self.prefix)
+    }
     pub fn consumers(&self) -> String {
         format!("{}consumers", self.prefix)
     }
@@ -63,19 +67,28 @@ impl Keys {
     }
 }
 
-/// All-or-nothing enqueue with dedupe, in one round trip.
-/// KEYS: ready, dedupe keys…; ARGV: high-water mark, ttl seconds, then (id, bytes) per job.
+/// All-or-nothing enqueue with dedupe, in one round trip. Consumers take from the right of
+/// `ready`, so a high job is pushed there (next to go) and a normal one to the left.
+/// KEYS: ready, low, dedupe keys…; ARGV: high-water mark, ttl seconds, then (id, bytes, lane)
+/// per job.
 const ENQUEUE: &str = r#"
-local depth = redis.call('LLEN', KEYS[1])
+local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
 if depth >= tonumber(ARGV[1]) then
   return {-1, tostring(depth)}
 end
 local out = {}
-for i = 2, #KEYS do
-  local id = ARGV[2 * i - 1]
-  local bytes = ARGV[2 * i]
+for i = 3, #KEYS do
+  local id = ARGV[3 * i - 6]
+  local bytes = ARGV[3 * i - 5]
+  local lane = ARGV[3 * i - 4]
   if redis.call('SET', KEYS[i], id, 'NX', 'EX', ARGV[2]) then
-    redis.call('LPUSH', KEYS[1], bytes)
+    if lane == 'high' then
+      redis.call('RPUSH', KEYS[1], bytes)
+    elseif lane == 'low' then
+      redis.call('LPUSH', KEYS[2], bytes)
+    else
+      redis.call('LPUSH', KEYS[1], bytes)
+    end
     out[#out + 1] = 1
     out[#out + 1] = id
   else
@@ -104,8 +117,9 @@ end
 return 1
 "#;
 
-/// Delayed jobs that are due go to the front of the ready list. Redis's clock is the one clock
-/// all replicas share. KEYS: delayed, ready; ARGV: max jobs per call.
+/// Delayed jobs that are due go to the front of the ready list (Redis's clock is the one clock
+/// all replicas share); low jobs join the back when fewer than ARGV[2] are ready, else one.
+/// KEYS: delayed, ready, low; ARGV: max jobs per call, short-queue threshold.
 const PROMOTE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -114,17 +128,53 @@ for _, job in ipairs(due) do
   redis.call('RPUSH', KEYS[2], job)
   redis.call('ZREM', KEYS[1], job)
 end
-return #due
+local moved = #due
+local low = 1
+if redis.call('LLEN', KEYS[2]) < tonumber(ARGV[2]) then low = tonumber(ARGV[1]) end
+for _ = 1, low do
+  if not redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT') then break end
+  moved = moved + 1
+end
+return moved
 "#;
 
-/// Depth of every state in one round trip. KEYS: ready, delayed, dead, consumers; ARGV:
+/// Depth of every state in one round trip. KEYS: ready, delayed, dead, consumers, low; ARGV:
 /// processing key prefix.
 const DEPTH: &str = r#"
 local in_flight = 0
 for _, c in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
   in_flight = in_flight + redis.call('LLEN', ARGV[1] .. c)
 end
-return {redis.call('LLEN', KEYS[1]), in_flight, redis.call('ZCARD', KEYS[2]), redis.call('LLEN', KEYS[3])}
+return {redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[5]), in_flight, redis.call('ZCARD', KEYS[2]), redis.call('LLEN', KEYS[3])}
+"#;
+
+/// Jobs of consumers whose heartbeat is older than ARGV[1] ms go back to the front of the
+/// ready list, oldest first, and the consumer is forgotten. KEYS: consumers, ready; ARGV:
+/// visibility ms, processing key prefix.
+const RECOVER: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+local moved = 0
+for _, consumer in ipairs(dead) do
+  local list = ARGV[2] .. consumer
+  while redis.call('LMOVE', list, KEYS[2], 'RIGHT', 'RIGHT') do
+    moved = moved + 1
+  end
+  redis.call('ZREM', KEYS[1], consumer)
+end
+return moved
+"#;
+
+/// Heartbeats use Redis's clock, like recovery, so replicas' clocks never disagree.
+/// KEYS: consumers; ARGV: consumer ids.
+const HEARTBEAT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, consumer in ipairs(ARGV) do
+  redis.call('ZADD', KEYS[1], now, consumer)
+end
+return #ARGV
 "#;
 
 /// The Redis-backed queue.
@@ -140,6 +190,8 @@ pub struct RedisQueue {
     move_held: Script,
     promote: Script,
     depth: Script,
+    recover: Script,
+    heartbeat: Script,
 }
 
 fn unavailable(e: redis::RedisError) -> QueueError {
@@ -161,6 +213,8 @@ impl RedisQueue {
             move_held: Script::new(MOVE_HELD),
             promote: Script::new(PROMOTE),
             depth: Script::new(DEPTH),
+            recover: Script::new(RECOVER),
+            heartbeat: Script::new(HEARTBEAT),
         })
     }
 
@@ -242,6 +296,7 @@ impl Queue for RedisQueue {
         }
         let mut conn = self.connection().await?;
         let mut invocation = self.enqueue.key(self.keys.ready());
+        invocation.key(self.keys.low());
         for job in jobs {
             invocation.key(self.keys.dedupe(&job.dedupe_key));
         }
@@ -249,7 +304,10 @@ impl Queue for RedisQueue {
             .arg(self.high_water_mark)
             .arg(dedupe_for.as_secs().max(1));
         for job in jobs {
-            invocation.arg(&job.id).arg(&job.bytes[..]);
+            invocation
+                .arg(&job.id)
+                .arg(&job.bytes[..])
+                .arg(job.lane.as_str());
         }
         let reply: Vec<redis::Value> = invocation
             .invoke_async(&mut conn)
@@ -261,11 +319,11 @@ impl Queue for RedisQueue {
     async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError> {
         let mut conn = self.blocking_connection(consumer).await?;
         // Registering the consumer first means its in-flight list is always discoverable.
-        let _: () = redis::cmd("ZADD")
-            .arg(self.keys.consumers())
-            .arg(now_ms())
+        let _: i64 = self
+            .heartbeat
+            .key(self.keys.consumers())
             .arg(&consumer.0)
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(|e| self.forget(consumer, e))?;
         let raw: Option<Vec<u8>> = redis::cmd("BLMOVE")
@@ -315,7 +373,7 @@ impl Queue for RedisQueue {
         consumer: &ConsumerId,
         job: &Job,
         delay: Duration,
-        error: &str,
+        error: Option<&str>,
     ) -> Result<(), QueueError> {
         let bytes = after_failure(job, error)?;
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
@@ -358,10 +416,61 @@ impl Queue for RedisQueue {
         self.promote
             .key(self.keys.delayed())
             .key(self.keys.ready())
+            .key(self.keys.low())
             .arg(500)
+            .arg(super::LOW_LANE_THRESHOLD)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)
+    }
+
+    async fn heartbeat(&self, consumers: &[ConsumerId]) -> Result<(), QueueError> {
+        if consumers.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.connection().await?;
+        let mut invocation = self.heartbeat.key(self.keys.consumers());
+        for consumer in consumers {
+            invocation.arg(&consumer.0);
+        }
+        let _: i64 = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn recover_orphans(&self, visibility: Duration) -> Result<u64, QueueError> {
+        let mut conn = self.connection().await?;
+        self.recover
+            .key(self.keys.consumers())
+            .key(self.keys.ready())
+            .arg(u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX))
+            .arg(self.keys.processing_prefix())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn unregister(&self, consumer: &ConsumerId) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        // Only a consumer holding nothing is forgotten; one still holding a job stays
+        // visible so recovery returns that job.
+        let held: u64 = redis::cmd("LLEN")
+            .arg(self.keys.processing(consumer))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if held == 0 {
+            let _: i64 = redis::cmd("ZREM")
+                .arg(self.keys.consumers())
+                .arg(&consumer.0)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        self.blocking.lock().await.remove(consumer);
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), QueueError> {
@@ -381,6 +490,7 @@ impl Queue for RedisQueue {
             .key(self.keys.delayed())
             .key(self.keys.dead())
             .key(self.keys.consumers())
+            .key(self.keys.low())
             .arg(self.keys.processing_prefix())
             .invoke_async(&mut conn)
             .await

@@ -175,6 +175,11 @@ impl Slack {
             .expect("emulator JSON")
     }
 
+    /// Any control endpoint, decoded.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        serde_json::from_value(self.get(path).await).expect("emulator JSON of the expected shape")
+    }
+
     /// Every message posted, in order.
     pub async fn messages(&self) -> Vec<Value> {
         match self.get("/_emulator/messages").await {
@@ -245,10 +250,28 @@ pub struct Options {
     pub extra_toml: String,
     pub workers: usize,
     pub shutdown_grace_secs: u64,
-    pub closed_won_channel: Option<&'static str>,
+    /// Route files (name, TOML) to use instead of the shipped `routes/`.
+    pub routes: Option<Vec<(&'static str, String)>>,
     /// Queue key namespace; two processes given the same one share a queue.
     pub namespace: String,
     pub max_attempts: u32,
+}
+
+/// One route: every Closed Won posts the briefing to #deal-desk (per event, so each test
+/// event is its own message).
+pub fn deal_desk_only() -> Option<Vec<(&'static str, String)>> {
+    Some(vec![(
+        "deal-desk",
+        r##"
+object = "Opportunity"
+when = 'became("StageName", "Closed Won")'
+[[actions]]
+type = "post"
+channel = "#deal-desk"
+template = "closed-won-briefing"
+"##
+        .to_string(),
+    )])
 }
 
 /// A namespace no other test uses.
@@ -264,7 +287,7 @@ impl Default for Options {
             extra_toml: String::new(),
             workers: 2,
             shutdown_grace_secs: 10,
-            closed_won_channel: Some("C0DEALDESK"),
+            routes: None,
             namespace: fresh_namespace(),
             max_attempts: 50,
         }
@@ -278,6 +301,7 @@ pub struct App {
     child: Option<Child>,
     _dir: tempfile::TempDir,
     pub log: PathBuf,
+    routes_dir: PathBuf,
 }
 
 impl App {
@@ -286,12 +310,24 @@ impl App {
         let port = free_port();
         let namespace = &options.namespace;
         let keys = fixture_path("keys");
-        let channel = options
-            .closed_won_channel
-            .map(|c| format!("closed_won_channel = \"{c}\""))
-            .unwrap_or_default();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let routes_dir = match &options.routes {
+            None => root.join("routes"),
+            Some(routes) => {
+                let dir = dir.path().join("routes");
+                std::fs::create_dir_all(&dir).expect("routes dir");
+                for (name, text) in routes {
+                    std::fs::write(dir.join(format!("{name}.toml")), text).expect("route file");
+                }
+                dir
+            }
+        };
         let toml = format!(
             r#"
+routes_dir = "{routes_dir}"
+templates_dir = "{templates_dir}"
+time_zone = "UTC"
+
 [queue]
 namespace = "{namespace}"
 backoff_base_ms = 20
@@ -302,9 +338,6 @@ max_attempts = {max_attempts}
 count = {workers}
 shutdown_grace_secs = {grace}
 
-[routing]
-{channel}
-
 [[orgs]]
 id = "{ORG}"
 name = "production"
@@ -312,6 +345,9 @@ api_key_env = "TEST_API_KEY"
 jwt_secret_env = "TEST_JWT_SECRET"
 jwt_issuer = "salesforce-prod"
 jwt_audience = "sfrelay"
+
+[orgs.salesforce]
+instance_url = "https://acme.my.salesforce.com"
 
 [[orgs]]
 id = "{OTHER_ORG}"
@@ -326,6 +362,8 @@ name = "ec-org"
 jwt_public_key_file = "{ec}"
 {extra}
 "#,
+            routes_dir = routes_dir.display(),
+            templates_dir = root.join("templates").display(),
             workers = options.workers,
             max_attempts = options.max_attempts,
             grace = options.shutdown_grace_secs,
@@ -366,6 +404,7 @@ jwt_public_key_file = "{ec}"
             child: Some(child),
             _dir: dir,
             log,
+            routes_dir: routes_dir.clone(),
         };
         let health = format!("{}/healthz", app.url);
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -421,6 +460,11 @@ jwt_public_key_file = "{ec}"
         let text = self.get("/metrics").await.text().await.ok()?;
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
+    /// The routes directory this process loads (a temp dir when `Options::routes` was set).
+    pub fn routes_dir(&self) -> PathBuf {
+        self.routes_dir.clone()
     }
 
     pub fn pid(&self) -> u32 {

@@ -183,8 +183,14 @@ impl Emulator {
         if let Some(retry_after) = self.faults.take_forced_429() {
             return Outcome::RateLimited { retry_after };
         }
-        let channel = params.value("channel").and_then(Value::as_str);
-        if let Err(wait) = self.limits.check(method, channel, clock.instant) {
+        let conversation = params
+            .value("channel")
+            .and_then(Value::as_str)
+            .map(|c| self.workspace.conversation_key(c));
+        if let Err(wait) = self
+            .limits
+            .check(method, conversation.as_deref(), clock.instant)
+        {
             return Outcome::RateLimited {
                 retry_after: retry_after_secs(wait),
             };
@@ -207,8 +213,8 @@ impl Emulator {
         }
     }
 
-    /// Forgets messages, requests, counters and rate-limit history; keeps channels, users
-    /// and fault settings.
+    /// Forgets messages, requests, counters and rate-limit history; keeps channels, users,
+    /// open DMs and fault settings.
     pub fn reset(&mut self) {
         self.workspace.clear_messages();
         self.journal.clear();
@@ -250,7 +256,7 @@ mod tests {
     use super::*;
     use crate::gcra::Rate;
     use crate::slack::faults::FaultsPatch;
-    use crate::slack::workspace::Channel;
+    use crate::slack::workspace::{Channel, User};
 
     const TOKEN: &str = "xoxb-test";
 
@@ -394,5 +400,90 @@ mod tests {
         };
         assert_eq!(body["channels"][0]["id"], "C0DEALDESK");
         assert_eq!(emu.journal.requests()[0].body["limit"], "1");
+    }
+
+    #[test]
+    fn dm_posts_share_one_budget_per_conversation() {
+        let mut emu = emulator();
+        emu.workspace
+            .upsert_user(User::new("U0DANA0001", "dana.seller@example.com"));
+        emu.workspace
+            .upsert_user(User::new("U0SAM00001", "sam.engineer@example.com"));
+        let clock = Clock::now();
+        let open = ApiRequest {
+            method: "conversations.open",
+            ..post(BEARER, FORM, b"users=U0DANA0001")
+        };
+        let get_open = ApiRequest {
+            is_get: true,
+            query: Some("users=U0DANA0001"),
+            ..open
+        };
+        assert_eq!(
+            emu.call(&get_open, clock).0.error_code(),
+            Some("method_not_allowed")
+        );
+        let unauthed = ApiRequest {
+            authorization: None,
+            ..open
+        };
+        assert_eq!(
+            emu.call(&unauthed, clock).0.error_code(),
+            Some("not_authed")
+        );
+        assert!(emu.workspace.dms().is_empty());
+        let (Outcome::Ok(opened), _) = emu.call(&open, clock) else {
+            panic!("conversations.open failed")
+        };
+        assert_eq!(opened["channel"]["id"], "D0DANA0001");
+
+        // Burst 2 per conversation: the user id and the DM id spend the same budget.
+        let by_user = post(BEARER, FORM, b"channel=U0DANA0001&text=hi");
+        let by_dm = post(BEARER, FORM, b"channel=D0DANA0001&text=hi");
+        let (Outcome::Ok(first), _) = emu.call(&by_user, clock) else {
+            panic!("post by user id failed")
+        };
+        assert_eq!(first["channel"], "D0DANA0001");
+        assert!(matches!(emu.call(&by_dm, clock).0, Outcome::Ok(_)));
+        assert_eq!(
+            emu.call(&by_user, clock).0,
+            Outcome::RateLimited { retry_after: 1 }
+        );
+        assert_eq!(
+            emu.call(&by_dm, clock).0,
+            Outcome::RateLimited { retry_after: 1 }
+        );
+        // Other conversations keep their own budgets, even a DM not opened yet.
+        let sam = post(BEARER, FORM, b"channel=U0SAM00001&text=hi");
+        assert!(matches!(emu.call(&sam, clock).0, Outcome::Ok(_)));
+        assert!(matches!(emu.call(&sam, clock).0, Outcome::Ok(_)));
+        assert_eq!(
+            emu.call(&post(BEARER, FORM, b"channel=D0SAM00001&text=hi"), clock)
+                .0,
+            Outcome::RateLimited { retry_after: 1 }
+        );
+        let channel = post(BEARER, FORM, b"channel=C0DEALDESK&text=hi");
+        assert!(matches!(emu.call(&channel, clock).0, Outcome::Ok(_)));
+
+        let requests = emu.journal.requests();
+        assert_eq!(
+            requests[3].channel.as_deref(),
+            Some("U0DANA0001"),
+            "as sent"
+        );
+        assert_eq!(requests[4].channel.as_deref(), Some("D0DANA0001"));
+        assert_eq!(emu.workspace.messages(Some("D0DANA0001")).count(), 2);
+        assert_eq!(emu.workspace.messages(Some("D0SAM00001")).count(), 2);
+        let stats = emu.journal.stats();
+        assert_eq!(
+            (stats.posts, stats.dm_posts, stats.posts_to_user_id),
+            (5, 4, 3)
+        );
+        assert_eq!(stats.rate_limited, 3);
+        assert_eq!(stats.by_method.get("conversations.open"), Some(&3));
+
+        emu.reset();
+        assert_eq!(emu.workspace.dms().len(), 2, "DMs stay open across a reset");
+        assert!(matches!(emu.call(&by_dm, clock).0, Outcome::Ok(_)));
     }
 }

@@ -27,6 +27,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/_emulator/faults", get(faults).post(set_faults))
         .route("/_emulator/channels", get(channels).post(add_channel))
         .route("/_emulator/users", get(users).post(add_user))
+        .route("/_emulator/dms", get(dms))
         .route("/_emulator/reset", post(reset))
         .fallback(not_found)
         .with_state(shared)
@@ -199,6 +200,9 @@ async fn add_channel(State(shared): State<Shared>, body: Bytes) -> Response {
     if clash {
         return conflict("name_taken");
     }
+    if emu.workspace.dm(&seed.id).is_some() {
+        return conflict("id_taken");
+    }
     let mut channel = Channel::new(&seed.id, &seed.name, seed.is_private);
     channel.is_archived = seed.is_archived;
     if !seed.is_member {
@@ -217,6 +221,22 @@ async fn users(State(shared): State<Shared>) -> Response {
         .users()
         .iter()
         .map(|u| json!({"id": u.id, "name": u.name, "email": u.email}))
+        .collect();
+    Json(json!(list)).into_response()
+}
+
+/// `GET /_emulator/dms`: the bot's open DMs in the order they were opened, each with the user
+/// at the other end and their e-mail, so tests can tell who a `D…` channel reaches.
+async fn dms(State(shared): State<Shared>) -> Response {
+    let emu = lock(&shared);
+    let list: Vec<Value> = emu
+        .workspace
+        .dms()
+        .iter()
+        .map(|d| {
+            let email = emu.workspace.user(&d.user).map(|u| u.email.as_str());
+            json!({"user": d.user, "channel": d.id, "email": email})
+        })
         .collect();
     Json(json!(list)).into_response()
 }
@@ -313,7 +333,10 @@ mod tests {
         let emu = Emulator {
             token: "xoxb-t".into(),
             page_size: 100,
-            workspace: Workspace::new(vec![Channel::new("C0DEALDESK", "deal-desk", false)], vec![]),
+            workspace: Workspace::new(
+                vec![Channel::new("C0DEALDESK", "deal-desk", false)],
+                vec![User::new("U0DANA0001", "Dana.Seller@example.com")],
+            ),
             journal: Journal::default(),
             faults: Faults::new(0.0, Duration::ZERO, 1),
             limits: Limits::new(Rate::new(1.0, 1).unwrap(), Rate::new(1.0, 5).unwrap()),
@@ -381,5 +404,72 @@ mod tests {
         assert!(reset.starts_with("HTTP/1.1 200"), "{reset}");
         let requests = send(addr, "GET /_emulator/requests HTTP/1.1", "").await;
         assert!(requests.ends_with("[]"), "{requests}");
+    }
+
+    #[tokio::test]
+    async fn serves_dms_and_maps_them_to_people() {
+        let addr = start().await;
+        let api = |method: &str| {
+            format!(
+                "POST /api/{method} HTTP/1.1\r\nAuthorization: Bearer xoxb-t\r\n\
+                 Content-Type: application/x-www-form-urlencoded"
+            )
+        };
+        let empty = send(addr, "GET /_emulator/dms HTTP/1.1", "").await;
+        assert!(empty.ends_with("[]"), "{empty}");
+
+        let lookup = send(
+            addr,
+            "GET /api/users.lookupByEmail?email=DANA.SELLER%40EXAMPLE.COM HTTP/1.1\r\n\
+             Authorization: Bearer xoxb-t",
+            "",
+        )
+        .await;
+        assert!(lookup.contains(r#""id":"U0DANA0001""#), "{lookup}");
+
+        let ghost = send(addr, &api("conversations.open"), "users=U0GHOST001").await;
+        assert!(ghost.contains(r#""error":"user_not_found""#), "{ghost}");
+        let opened = send(addr, &api("conversations.open"), "users=U0DANA0001").await;
+        assert!(opened.starts_with("HTTP/1.1 200"), "{opened}");
+        for part in [
+            r#""id":"D0DANA0001""#,
+            r#""is_im":true"#,
+            r#""user":"U0DANA0001""#,
+        ] {
+            assert!(opened.contains(part), "{opened}");
+        }
+        let posted = send(addr, &api("chat.postMessage"), "channel=U0DANA0001&text=hi").await;
+        assert!(posted.contains(r#""channel":"D0DANA0001""#), "{posted}");
+        let limited = send(addr, &api("chat.postMessage"), "channel=D0DANA0001&text=2").await;
+        assert!(limited.starts_with("HTTP/1.1 429"), "{limited}");
+
+        let dms = send(addr, "GET /_emulator/dms HTTP/1.1", "").await;
+        let body = dms.split("\r\n\r\n").nth(1).unwrap_or_default();
+        assert_eq!(
+            serde_json::from_str::<Value>(body).ok(),
+            Some(json!([{
+                "user": "U0DANA0001",
+                "channel": "D0DANA0001",
+                "email": "Dana.Seller@example.com",
+            }])),
+            "{dms}"
+        );
+        let messages = send(
+            addr,
+            "GET /_emulator/messages?channel=D0DANA0001 HTTP/1.1",
+            "",
+        )
+        .await;
+        assert!(
+            messages.contains(r#""channel":"D0DANA0001""#) && messages.contains(r#""text":"hi""#),
+            "{messages}"
+        );
+        let clash = send(
+            addr,
+            "POST /_emulator/channels HTTP/1.1",
+            r#"{"id":"D0DANA0001","name":"dana"}"#,
+        )
+        .await;
+        assert!(clash.starts_with("HTTP/1.1 409"), "{clash}");
     }
 }

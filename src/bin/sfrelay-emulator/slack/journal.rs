@@ -30,6 +30,10 @@ pub struct Stats {
     pub calls: u64,
     /// Messages successfully posted.
     pub posts: u64,
+    /// Of `posts`, those that landed in a DM (by `D…` id or by user id).
+    pub dm_posts: u64,
+    /// Of `dm_posts`, those addressed to a user id (`U…`) rather than the DM's id.
+    pub posts_to_user_id: u64,
     /// Messages successfully updated.
     pub updates: u64,
     /// Calls answered 429 (rate limit or forced).

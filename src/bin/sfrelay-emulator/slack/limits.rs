@@ -29,8 +29,10 @@ impl Limits {
     }
 
     /// Admits one call, or says how long to wait. `chat.postMessage` and `chat.update` spend
-    /// their channel's budget (keyed by the argument as sent); calls without a channel are
-    /// let through so the method can answer `channel_not_found`.
+    /// their conversation's budget, channel or DM alike (keyed by the argument as sent, except
+    /// that a user id counts as the bot's DM with that user, see
+    /// [`Workspace::conversation_key`](super::workspace::Workspace::conversation_key)); calls
+    /// without a channel are let through so the method can answer `channel_not_found`.
     pub fn check(
         &mut self,
         method: SlackMethod,

@@ -13,6 +13,8 @@ use crate::params::{ParamError, Params};
 pub const MAX_MESSAGE_TEXT: usize = 40_000;
 /// Most user ids `conversations.invite` takes in one call.
 pub const MAX_INVITE_USERS: usize = 1000;
+/// Most user ids `conversations.open` takes in one call (a multi-person DM).
+pub const MAX_OPEN_USERS: usize = 8;
 /// `limit` used by `conversations.list` when none is given.
 const DEFAULT_LIST_LIMIT: u64 = 100;
 /// Prefix of the opaque `conversations.list` cursor.
@@ -33,18 +35,21 @@ pub enum SlackMethod {
     ConversationsCreate,
     /// `conversations.invite`
     ConversationsInvite,
+    /// `conversations.open`
+    ConversationsOpen,
     /// `users.lookupByEmail`
     UsersLookupByEmail,
 }
 
 impl SlackMethod {
-    const ALL: [SlackMethod; 7] = [
+    const ALL: [SlackMethod; 8] = [
         SlackMethod::AuthTest,
         SlackMethod::PostMessage,
         SlackMethod::Update,
         SlackMethod::ConversationsList,
         SlackMethod::ConversationsCreate,
         SlackMethod::ConversationsInvite,
+        SlackMethod::ConversationsOpen,
         SlackMethod::UsersLookupByEmail,
     ];
 
@@ -62,6 +67,7 @@ impl SlackMethod {
             SlackMethod::ConversationsList => "conversations.list",
             SlackMethod::ConversationsCreate => "conversations.create",
             SlackMethod::ConversationsInvite => "conversations.invite",
+            SlackMethod::ConversationsOpen => "conversations.open",
             SlackMethod::UsersLookupByEmail => "users.lookupByEmail",
         }
     }
@@ -116,7 +122,7 @@ pub type MethodResult = Result<Value, ApiError>;
 pub struct Ctx<'a> {
     /// Channels, users, messages.
     pub workspace: &'a mut Workspace,
-    /// Counters beyond plain outcomes (posts, updates, posts by name, invites).
+    /// Counters beyond plain outcomes (posts, DM posts, updates, posts by name, invites).
     pub stats: &'a mut Stats,
     /// Largest `conversations.list` page (`--page-size`).
     pub page_size: usize,
@@ -133,6 +139,7 @@ pub fn run(method: SlackMethod, p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
         SlackMethod::ConversationsList => conversations_list(p, ctx),
         SlackMethod::ConversationsCreate => conversations_create(p, ctx),
         SlackMethod::ConversationsInvite => conversations_invite(p, ctx),
+        SlackMethod::ConversationsOpen => conversations_open(p, ctx),
         SlackMethod::UsersLookupByEmail => users_lookup_by_email(p, ctx),
     }
 }
@@ -150,13 +157,21 @@ fn auth_test() -> Value {
 }
 
 fn post_message(p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
-    let channel = postable_channel(p, ctx)?;
+    let target = postable_channel(p, ctx, true)?;
+    let channel = target.id;
     let (text, blocks) = content(p)?;
     let thread_ts = p.str("thread_ts")?.filter(|t| !t.is_empty());
     if let Some(parent) = thread_ts
         && ctx.workspace.message(&channel, parent).is_none()
     {
         return Err(ApiError::new("thread_not_found"));
+    }
+    if let Some(user) = &target.dm_user {
+        ctx.stats.dm_posts += 1;
+        if target.by_user_id {
+            ctx.stats.posts_to_user_id += 1;
+            ctx.workspace.open_dm(user);
+        }
     }
     let ts = ctx.workspace.next_ts(ctx.now_micros);
     let message = ctx.workspace.push_message(Message {
@@ -179,7 +194,7 @@ fn post_message(p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
 }
 
 fn update(p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
-    let channel = postable_channel(p, ctx)?;
+    let channel = postable_channel(p, ctx, false)?.id;
     let ts = p.str("ts")?.unwrap_or_default();
     if ctx.workspace.message(&channel, ts).is_none() {
         return Err(ApiError::new("message_not_found"));
@@ -203,9 +218,22 @@ fn update(p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
     }))
 }
 
-/// The `channel` of a `chat.*` call, which must be the id of a channel the bot can post in.
-/// Names (`#deal-desk` or `deal-desk`) are refused and counted: the service must use ids.
-fn postable_channel(p: &Params, ctx: &mut Ctx<'_>) -> Result<String, ApiError> {
+/// Where a `chat.*` call lands.
+struct Target {
+    /// The conversation id the message is stored under (`C…`, `G…` or `D…`).
+    id: String,
+    /// The user at the other end when it is the bot's DM with them.
+    dm_user: Option<String>,
+    /// Whether the call named the user's id rather than the DM's; the DM, if not open yet,
+    /// is opened once the post succeeds.
+    by_user_id: bool,
+}
+
+/// The `channel` of a `chat.*` call, which must be the id of a channel the bot can post in or
+/// of a DM it opened. Names (`#deal-desk` or `deal-desk`) are refused and counted: the service
+/// must use ids. With `user_ids`, a user's id also works and lands in the bot's DM with them,
+/// as `chat.postMessage` does in Slack; `chat.update` needs the `D…` id, like in Slack.
+fn postable_channel(p: &Params, ctx: &mut Ctx<'_>, user_ids: bool) -> Result<Target, ApiError> {
     let channel = p.str("channel")?.unwrap_or_default();
     if channel.is_empty() {
         return Err(ApiError::new("channel_not_found"));
@@ -214,17 +242,34 @@ fn postable_channel(p: &Params, ctx: &mut Ctx<'_>) -> Result<String, ApiError> {
         ctx.stats.posts_by_name += 1;
         return Err(ApiError::new("channel_not_found"));
     }
-    let found = ctx
-        .workspace
-        .channel(channel)
-        .ok_or(ApiError::new("channel_not_found"))?;
-    if found.is_archived {
-        return Err(ApiError::new("is_archived"));
+    if let Some(found) = ctx.workspace.channel(channel) {
+        if found.is_archived {
+            return Err(ApiError::new("is_archived"));
+        }
+        if !found.is_member() {
+            return Err(ApiError::new("not_in_channel"));
+        }
+        return Ok(Target {
+            id: found.id.clone(),
+            dm_user: None,
+            by_user_id: false,
+        });
     }
-    if !found.is_member() {
-        return Err(ApiError::new("not_in_channel"));
+    if let Some(dm) = ctx.workspace.dm(channel) {
+        return Ok(Target {
+            id: dm.id.clone(),
+            dm_user: Some(dm.user.clone()),
+            by_user_id: false,
+        });
     }
-    Ok(found.id.clone())
+    if user_ids && ctx.workspace.user(channel).is_some() {
+        return Ok(Target {
+            id: ctx.workspace.dm_id_for(channel),
+            dm_user: Some(channel.to_owned()),
+            by_user_id: true,
+        });
+    }
+    Err(ApiError::new("channel_not_found"))
 }
 
 /// The `text` and `blocks` of a `chat.*` call, checked against Slack's limits.
@@ -368,6 +413,52 @@ fn conversations_invite(p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
         .members
         .extend(users.iter().map(|u| (*u).to_owned()));
     Ok(json!({"ok": true, "channel": channel.to_json()}))
+}
+
+/// Opens (or finds) the bot's 1:1 DM with the one user in `users`, or resumes the DM whose id
+/// is `channel`. Multi-person DMs are not emulated.
+fn conversations_open(p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
+    let users: Vec<&str> = p
+        .str("users")?
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    let (dm, opened) = match users.as_slice() {
+        [] => {
+            let channel = p.str("channel")?.unwrap_or_default();
+            if channel.is_empty() {
+                return Err(ApiError::new("users_list_not_supplied"));
+            }
+            let dm = ctx
+                .workspace
+                .dm(channel)
+                .ok_or(ApiError::new("channel_not_found"))?;
+            (dm, false)
+        }
+        [user] => {
+            if ctx.workspace.user(user).is_none() {
+                return Err(ApiError::new("user_not_found"));
+            }
+            ctx.workspace.open_dm(user)
+        }
+        many => {
+            if many.len() > MAX_OPEN_USERS {
+                return Err(ApiError::new("too_many_users"));
+            }
+            if many.iter().any(|u| ctx.workspace.user(u).is_none()) {
+                return Err(ApiError::new("user_not_found"));
+            }
+            return Err(ApiError::new("not_implemented"));
+        }
+    };
+    let mut out = json!({"ok": true, "channel": dm.to_json()});
+    if !opened {
+        out["no_op"] = true.into();
+        out["already_open"] = true.into();
+    }
+    Ok(out)
 }
 
 fn users_lookup_by_email(p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
@@ -691,6 +782,143 @@ mod tests {
         assert_eq!(
             code(call(&mut w, &mut s, lookup, json!({}))),
             "invalid_arguments"
+        );
+    }
+
+    #[test]
+    fn looks_up_emails_stored_in_any_case() {
+        let (mut w, mut s) = (ws(), Stats::default());
+        w.upsert_user(User::new("U0ELODIE01", "Élodie.Dupont@Example.com"));
+        let lookup = SlackMethod::UsersLookupByEmail;
+        for email in ["élodie.dupont@example.com", "ÉLODIE.DUPONT@EXAMPLE.COM"] {
+            let ok = call(&mut w, &mut s, lookup, json!({"email": email})).unwrap();
+            assert_eq!(ok["user"]["id"], "U0ELODIE01", "{email}");
+            assert_eq!(ok["user"]["profile"]["email"], "Élodie.Dupont@Example.com");
+        }
+        let ok = call(
+            &mut w,
+            &mut s,
+            lookup,
+            json!({"email": "SAM.ENGINEER@EXAMPLE.COM"}),
+        )
+        .unwrap();
+        assert_eq!(ok["user"]["id"], "U0SAM00001");
+    }
+
+    #[test]
+    fn opens_dms() {
+        let (mut w, mut s) = (ws(), Stats::default());
+        let open = SlackMethod::ConversationsOpen;
+        let first = call(&mut w, &mut s, open, json!({"users": "U0DANA0001"})).unwrap();
+        assert_eq!(
+            first,
+            json!({"ok": true, "channel": {"id": "D0DANA0001", "is_im": true, "user": "U0DANA0001"}})
+        );
+        let again = call(&mut w, &mut s, open, json!({"users": " U0DANA0001 "})).unwrap();
+        assert_eq!(again["channel"], first["channel"]);
+        assert_eq!(
+            (&again["already_open"], &again["no_op"]),
+            (&json!(true), &json!(true))
+        );
+        let resumed = call(&mut w, &mut s, open, json!({"channel": "D0DANA0001"})).unwrap();
+        assert_eq!(resumed["channel"], first["channel"]);
+        let sam = call(&mut w, &mut s, open, json!({"users": "U0SAM00001"})).unwrap();
+        assert_eq!(sam["channel"]["id"], "D0SAM00001");
+        assert_eq!(w.dms().len(), 2);
+
+        let nine = ["U0DANA0001"; MAX_OPEN_USERS + 1].join(",");
+        for (args, error) in [
+            (json!({}), "users_list_not_supplied"),
+            (json!({"users": " , "}), "users_list_not_supplied"),
+            (json!({"channel": "C0DEALDESK"}), "channel_not_found"),
+            (json!({"channel": "D0NOTOPEN1"}), "channel_not_found"),
+            (json!({"channel": "U0DANA0001"}), "channel_not_found"),
+            (json!({"users": "U0GHOST001"}), "user_not_found"),
+            (json!({"users": "U0SFRELAY1"}), "user_not_found"),
+            (json!({"users": "U0DANA0001,U0GHOST001"}), "user_not_found"),
+            (json!({"users": "U0DANA0001,U0SAM00001"}), "not_implemented"),
+            (json!({"users": nine}), "too_many_users"),
+            (json!({"users": 5}), "invalid_arguments"),
+        ] {
+            assert_eq!(
+                code(call(&mut w, &mut s, open, args.clone())),
+                error,
+                "{args}"
+            );
+        }
+        assert_eq!(w.dms().len(), 2, "failed calls open nothing");
+    }
+
+    #[test]
+    fn posts_to_dms_by_dm_or_user_id() {
+        let (mut w, mut s) = (ws(), Stats::default());
+        let post = SlackMethod::PostMessage;
+        for channel in ["D0DANA0001", "U0GHOST001", "D0GHOST001"] {
+            assert_eq!(
+                code(call(
+                    &mut w,
+                    &mut s,
+                    post,
+                    json!({"channel": channel, "text": "x"})
+                )),
+                "channel_not_found",
+                "{channel}"
+            );
+        }
+        assert_eq!(
+            code(call(&mut w, &mut s, post, json!({"channel": "U0SAM00001"}))),
+            "no_text"
+        );
+        assert!(w.dms().is_empty(), "failed posts open no DM");
+
+        let by_user = call(
+            &mut w,
+            &mut s,
+            post,
+            json!({"channel": "U0DANA0001", "text": "hi Dana"}),
+        )
+        .unwrap();
+        assert_eq!(by_user["channel"], "D0DANA0001");
+        assert_eq!(
+            w.dm_with("U0DANA0001").map(|d| d.id.as_str()),
+            Some("D0DANA0001")
+        );
+        let ts = by_user["ts"].as_str().unwrap().to_owned();
+
+        let reply = json!({"channel": "D0DANA0001", "text": "more", "thread_ts": ts});
+        let by_dm = call(&mut w, &mut s, post, reply).unwrap();
+        assert_eq!(by_dm["channel"], "D0DANA0001");
+        let reply = json!({"channel": "U0DANA0001", "text": "again", "thread_ts": ts});
+        assert_eq!(code(call(&mut w, &mut s, post, reply)), "ok");
+
+        let update = SlackMethod::Update;
+        let by_user = json!({"channel": "U0DANA0001", "ts": ts, "text": "edited"});
+        assert_eq!(
+            code(call(&mut w, &mut s, update, by_user)),
+            "channel_not_found",
+            "chat.update wants the D… id, like Slack"
+        );
+        let by_dm = json!({"channel": "D0DANA0001", "ts": ts, "text": "edited"});
+        assert_eq!(code(call(&mut w, &mut s, update, by_dm)), "ok");
+
+        let opened = call(
+            &mut w,
+            &mut s,
+            SlackMethod::ConversationsOpen,
+            json!({"users": "U0DANA0001"}),
+        )
+        .unwrap();
+        assert_eq!(opened["channel"]["id"], "D0DANA0001");
+        assert_eq!(opened["already_open"], true);
+
+        let stored: Vec<_> = w.messages(Some("D0DANA0001")).collect();
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored[0].text, "edited");
+        assert!(w.messages(Some("U0DANA0001")).next().is_none());
+        assert_eq!(w.dms().len(), 1);
+        assert_eq!(
+            (s.posts, s.dm_posts, s.posts_to_user_id, s.updates),
+            (3, 3, 2, 1)
         );
     }
 

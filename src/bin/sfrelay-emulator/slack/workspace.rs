@@ -1,4 +1,5 @@
-//! The emulated Slack workspace: channels, users and the messages posted to them.
+//! The emulated Slack workspace: channels, users, the bot's direct messages with users, and
+//! the messages posted to them.
 
 use std::collections::BTreeSet;
 
@@ -92,6 +93,26 @@ impl User {
     }
 }
 
+/// A direct-message conversation (`im`) between the bot and one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dm {
+    /// Slack id, e.g. `D0DANA0001`.
+    pub id: String,
+    /// The user at the other end.
+    pub user: String,
+}
+
+impl Dm {
+    /// The object `conversations.open` answers with.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "is_im": true,
+            "user": self.user,
+        })
+    }
+}
+
 /// A message as stored and shown by the control API.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
@@ -113,11 +134,12 @@ pub struct Message {
     pub updated_at_ms: Option<i64>,
 }
 
-/// Channels, users and messages, in the order they were created.
+/// Channels, users, DMs and messages, in the order they were created.
 #[derive(Debug, Default)]
 pub struct Workspace {
     channels: Vec<Channel>,
     users: Vec<User>,
+    dms: Vec<Dm>,
     messages: Vec<Message>,
     last_ts_micros: i64,
     created_channels: u64,
@@ -191,11 +213,10 @@ impl Workspace {
         &self.users
     }
 
-    /// The user with this e-mail address, ignoring case like Slack.
+    /// The user with this e-mail address, ignoring case like Slack (non-ASCII letters too).
     pub fn user_by_email(&self, email: &str) -> Option<&User> {
-        self.users
-            .iter()
-            .find(|u| u.email.eq_ignore_ascii_case(email))
+        let wanted = email.to_lowercase();
+        self.users.iter().find(|u| u.email.to_lowercase() == wanted)
     }
 
     /// Adds a user, or replaces the one with the same id.
@@ -203,6 +224,76 @@ impl Workspace {
         match self.users.iter_mut().find(|u| u.id == user.id) {
             Some(existing) => *existing = user,
             None => self.users.push(user),
+        }
+    }
+
+    /// The DM with this id.
+    pub fn dm(&self, id: &str) -> Option<&Dm> {
+        self.dms.iter().find(|d| d.id == id)
+    }
+
+    /// The bot's DM with this user, if it was opened.
+    pub fn dm_with(&self, user: &str) -> Option<&Dm> {
+        self.dms.iter().find(|d| d.user == user)
+    }
+
+    /// All opened DMs in the order they were opened, for the control API.
+    pub fn dms(&self) -> &[Dm] {
+        &self.dms
+    }
+
+    /// Whether a channel or a DM already has this id.
+    pub fn id_taken(&self, id: &str) -> bool {
+        self.channel(id).is_some() || self.dm(id).is_some()
+    }
+
+    /// The id of the bot's DM with `user`: the open one's, or the one [`Self::open_dm`] would
+    /// give it now. A user `U0DANA0001` (or `W0DANA0001`) gets `D0DANA0001`, so ids are
+    /// predictable across runs; on a clash with another id, a fresh `D1nnnnnnnn` is used.
+    pub fn dm_id_for(&self, user: &str) -> String {
+        if let Some(dm) = self.dm_with(user) {
+            return dm.id.clone();
+        }
+        let derived = match user.strip_prefix(['U', 'W']) {
+            Some(rest) if !rest.is_empty() => format!("D{rest}"),
+            _ => format!("D{user}"),
+        };
+        if !self.id_taken(&derived) {
+            return derived;
+        }
+        let mut n = self.dms.len() as u64;
+        loop {
+            n += 1;
+            let candidate = format!("D1{n:08}");
+            if !self.id_taken(&candidate) {
+                return candidate;
+            }
+        }
+    }
+
+    /// Opens the bot's DM with `user` (who must exist), or finds the open one; also says
+    /// whether it was opened just now.
+    pub fn open_dm(&mut self, user: &str) -> (&Dm, bool) {
+        if let Some(index) = self.dms.iter().position(|d| d.user == user) {
+            return (&self.dms[index], false);
+        }
+        let id = self.dm_id_for(user);
+        self.dms.push(Dm {
+            id,
+            user: user.to_owned(),
+        });
+        let index = self.dms.len() - 1;
+        (&self.dms[index], true)
+    }
+
+    /// The conversation a `channel` argument stands for, as rate limits key it: the argument
+    /// itself, except that a user's id (not also a channel's or DM's) stands for the bot's DM
+    /// with that user, which is where Slack posts it.
+    pub fn conversation_key(&self, channel: &str) -> String {
+        if !self.id_taken(channel) && self.user(channel).is_some() {
+            self.dm_id_for(channel)
+        } else {
+            channel.to_owned()
         }
     }
 
@@ -243,7 +334,7 @@ impl Workspace {
             .filter(move |m| channel.is_none_or(|c| m.channel == c))
     }
 
-    /// Forgets all messages (channels and users stay).
+    /// Forgets all messages (channels, users and DMs stay).
     pub fn clear_messages(&mut self) {
         self.messages.clear();
     }
@@ -394,5 +485,63 @@ mod tests {
                 .map(|u| u.name.as_str()),
             Some("Dana.Seller")
         );
+    }
+
+    #[test]
+    fn matches_emails_ignoring_case_even_beyond_ascii() {
+        let mut ws = workspace(0);
+        ws.upsert_user(User::new("U2", "Élodie.Dupont@Example.com"));
+        for email in [
+            "élodie.dupont@example.com",
+            "ÉLODIE.DUPONT@EXAMPLE.COM",
+            "Élodie.Dupont@Example.com",
+        ] {
+            assert_eq!(ws.user_by_email(email).map(|u| u.id.as_str()), Some("U2"));
+        }
+        assert!(ws.user_by_email("elodie.dupont@example.com").is_none());
+        assert!(ws.user_by_email("dana.seller@example.co").is_none());
+    }
+
+    #[test]
+    fn opens_one_dm_per_user_with_predictable_ids() {
+        let mut ws = Workspace::new(
+            vec![Channel::new("D0CLASH001", "clash", false)],
+            vec![
+                User::new("U0DANA0001", "dana.seller@example.com"),
+                User::new("W0CLASH001", "clash@example.com"),
+            ],
+        );
+        assert_eq!(ws.dm_id_for("U0DANA0001"), "D0DANA0001");
+        assert_eq!(ws.conversation_key("U0DANA0001"), "D0DANA0001");
+        assert!(ws.dms().is_empty(), "looking ahead opens nothing");
+
+        let (dm, opened) = ws.open_dm("U0DANA0001");
+        assert_eq!(
+            (dm.id.as_str(), dm.user.as_str(), opened),
+            ("D0DANA0001", "U0DANA0001", true)
+        );
+        let (dm, opened) = ws.open_dm("U0DANA0001");
+        assert_eq!((dm.id.as_str(), opened), ("D0DANA0001", false));
+        assert_eq!(
+            ws.dm("D0DANA0001").map(|d| d.user.as_str()),
+            Some("U0DANA0001")
+        );
+        assert_eq!(
+            ws.dm_with("U0DANA0001").map(|d| d.id.as_str()),
+            Some("D0DANA0001")
+        );
+
+        let predicted = ws.dm_id_for("W0CLASH001");
+        assert_ne!(predicted, "D0CLASH001", "a channel already has that id");
+        assert!(looks_like_id(&predicted) && predicted.starts_with('D'));
+        assert_eq!(ws.open_dm("W0CLASH001").0.id, predicted);
+        assert_eq!(ws.dms().len(), 2);
+
+        assert_eq!(ws.conversation_key("D0DANA0001"), "D0DANA0001");
+        assert_eq!(ws.conversation_key("D0CLASH001"), "D0CLASH001");
+        assert_eq!(ws.conversation_key("U0GHOST001"), "U0GHOST001");
+        assert_eq!(ws.conversation_key("#deal-desk"), "#deal-desk");
+        ws.clear_messages();
+        assert_eq!(ws.dms().len(), 2, "DMs outlive a reset");
     }
 }

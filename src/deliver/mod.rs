@@ -1,0 +1,385 @@
+//! Carries out one fired route against Slack: resolves channels and people, renders, posts,
+//! and records what it did, so a retried or recovered job skips what is already done.
+//!
+//! The one window left: Slack accepted a post and the process died before the ledger write.
+//! The ledger is written right after Slack answers, so the window is one Redis round trip.
+
+pub mod ratelimit;
+pub mod resolve;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::OrgConfig;
+use crate::event::{Event, SalesforceId};
+use crate::render::template::{RenderContext, Rendered};
+use crate::routing::{ChannelRef, Dedupe, PlannedAction, PlannedTarget, RouteSet};
+use crate::slack::{Message, Retry, SlackError, SlackSink};
+use ratelimit::{Limiter, Rate};
+use resolve::Resolver;
+use store::{Store, StoreError};
+
+/// How long the ledger remembers a done action (longer than any job can live).
+const LEDGER_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+/// How long a record's announcement can be threaded on or updated.
+const ANNOUNCEMENT_TTL: Duration = Duration::from_secs(180 * 24 * 3600);
+/// How long a once-per-record route stays fired for a record.
+const ONCE_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// Why a route could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error(transparent)]
+    Slack(#[from] SlackError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Cannot succeed as things stand (unknown route or template, channel not found…).
+    #[error("{0}")]
+    Permanent(String),
+    /// A rate limit has no room now: the job is put off (not a failed attempt).
+    #[error("rate limited; try again in {} ms", wait.as_millis())]
+    Busy { wait: Duration },
+}
+
+impl DeliverError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            DeliverError::Slack(e) => e.retry(),
+            DeliverError::Store(_) => Retry::Later,
+            DeliverError::Permanent(_) => Retry::Never,
+            DeliverError::Busy { .. } => Retry::Later,
+        }
+    }
+
+    /// When the job may go again without counting as a failed attempt.
+    pub fn postpone_for(&self) -> Option<Duration> {
+        match self {
+            DeliverError::Busy { wait } => Some(*wait),
+            DeliverError::Slack(SlackError::RateLimited { retry_after }) => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// Where a message landed: what the ledger and announcements keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Landed {
+    pub channel: String,
+    pub ts: String,
+}
+
+/// The per-org facts templates need (record links).
+#[derive(Debug, Default)]
+pub struct OrgDirectory {
+    instance_urls: HashMap<SalesforceId, String>,
+}
+
+impl OrgDirectory {
+    pub fn new(orgs: &[OrgConfig]) -> Self {
+        OrgDirectory {
+            instance_urls: orgs
+                .iter()
+                .filter_map(|o| Some((o.id.clone(), o.instance_url.clone()?)))
+                .collect(),
+        }
+    }
+
+    pub fn instance_url(&self, org: &SalesforceId) -> Option<&str> {
+        self.instance_urls.get(org).map(String::as_str)
+    }
+}
+
+/// Executes routes. Shared by all workers.
+pub struct Deliverer {
+    pub slack: SlackSink,
+    pub store: Arc<dyn Store>,
+    pub routes: Arc<ArcSwap<RouteSet>>,
+    pub orgs: Arc<OrgDirectory>,
+    resolver: Resolver,
+    limiter: Limiter,
+}
+
+const NO_EXTRA: serde_json::Value = serde_json::Value::Null;
+
+impl Deliverer {
+    pub fn new(
+        slack: SlackSink,
+        store: Arc<dyn Store>,
+        routes: Arc<ArcSwap<RouteSet>>,
+        orgs: Arc<OrgDirectory>,
+        channel_rate: Rate,
+    ) -> Self {
+        let limiter = Limiter::new(store.clone(), channel_rate, !slack.is_log());
+        let resolver = Resolver::new(slack.clone(), store.clone(), limiter.clone());
+        Deliverer {
+            slack,
+            store,
+            routes,
+            orgs,
+            resolver,
+            limiter,
+        }
+    }
+
+    /// A render context for `event` with the given resolved users.
+    pub fn context<'a>(
+        &'a self,
+        event: &'a Event,
+        users: &'a HashMap<String, String>,
+    ) -> RenderContext<'a> {
+        RenderContext {
+            event,
+            instance_url: self.orgs.instance_url(&event.org_id),
+            users,
+            extra: &NO_EXTRA,
+        }
+    }
+
+    /// Carries out route `name` for `event`, skipping actions the ledger says are done.
+    pub async fn deliver_route(&self, event: &Event, name: &str) -> Result<(), DeliverError> {
+        let routes = self.routes.load_full();
+        let route = routes.get(name).ok_or_else(|| {
+            DeliverError::Permanent(format!("route {name:?} no longer exists (reloaded?)"))
+        })?;
+        if route.dedupe == Dedupe::OncePerRecord {
+            let key = format!("once:{name}:{}:{}", event.org_id, event.record_id);
+            if let Some(holder) = self.store.claim(&key, &event.id, Some(ONCE_TTL)).await?
+                && holder != event.id
+            {
+                tracing::info!(route = %name, first_event = %holder, "route already fired for this record; not again");
+                return Ok(());
+            }
+        }
+        let empty = HashMap::new();
+        let actions = routes
+            .plan(route, &self.context(event, &empty))
+            .map_err(|e| DeliverError::Permanent(format!("route {name}: {e}")))?;
+        for action in &actions {
+            let ledger_key = format!("done:{}:{name}:{}", event.id, action.index);
+            if let Some(done) = self.store.get(&ledger_key).await? {
+                metrics::counter!("sfrelay_ledger_hits_total").increment(1);
+                tracing::info!(route = %name, action = action.index, %done, "action already done; skipped");
+                continue;
+            }
+            let Some(landed) = self.run_action(&routes, event, name, action).await? else {
+                continue;
+            };
+            let value = serde_json::to_string(&landed).unwrap_or_default();
+            self.store
+                .set(&ledger_key, &value, Some(LEDGER_TTL))
+                .await?;
+            let latency = (chrono::Utc::now() - event.received_at)
+                .to_std()
+                .unwrap_or_default();
+            metrics::histogram!("sfrelay_delivery_latency_seconds").record(latency.as_secs_f64());
+            tracing::info!(route = %name, action = action.index, channel = %landed.channel, ts = %landed.ts, latency_ms = latency.as_millis() as u64, "delivered to Slack");
+        }
+        Ok(())
+    }
+
+    /// Renders a template, resolving the people it mentions first.
+    async fn render(
+        &self,
+        routes: &RouteSet,
+        event: &Event,
+        template: &str,
+    ) -> Result<Rendered, DeliverError> {
+        let mut users = HashMap::new();
+        let render = |users: &HashMap<String, String>| {
+            routes
+                .templates
+                .render(template, &self.context(event, users))
+                .map_err(|e| DeliverError::Permanent(e.to_string()))
+        };
+        let first = render(&users)?;
+        if first.wanted_emails.is_empty() || self.slack.is_log() {
+            return Ok(first);
+        }
+        for email in &first.wanted_emails {
+            if let Some(id) = self.resolver.user(email).await? {
+                users.insert(email.clone(), id);
+            }
+        }
+        if users.is_empty() {
+            Ok(first)
+        } else {
+            render(&users)
+        }
+    }
+
+    /// One action; `None` when it had nothing to do (e.g. an update with no message to update).
+    async fn run_action(
+        &self,
+        routes: &RouteSet,
+        event: &Event,
+        route: &str,
+        action: &PlannedAction,
+    ) -> Result<Option<Landed>, DeliverError> {
+        let rendered = self.render(routes, event, &action.template).await?;
+        let mut message = Message {
+            channel: String::new(),
+            text: rendered.text,
+            blocks: rendered.blocks,
+            thread_ts: None,
+            unfurl_links: false,
+        };
+        match &action.target {
+            PlannedTarget::Post { channel } => {
+                message.channel = self.resolver.channel(channel).await?;
+                let landed = self.post(&message).await?;
+                self.announce(route, event, &landed).await?;
+                Ok(Some(landed))
+            }
+            PlannedTarget::Dm { email, fallback } => {
+                let user = match email {
+                    Some(email) => self.resolver.user(email).await?,
+                    None => None,
+                };
+                match user {
+                    Some(user) => {
+                        message.channel = self.resolver.dm(&user).await?;
+                        Ok(Some(self.post(&message).await?))
+                    }
+                    None => {
+                        let fallback = fallback.as_ref().ok_or_else(|| {
+                            DeliverError::Permanent("no Slack user and no fallback_channel".into())
+                        })?;
+                        let who = email.as_deref().unwrap_or("(no email on the record)");
+                        tracing::warn!(%route, email = %who, %fallback, "no Slack user for this email; posting to the fallback channel");
+                        note_unknown_person(&mut message, who);
+                        message.channel = self.resolver.channel(fallback).await?;
+                        Ok(Some(self.post(&message).await?))
+                    }
+                }
+            }
+            PlannedTarget::Thread { on, channel } => match self.announcement(on, event).await? {
+                Some(parent) => {
+                    message.channel = parent.channel;
+                    message.thread_ts = Some(parent.ts);
+                    Ok(Some(self.post(&message).await?))
+                }
+                None => {
+                    self.post_instead(route, event, channel.as_ref(), message, on)
+                        .await
+                }
+            },
+            PlannedTarget::Update { on, channel } => {
+                match self.announcement(on, event).await? {
+                    Some(parent) => {
+                        message.channel = parent.channel.clone();
+                        let updated = self
+                            .limiter
+                            .call("chat.update", Some(&parent.channel), || {
+                                self.slack.update_message(&parent.ts, &message)
+                            })
+                            .await;
+                        match updated {
+                            Ok(_) => Ok(Some(parent)),
+                            // Too old or deleted: a new message says it instead.
+                            Err(DeliverError::Slack(SlackError::Api { code }))
+                                if matches!(
+                                    code.as_str(),
+                                    "message_not_found"
+                                        | "cant_update_message"
+                                        | "edit_window_closed"
+                                ) =>
+                            {
+                                tracing::info!(%route, %code, "cannot update the announcement; posting a new one");
+                                message.channel.clear();
+                                let channel = Some(ChannelRef::Id(parent.channel));
+                                self.post_instead(route, event, channel.as_ref(), message, on)
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    None => {
+                        self.post_instead(route, event, channel.as_ref(), message, on)
+                            .await
+                    }
+                }
+            }
+        }
+    }
+
+    /// A thread or update with no announcement to attach to: post anew when the route names a
+    /// channel (and make that the record's announcement), otherwise skip.
+    async fn post_instead(
+        &self,
+        route: &str,
+        event: &Event,
+        channel: Option<&ChannelRef>,
+        mut message: Message,
+        on: &str,
+    ) -> Result<Option<Landed>, DeliverError> {
+        let Some(channel) = channel else {
+            tracing::info!(%route, %on, "no message of that route for this record; nothing to do");
+            return Ok(None);
+        };
+        message.channel = self.resolver.channel(channel).await?;
+        let landed = self.post(&message).await?;
+        self.announce(on, event, &landed).await?;
+        Ok(Some(landed))
+    }
+
+    async fn post(&self, message: &Message) -> Result<Landed, DeliverError> {
+        let posted = self
+            .limiter
+            .call("chat.postMessage", Some(&message.channel), || {
+                self.slack.post_message(message)
+            })
+            .await?;
+        Ok(Landed {
+            channel: posted.channel,
+            ts: posted.ts,
+        })
+    }
+
+    /// Remembers where a record was announced by `route`, for later threads and updates.
+    async fn announce(
+        &self,
+        route: &str,
+        event: &Event,
+        landed: &Landed,
+    ) -> Result<(), DeliverError> {
+        let key = format!("ann:{route}:{}:{}", event.org_id, event.record_id);
+        let value = serde_json::to_string(landed).unwrap_or_default();
+        self.store.set(&key, &value, Some(ANNOUNCEMENT_TTL)).await?;
+        Ok(())
+    }
+
+    async fn announcement(
+        &self,
+        route: &str,
+        event: &Event,
+    ) -> Result<Option<Landed>, DeliverError> {
+        let key = format!("ann:{route}:{}:{}", event.org_id, event.record_id);
+        Ok(self
+            .store
+            .get(&key)
+            .await?
+            .and_then(|v| serde_json::from_str(&v).ok()))
+    }
+}
+
+/// Says, at the top of a message sent to a fallback channel, whom it was meant for.
+fn note_unknown_person(message: &mut Message, who: &str) {
+    let note = format!(
+        "Meant as a direct message to {}, but Slack has no user with that email.",
+        crate::render::mrkdwn::escape(who)
+    );
+    message.blocks.insert(
+        0,
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}),
+    );
+    if message.blocks.len() > crate::render::limits::max::BLOCKS {
+        message.blocks.pop();
+    }
+    message.text = format!("{note}\n{}", message.text);
+}

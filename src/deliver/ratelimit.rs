@@ -1,0 +1,98 @@
+//! Slack's rate limits, kept across all replicas through the store: about one message per
+//! second per channel with a short burst, and a per-method tier for everything else. A call
+//! that would exceed a limit is not made; the job is put off instead, so a busy channel never
+//! holds a worker while other channels wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::DeliverError;
+use super::store::Store;
+use crate::slack::SlackError;
+
+/// One limit: `burst` calls at once, then one every `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub interval: Duration,
+    pub burst: u32,
+}
+
+impl Rate {
+    pub const fn per_minute(calls: u64, burst: u32) -> Rate {
+        Rate {
+            interval: Duration::from_millis(60_000 / calls),
+            burst,
+        }
+    }
+}
+
+/// Slack's published tiers for the methods sfrelay calls (per method, workspace and app).
+pub fn method_rate(method: &str) -> Rate {
+    match method {
+        // Tier 2: 20+ per minute.
+        "conversations.list" | "conversations.create" => Rate::per_minute(20, 3),
+        // Tier 3: 50+ per minute.
+        _ => Rate::per_minute(50, 5),
+    }
+}
+
+/// The limiter every Slack call goes through.
+#[derive(Clone)]
+pub struct Limiter {
+    store: Arc<dyn Store>,
+    channel: Rate,
+    /// Off for the log sink: nothing is sent, so nothing to limit.
+    enabled: bool,
+}
+
+impl Limiter {
+    pub fn new(store: Arc<dyn Store>, channel: Rate, enabled: bool) -> Self {
+        Limiter {
+            store,
+            channel,
+            enabled,
+        }
+    }
+
+    /// Runs `call` if `method` (and, for messages, `channel`) has room; otherwise answers
+    /// `Busy` with the wait. A 429 from Slack closes the key for every replica for exactly
+    /// `Retry-After` and is also answered `Busy`.
+    pub async fn call<T, F, Fut>(
+        &self,
+        method: &str,
+        channel: Option<&str>,
+        call: F,
+    ) -> Result<T, DeliverError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, SlackError>>,
+    {
+        if !self.enabled {
+            return call().await.map_err(DeliverError::from);
+        }
+        let (key, rate) = match channel {
+            Some(channel) => (format!("chan:{channel}"), self.channel),
+            None => (format!("method:{method}"), method_rate(method)),
+        };
+        if let Some(wait) = self
+            .store
+            .rate_limit(&key, rate.interval, rate.burst)
+            .await?
+        {
+            metrics::counter!("sfrelay_rate_limit_waits_total", "source" => "limiter").increment(1);
+            return Err(DeliverError::Busy { wait });
+        }
+        match call().await {
+            Err(SlackError::RateLimited { retry_after }) => {
+                metrics::counter!("sfrelay_rate_limit_waits_total", "source" => "slack_429")
+                    .increment(1);
+                tracing::warn!(%key, retry_after_ms = retry_after.as_millis() as u64, "Slack answered 429; pausing this key for every replica");
+                self.store
+                    .pause(&key, retry_after, rate.interval, rate.burst)
+                    .await?;
+                Err(DeliverError::Busy { wait: retry_after })
+            }
+            other => other.map_err(DeliverError::from),
+        }
+    }
+}
