@@ -328,4 +328,28 @@ mod tests {
             }
         );
     }
+
+    #[tokio::test]
+    async fn high_goes_first_and_low_joins_when_ready_runs_short() {
+        let q = MemoryQueue::new(100);
+        let c = ConsumerId("c".into());
+        let jobs = [
+            job("low", "k0").in_lane(Lane::Low),
+            job("n1", "k1"),
+            job("n2", "k2"),
+            job("high", "k3").in_lane(Lane::High),
+        ];
+        q.enqueue(&jobs, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(q.depth().await.unwrap().ready, 4);
+        let mut order = Vec::new();
+        while let Some(j) = q.take(&c, Duration::ZERO).await.unwrap() {
+            order.push(j.envelope.id.clone());
+            q.ack(&c, &j).await.unwrap();
+        }
+        assert_eq!(order, vec!["high", "n1", "n2"]);
+        // The low job moves in at the next promotion, since the ready list is short.
+        assert_eq!(q.promote_due().await.unwrap(), 1);
+        let low = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(low.envelope.id, "low");
+    }
 }

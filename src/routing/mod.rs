@@ -240,3 +240,202 @@ fn email_from(spec: &str, ctx: &RenderContext<'_>) -> Option<String> {
         .filter(|s| s.contains('@'))
         .map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::flow::parse_flow_request;
+    use std::collections::HashMap;
+
+    const TEMPLATE: &str = r#"{"text": "{{ record.Name }}", "blocks": []}"#;
+
+    fn set(routes: &[(&str, &str)]) -> Result<RouteSet, Vec<LoadError>> {
+        let templates =
+            Templates::from_sources(&[("t.json", TEMPLATE)], RenderOptions::default()).unwrap();
+        let sources: Vec<(std::path::PathBuf, &str)> = routes
+            .iter()
+            .map(|(name, text)| {
+                (
+                    std::path::PathBuf::from(format!("routes/{name}.toml")),
+                    *text,
+                )
+            })
+            .collect();
+        let sources: Vec<(&Path, &str)> = sources.iter().map(|(p, t)| (p.as_path(), *t)).collect();
+        RouteSet::from_routes(&sources, templates)
+    }
+
+    fn event(body: serde_json::Value) -> Event {
+        parse_flow_request(body.to_string().as_bytes(), chrono::Utc::now())
+            .unwrap()
+            .remove(0)
+    }
+
+    fn fired(set: &RouteSet, event: &Event) -> Vec<String> {
+        let users = HashMap::new();
+        let ctx = RenderContext {
+            event,
+            instance_url: None,
+            users: &users,
+            extra: &Value::Null,
+        };
+        set.fired(event, &ctx)
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    fn opportunity(stage: &str, prior: &str, amount: u64) -> Event {
+        event(serde_json::json!({
+            "org_id": "00D5g000004ABCdEAO", "object": "Opportunity", "changed_fields": ["StageName"],
+            "record": {"Id": "006Hs00000BkXyzIAF", "StageName": stage, "Amount": amount},
+            "prior": {"StageName": prior}
+        }))
+    }
+
+    const WON: &str = r##"
+object = "Opportunity"
+when = 'became("StageName", "Closed Won")'
+[[actions]]
+type = "post"
+channel = "#enterprise-wins"
+when = 'record.Amount >= 100000'
+template = "t"
+[[actions]]
+type = "post"
+channel = "C0SMBWINS1"
+when = 'record.Amount < 100000'
+template = "t"
+"##;
+
+    #[test]
+    fn conditions_decide_which_routes_fire_and_which_actions_apply() {
+        let set = set(&[("won", WON)]).unwrap();
+        assert_eq!(
+            fired(&set, &opportunity("Closed Won", "Negotiation", 5)),
+            vec!["won"]
+        );
+        assert!(fired(&set, &opportunity("Closed Won", "Closed Won", 5)).is_empty());
+        assert!(fired(&set, &opportunity("Prospecting", "Qualification", 5)).is_empty());
+
+        let users = HashMap::new();
+        for (amount, channel) in [
+            (250_000, ChannelRef::Name("enterprise-wins".into())),
+            (99_999, ChannelRef::Id("C0SMBWINS1".into())),
+        ] {
+            let e = opportunity("Closed Won", "Negotiation", amount);
+            let ctx = RenderContext {
+                event: &e,
+                instance_url: None,
+                users: &users,
+                extra: &Value::Null,
+            };
+            let planned = set.plan(set.get("won").unwrap(), &ctx).unwrap();
+            assert_eq!(planned.len(), 1, "{amount}");
+            assert_eq!(planned[0].target, PlannedTarget::Post { channel });
+        }
+    }
+
+    #[test]
+    fn object_change_type_and_org_filters_apply() {
+        let route = r#"
+object = "Case"
+change_types = ["CREATE"]
+orgs = ["00D5g000004ABCd"]
+[[actions]]
+type = "post"
+channel = "C0SUPESC01"
+template = "t"
+"#;
+        let set = set(&[("cases", route)]).unwrap();
+        let case = |org: &str, change: &str| {
+            event(
+                serde_json::json!({"org_id": org, "object": "Case", "change_type": change,
+                "record": {"Id": "500Hs00000EfGhiIAF"}}),
+            )
+        };
+        assert_eq!(
+            fired(&set, &case("00D5g000004ABCdEAO", "CREATE")),
+            vec!["cases"]
+        );
+        assert!(fired(&set, &case("00D5g000004ABCdEAO", "UPDATE")).is_empty());
+        assert!(fired(&set, &case("00D5g000009XYZaEAO", "CREATE")).is_empty());
+    }
+
+    #[test]
+    fn dm_email_comes_from_the_record() {
+        let route = r##"
+object = "Opportunity"
+fallback_channel = "#deal-desk"
+[[actions]]
+type = "dm"
+email = "record.Owner.Email"
+template = "t"
+"##;
+        let set = set(&[("dm", route)]).unwrap();
+        let e = event(
+            serde_json::json!({"org_id": "00D5g000004ABCdEAO", "object": "Opportunity",
+            "record": {"Id": "006Hs00000BkXyzIAF", "Owner": {"Email": " dana@example.com "}}}),
+        );
+        let users = HashMap::new();
+        let ctx = RenderContext {
+            event: &e,
+            instance_url: None,
+            users: &users,
+            extra: &Value::Null,
+        };
+        let planned = set.plan(set.get("dm").unwrap(), &ctx).unwrap();
+        assert_eq!(
+            planned[0].target,
+            PlannedTarget::Dm {
+                email: Some("dana@example.com".into()),
+                fallback: Some(ChannelRef::Name("deal-desk".into()))
+            }
+        );
+    }
+
+    #[test]
+    fn load_errors_name_file_and_line() {
+        let errors = set(&[(
+            "bad",
+            "object = \"Opportunity\"\nwhen = 'became(\"StageName\"'\n[[actions]]\ntype = \"post\"\nchannel = \"deal desk\"\ntemplate = \"nope\"\n",
+        )])
+        .err()
+        .unwrap();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("routes/bad.toml:2: condition")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("routes/bad.toml:5:") && e.contains("channel")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.starts_with("routes/bad.toml:6: unknown template \"nope\"")),
+            "{text:?}"
+        );
+
+        let errors = set(&[("typo", "object = \"Lead\"\nwhenn = 'true'\n")])
+            .err()
+            .unwrap();
+        assert!(
+            errors[0].to_string().starts_with("routes/typo.toml:2:"),
+            "{errors:?}"
+        );
+
+        let errors = set(&[(
+            "t",
+            "object = \"Case\"\n[[actions]]\ntype = \"update\"\non = \"ghost\"\ntemplate = \"t\"\n",
+        )])
+        .err()
+        .unwrap();
+        assert!(
+            errors[0].to_string().contains("names no route"),
+            "{errors:?}"
+        );
+    }
+}
