@@ -124,9 +124,15 @@ async fn a_dead_consumers_jobs_are_recovered_by_another_replica() {
     drop(crashed); // the process dies holding the job
 
     // A live consumer that keeps heartbeating is never recovered from.
-    survivor.heartbeat(&[alive.clone()]).await.unwrap();
+    survivor
+        .heartbeat(std::slice::from_ref(&alive))
+        .await
+        .unwrap();
     let recovered = eventually("recovery", Duration::from_secs(10), || async {
-        survivor.heartbeat(&[alive.clone()]).await.unwrap();
+        survivor
+            .heartbeat(std::slice::from_ref(&alive))
+            .await
+            .unwrap();
         let n = survivor
             .recover_orphans(Duration::from_millis(300))
             .await
