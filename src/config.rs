@@ -105,6 +105,7 @@ struct QueueFile {
     backoff_base_ms: u64,
     backoff_cap_secs: u64,
     visibility_timeout_secs: u64,
+    max_age_secs: u64,
 }
 
 impl Default for QueueFile {
@@ -117,6 +118,7 @@ impl Default for QueueFile {
             backoff_base_ms: 500,
             backoff_cap_secs: 300,
             visibility_timeout_secs: 30,
+            max_age_secs: 24 * 3600,
         }
     }
 }
@@ -152,7 +154,8 @@ impl Default for SlackFile {
             api_base: "https://slack.com/api".into(),
             timeout_secs: 10,
             channel_messages_per_sec: 1.0,
-            channel_burst: 3,
+            // Slack tolerates "short bursts" without saying how short: stay on the safe side.
+            channel_burst: 2,
         }
     }
 }
@@ -223,6 +226,8 @@ pub struct QueueConfig {
     pub backoff_cap: Duration,
     /// A consumer silent this long is taken for dead and its in-flight jobs are recovered.
     pub visibility_timeout: Duration,
+    /// A job older than this that fails (or is still being put off) is dead-lettered.
+    pub max_age: Duration,
 }
 
 /// Worker pool size and how long a shutdown waits for jobs in flight.
@@ -417,6 +422,7 @@ impl Config {
                 backoff_base: Duration::from_millis(q.backoff_base_ms.max(1)),
                 backoff_cap: Duration::from_secs(q.backoff_cap_secs.max(1)),
                 visibility_timeout: Duration::from_secs(q.visibility_timeout_secs.max(2)),
+                max_age: Duration::from_secs(q.max_age_secs.max(60)),
             },
             workers: WorkersConfig {
                 count: file.workers.count,

@@ -41,6 +41,37 @@ enum Command {
         #[arg(long)]
         route: Option<String>,
     },
+    /// Inspect and replay the dead-letter list of a running deployment (needs REDIS_URL).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// One line per dead letter, newest first: job id, when, attempts, reason.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// The whole dead letter (job, payload, errors), as JSON.
+    Show { id: String },
+    /// Put dead letters back on the queue as fresh jobs.
+    Replay {
+        /// The job id (from `dlq list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete dead letters.
+    Purge {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,6 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
+        Command::Dlq { command } => runtime.block_on(dlq(&config, command)),
         Command::Render { event, route } => {
             let routes = sfrelay::app::load_routes(&config).map_err(|errors| {
                 anyhow::anyhow!(
@@ -136,4 +168,55 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        config.redis_url.is_some(),
+        "set REDIS_URL (and the same queue namespace in the config) to reach the deployment's dead letters; \
+         the in-process queue exists only inside a running sfrelay"
+    );
+    let (queue, _) = sfrelay::app::build_queue(config)?;
+    match command {
+        DlqCommand::List { limit } => {
+            let letters = queue.dead_letters(limit).await?;
+            for letter in &letters {
+                let when = chrono::DateTime::from_timestamp_millis(letter.dead_at_ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default();
+                println!(
+                    "{}\t{when}\t{} attempt(s)\t{}",
+                    letter.job.id, letter.job.attempts, letter.reason
+                );
+            }
+            eprintln!("{} dead letter(s) shown", letters.len());
+        }
+        DlqCommand::Show { id } => {
+            let letters = queue.dead_letters(usize::MAX).await?;
+            let Some(letter) = letters.iter().find(|l| l.job.id == id) else {
+                eprintln!("no dead letter with id {id}");
+                return Ok(ExitCode::FAILURE);
+            };
+            println!("{}", serde_json::to_string_pretty(letter)?);
+        }
+        DlqCommand::Replay { id, all } => {
+            let n = queue
+                .replay_dead(if all { None } else { id.as_deref() })
+                .await?;
+            println!("{n} dead letter(s) replayed");
+            if n == 0 && !all {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        DlqCommand::Purge { id, all } => {
+            let n = queue
+                .purge_dead(if all { None } else { id.as_deref() })
+                .await?;
+            println!("{n} dead letter(s) purged");
+            if n == 0 && !all {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

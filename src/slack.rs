@@ -88,6 +88,10 @@ pub struct Message {
     pub thread_ts: Option<String>,
     #[serde(default)]
     pub unfurl_links: bool,
+    /// Slack message metadata: sfrelay marks each post with its ledger key, so after a crash
+    /// it can tell from the channel's history whether the post already happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// Where a posted message landed; `ts` is its id for threads and updates.
@@ -95,6 +99,25 @@ pub struct Message {
 pub struct Posted {
     pub channel: String,
     pub ts: String,
+}
+
+/// One page of `conversations.history`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryPage {
+    #[serde(default)]
+    pub messages: Vec<HistoryMessage>,
+    #[serde(default)]
+    pub has_more: bool,
+    #[serde(default)]
+    pub response_metadata: Option<ResponseMetadata>,
+}
+
+/// A message as history shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryMessage {
+    pub ts: String,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// One page of channels from `conversations.list`.
@@ -247,6 +270,26 @@ impl SlackClient {
         self.call("conversations.list", &body).await
     }
 
+    /// One page of a channel's messages since `oldest` (a Slack ts), newest first, with
+    /// their metadata.
+    pub async fn history(
+        &self,
+        channel: &str,
+        oldest: &str,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, SlackError> {
+        let mut body = serde_json::json!({
+            "channel": channel,
+            "oldest": oldest,
+            "limit": 200,
+            "include_all_metadata": true,
+        });
+        if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+            body["cursor"] = cursor.into();
+        }
+        self.call("conversations.history", &body).await
+    }
+
     /// `users.lookupByEmail`; `Ok(None)` when Slack knows no such user.
     pub async fn lookup_user_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
         #[derive(Deserialize)]
@@ -381,6 +424,22 @@ impl SlackSink {
             SlackSink::Api(client) => client.list_channels(cursor).await,
             SlackSink::Log => Ok(ChannelPage {
                 channels: Vec::new(),
+                response_metadata: None,
+            }),
+        }
+    }
+
+    pub async fn history(
+        &self,
+        channel: &str,
+        oldest: &str,
+        cursor: Option<&str>,
+    ) -> Result<HistoryPage, SlackError> {
+        match self {
+            SlackSink::Api(client) => client.history(channel, oldest, cursor).await,
+            SlackSink::Log => Ok(HistoryPage {
+                messages: Vec::new(),
+                has_more: false,
                 response_metadata: None,
             }),
         }

@@ -166,12 +166,26 @@ async fn run_worker(
     abandon: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut reclaim = false;
     while !stop.is_cancelled() {
+        if reclaim {
+            match ctx.queue.reclaim(&consumer).await {
+                Ok(n) => {
+                    reclaim = false;
+                    if n > 0 {
+                        metrics::counter!("sfrelay_jobs_recovered_total").increment(n);
+                        tracing::warn!(jobs = n, "reclaimed jobs a lost reply had left in flight");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot reclaim yet"),
+            }
+        }
         // A take is never cancelled half-way: the job could be moved and then forgotten.
         let job = match ctx.queue.take(&consumer, Duration::from_secs(1)).await {
             Ok(Some(job)) => job,
             Ok(None) => continue,
             Err(e) => {
+                reclaim = true;
                 tracing::warn!(error = %e, consumer = %consumer.0, "cannot take jobs; retrying");
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -213,6 +227,12 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
         Task::Route { route, event } => match ctx.deliverer.deliver_route(&event, &route).await {
             Ok(()) => Outcome::Done,
             Err(e) => match e.postpone_for() {
+                Some(_) if too_old(ctx, job) => Outcome::Dead {
+                    reason: format!(
+                        "route {route}: older than the {}s age limit and still rate limited: {e}",
+                        ctx.queue_config.max_age.as_secs()
+                    ),
+                },
                 Some(delay) => Outcome::Postpone { delay },
                 None => failure(ctx, job, &format!("route {route}: {e}"), e.retry()),
             },
@@ -278,12 +298,26 @@ fn failure(ctx: &WorkerContext, job: &Job, error: &str, retry: Retry) -> Outcome
             reason: format!("gave up after {attempts} attempts: {error}"),
         };
     }
+    if too_old(ctx, job) {
+        return Outcome::Dead {
+            reason: format!(
+                "gave up: older than the {}s age limit: {error}",
+                ctx.queue_config.max_age.as_secs()
+            ),
+        };
+    }
     let delay = backoff(
         ctx.queue_config.backoff_base,
         ctx.queue_config.backoff_cap,
         attempts,
     );
     Outcome::RetryAfter { delay, error }
+}
+
+/// Whether the job has outlived the age limit (counted from its first queueing).
+fn too_old(ctx: &WorkerContext, job: &Job) -> bool {
+    let age_ms = crate::queue::now_ms().saturating_sub(job.envelope.enqueued_at_ms);
+    u128::try_from(age_ms).unwrap_or(0) > ctx.queue_config.max_age.as_millis()
 }
 
 /// Exponential backoff with full jitter: a random delay in [0, min(cap, base × 2^attempts)].

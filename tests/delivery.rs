@@ -300,4 +300,45 @@ template = "closed-won-win"
         .count();
     assert!(pages >= 3, "expected several pages, got {pages}");
     assert_eq!(slack.stats().await["posts_by_name"], 0);
+
+    // The operator sees why, creates the channel, and replays the dead letter.
+    let (ok, out) = app.cli(&["dlq", "list"]);
+    assert!(ok, "{out}");
+    let line = out.lines().next().unwrap_or_default().to_string();
+    assert!(
+        line.contains("/missing\t") && line.contains("channel #no-such-channel not found"),
+        "{out}"
+    );
+    let id = line.split('\t').next().unwrap().to_string();
+    let (ok, shown) = app.cli(&["dlq", "show", &id]);
+    assert!(ok, "{shown}");
+    let letter: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(letter["job"]["id"], id.as_str());
+    assert!(
+        letter["job"]["first_error"]
+            .as_str()
+            .unwrap()
+            .contains("not found")
+    );
+    assert!(letter["dead_at_ms"].as_i64().unwrap() > 0);
+
+    let created = reqwest::Client::new()
+        .post(format!("{}/_emulator/channels", slack.url))
+        .json(&serde_json::json!({"id": "C0NEWCHAN1", "name": "no-such-channel"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    let (ok, out) = app.cli(&["dlq", "replay", &id]);
+    assert!(ok && out.contains("1 dead letter(s) replayed"), "{out}");
+    let messages = slack.wait_for_messages(2).await;
+    assert_eq!(messages[1]["channel"], "C0NEWCHAN1");
+    assert_eq!(
+        app.metric("sfrelay_queue_depth{state=\"dead\"}").await,
+        Some(0.0)
+    );
+    let (ok, out) = app.cli(&["dlq", "replay", &id]);
+    assert!(!ok && out.contains("0 dead letter(s)"), "{out}");
+    let (ok, out) = app.cli(&["dlq", "purge", "--all"]);
+    assert!(ok && out.contains("0 dead letter(s) purged"), "{out}");
 }

@@ -57,6 +57,16 @@ impl DeliverError {
         }
     }
 
+    /// Whether Slack may have carried out the call despite the error (no answer, a 5xx): only
+    /// then must a retry check before posting again.
+    pub fn may_have_posted(&self) -> bool {
+        match self {
+            DeliverError::Slack(SlackError::Transport(_) | SlackError::Decode(_)) => true,
+            DeliverError::Slack(SlackError::Http { status }) => *status >= 500,
+            _ => false,
+        }
+    }
+
     /// When the job may go again without counting as a failed attempt.
     pub fn postpone_for(&self) -> Option<Duration> {
         match self {
@@ -65,6 +75,16 @@ impl DeliverError {
             _ => None,
         }
     }
+}
+
+/// The metadata event type that marks sfrelay's posts.
+const METADATA_EVENT_TYPE: &str = "sfrelay_delivery";
+
+/// A post that was about to be made: where, and from when to search the history.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    channel: String,
+    started_ms: i64,
 }
 
 /// Where a message landed: what the ledger and announcements keep.
@@ -167,7 +187,10 @@ impl Deliverer {
                 tracing::info!(route = %name, action = action.index, %done, "action already done; skipped");
                 continue;
             }
-            let Some(landed) = self.run_action(&routes, event, name, action).await? else {
+            let Some(landed) = self
+                .run_action(&routes, event, name, action, &ledger_key)
+                .await?
+            else {
                 continue;
             };
             let value = serde_json::to_string(&landed).unwrap_or_default();
@@ -220,6 +243,7 @@ impl Deliverer {
         event: &Event,
         route: &str,
         action: &PlannedAction,
+        key: &str,
     ) -> Result<Option<Landed>, DeliverError> {
         let rendered = self.render(routes, event, &action.template).await?;
         let mut message = Message {
@@ -228,11 +252,12 @@ impl Deliverer {
             blocks: rendered.blocks,
             thread_ts: None,
             unfurl_links: false,
+            metadata: None,
         };
         match &action.target {
             PlannedTarget::Post { channel } => {
                 message.channel = self.resolver.channel(channel).await?;
-                let landed = self.post(&message).await?;
+                let landed = self.post(&mut message, key).await?;
                 self.announce(route, event, &landed).await?;
                 Ok(Some(landed))
             }
@@ -244,7 +269,7 @@ impl Deliverer {
                 match user {
                     Some(user) => {
                         message.channel = self.resolver.dm(&user).await?;
-                        Ok(Some(self.post(&message).await?))
+                        Ok(Some(self.post(&mut message, key).await?))
                     }
                     None => {
                         let fallback = fallback.as_ref().ok_or_else(|| {
@@ -254,7 +279,7 @@ impl Deliverer {
                         tracing::warn!(%route, email = %who, %fallback, "no Slack user for this email; posting to the fallback channel");
                         note_unknown_person(&mut message, who);
                         message.channel = self.resolver.channel(fallback).await?;
-                        Ok(Some(self.post(&message).await?))
+                        Ok(Some(self.post(&mut message, key).await?))
                     }
                 }
             }
@@ -262,10 +287,10 @@ impl Deliverer {
                 Some(parent) => {
                     message.channel = parent.channel;
                     message.thread_ts = Some(parent.ts);
-                    Ok(Some(self.post(&message).await?))
+                    Ok(Some(self.post(&mut message, key).await?))
                 }
                 None => {
-                    self.post_instead(route, event, channel.as_ref(), message, on)
+                    self.post_instead(route, event, channel.as_ref(), message, on, key)
                         .await
                 }
             },
@@ -293,14 +318,14 @@ impl Deliverer {
                                 tracing::info!(%route, %code, "cannot update the announcement; posting a new one");
                                 message.channel.clear();
                                 let channel = Some(ChannelRef::Id(parent.channel));
-                                self.post_instead(route, event, channel.as_ref(), message, on)
+                                self.post_instead(route, event, channel.as_ref(), message, on, key)
                                     .await
                             }
                             Err(e) => Err(e),
                         }
                     }
                     None => {
-                        self.post_instead(route, event, channel.as_ref(), message, on)
+                        self.post_instead(route, event, channel.as_ref(), message, on, key)
                             .await
                     }
                 }
@@ -317,28 +342,110 @@ impl Deliverer {
         channel: Option<&ChannelRef>,
         mut message: Message,
         on: &str,
+        key: &str,
     ) -> Result<Option<Landed>, DeliverError> {
         let Some(channel) = channel else {
             tracing::info!(%route, %on, "no message of that route for this record; nothing to do");
             return Ok(None);
         };
         message.channel = self.resolver.channel(channel).await?;
-        let landed = self.post(&message).await?;
+        let landed = self.post(&mut message, key).await?;
         self.announce(on, event, &landed).await?;
         Ok(Some(landed))
     }
 
-    async fn post(&self, message: &Message) -> Result<Landed, DeliverError> {
+    /// Posts at most once per ledger `key`, even across crashes. Before posting, a `pending`
+    /// note records where and when; the post carries `key` in its metadata. If a note is
+    /// found on a later attempt, the earlier attempt may have reached Slack without the ledger
+    /// hearing of it, so the channel's history is searched for the key first. (Thread replies
+    /// are not in the channel history; for them the window stays one Redis round trip.)
+    async fn post(&self, message: &mut Message, key: &str) -> Result<Landed, DeliverError> {
+        message.metadata = Some(json!({
+            "event_type": METADATA_EVENT_TYPE,
+            "event_payload": { "key": key },
+        }));
+        let pending_key = format!("pending:{key}");
+        if !self.slack.is_log() {
+            if let Some(pending) = self.store.get(&pending_key).await?
+                && let Ok(pending) = serde_json::from_str::<Pending>(&pending)
+                && message.thread_ts.is_none()
+                && let Some(found) = self.find_posted(&pending, key).await?
+            {
+                metrics::counter!("sfrelay_ledger_hits_total").increment(1);
+                tracing::warn!(%key, ts = %found.ts, "an earlier attempt had already posted this; not posting again");
+                return Ok(found);
+            }
+            let pending = Pending {
+                channel: message.channel.clone(),
+                started_ms: crate::queue::now_ms(),
+            };
+            let value = serde_json::to_string(&pending).unwrap_or_default();
+            self.store
+                .set(&pending_key, &value, Some(LEDGER_TTL))
+                .await?;
+        }
         let posted = self
             .limiter
             .call("chat.postMessage", Some(&message.channel), || {
                 self.slack.post_message(message)
             })
-            .await?;
-        Ok(Landed {
-            channel: posted.channel,
-            ts: posted.ts,
-        })
+            .await;
+        match posted {
+            Ok(posted) => Ok(Landed {
+                channel: posted.channel,
+                ts: posted.ts,
+            }),
+            Err(e) => {
+                if !e.may_have_posted() {
+                    // Slack surely did not post: the next attempt need not search history.
+                    self.store.delete(&pending_key).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Searches the channel's history since just before the pending attempt for a message
+    /// carrying `key`.
+    async fn find_posted(
+        &self,
+        pending: &Pending,
+        key: &str,
+    ) -> Result<Option<Landed>, DeliverError> {
+        let oldest_ms = pending.started_ms.saturating_sub(60_000).max(0);
+        let oldest = format!("{}.{:06}", oldest_ms / 1000, (oldest_ms % 1000) * 1000);
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let page = self
+                .limiter
+                .call("conversations.history", None, || {
+                    self.slack
+                        .history(&pending.channel, &oldest, cursor.as_deref())
+                })
+                .await?;
+            for message in &page.messages {
+                let Some(metadata) = &message.metadata else {
+                    continue;
+                };
+                if metadata["event_type"] == METADATA_EVENT_TYPE
+                    && metadata["event_payload"]["key"] == key
+                {
+                    return Ok(Some(Landed {
+                        channel: pending.channel.clone(),
+                        ts: message.ts.clone(),
+                    }));
+                }
+            }
+            match page
+                .response_metadata
+                .as_ref()
+                .map(|m| m.next_cursor.as_str())
+            {
+                Some(next) if page.has_more && !next.is_empty() => cursor = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(None)
     }
 
     /// Remembers where a record was announced by `route`, for later threads and updates.

@@ -34,6 +34,8 @@ pub trait Store: Send + Sync + 'static {
         ttl: Option<Duration>,
     ) -> Result<Option<String>, StoreError>;
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
     /// GCRA rate limit shared by every replica: `None` when a call may go now (it is counted),
     /// else how long to wait. Allows `burst` calls at once, then one per `interval`.
     async fn rate_limit(
@@ -176,6 +178,16 @@ impl Store for RedisStore {
         cmd.query_async(&mut conn).await.map_err(store_error)
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.queue.connection().await.map_err(store_error)?;
+        redis::cmd("DEL")
+            .arg(self.keys.other(key))
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn rate_limit(
         &self,
         key: &str,
@@ -279,6 +291,11 @@ impl Store for MemoryStore {
         }
         map.insert(key.to_string(), (value.to_string(), ttl.map(|t| now + t)));
         Ok(None)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.lock()?.remove(key);
+        Ok(())
     }
 
     async fn rate_limit(

@@ -222,6 +222,16 @@ impl Queue for MemoryQueue {
         Ok(0)
     }
 
+    async fn reclaim(&self, consumer: &ConsumerId) -> Result<u64, QueueError> {
+        let mut state = self.lock()?;
+        let held = state.processing.remove(consumer).unwrap_or_default();
+        let n = held.len() as u64;
+        for raw in held.into_iter().rev() {
+            state.ready.push_front(raw);
+        }
+        Ok(n)
+    }
+
     async fn unregister(&self, consumer: &ConsumerId) -> Result<(), QueueError> {
         let mut state = self.lock()?;
         if state.processing.get(consumer).is_some_and(Vec::is_empty) {
@@ -248,6 +258,36 @@ impl Queue for MemoryQueue {
             .take(limit)
             .filter_map(|b| serde_json::from_slice(b).ok())
             .collect())
+    }
+
+    async fn replay_dead(&self, id: Option<&str>) -> Result<u64, QueueError> {
+        let mut state = self.lock()?;
+        let mut kept = VecDeque::new();
+        let mut replayed = 0;
+        while let Some(raw) = state.dead.pop_front() {
+            match serde_json::from_slice::<DeadLetter>(&raw) {
+                Ok(letter) if id.is_none_or(|id| letter.job.id == id) => {
+                    state.ready.push_back(super::replayed(&letter)?);
+                    replayed += 1;
+                }
+                _ => kept.push_back(raw),
+            }
+        }
+        state.dead = kept;
+        drop(state);
+        self.ready_signal.notify_waiters();
+        Ok(replayed)
+    }
+
+    async fn purge_dead(&self, id: Option<&str>) -> Result<u64, QueueError> {
+        let mut state = self.lock()?;
+        let before = state.dead.len();
+        state.dead.retain(|raw| {
+            serde_json::from_slice::<DeadLetter>(raw)
+                .map(|letter| id.is_some_and(|id| letter.job.id != id))
+                .unwrap_or(id.is_some())
+        });
+        Ok((before - state.dead.len()) as u64)
     }
 
     fn is_durable(&self) -> bool {

@@ -33,9 +33,16 @@ pub struct JobEnvelope {
     pub attempts: u32,
     /// When the job was first queued, in Unix milliseconds: the age limit counts from here.
     pub enqueued_at_ms: i64,
-    /// The last failure, kept for the dead-letter list and the logs.
+    /// The first failure and when it happened, kept for the dead-letter list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failed_at_ms: Option<i64>,
+    /// The last failure and when it happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed_at_ms: Option<i64>,
     pub payload: Box<RawValue>,
 }
 
@@ -102,7 +109,10 @@ impl NewJob {
             id: id.clone(),
             attempts: 0,
             enqueued_at_ms: now_ms,
+            first_error: None,
+            first_failed_at_ms: None,
             last_error: None,
+            last_failed_at_ms: None,
             payload,
         };
         let bytes =
@@ -207,6 +217,11 @@ pub trait Queue: Send + Sync + 'static {
     /// ready list; returns how many jobs. Safe to run from every replica at once.
     async fn recover_orphans(&self, visibility: Duration) -> Result<u64, QueueError>;
 
+    /// Puts back on the ready list whatever `consumer`'s in-flight list holds. Called by a
+    /// worker that holds nothing after a queue error: a take whose reply was lost (Redis went
+    /// away mid-answer) leaves a job there that no one would otherwise see.
+    async fn reclaim(&self, consumer: &ConsumerId) -> Result<u64, QueueError>;
+
     /// Forgets a consumer that stopped cleanly (its in-flight list is empty).
     async fn unregister(&self, consumer: &ConsumerId) -> Result<(), QueueError>;
 
@@ -215,8 +230,15 @@ pub trait Queue: Send + Sync + 'static {
 
     async fn depth(&self) -> Result<QueueDepth, QueueError>;
 
-    /// The dead letters, newest first (inspection and tests).
+    /// The dead letters, newest first.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// Puts dead letters (the one with job `id`, or all) back on the ready list as fresh jobs;
+    /// returns how many.
+    async fn replay_dead(&self, id: Option<&str>) -> Result<u64, QueueError>;
+
+    /// Deletes dead letters (the one with job `id`, or all); returns how many.
+    async fn purge_dead(&self, id: Option<&str>) -> Result<u64, QueueError>;
 
     /// Whether jobs survive a restart of this process (false for the in-process queue).
     fn is_durable(&self) -> bool;
@@ -226,8 +248,7 @@ pub trait Queue: Send + Sync + 'static {
 pub(crate) fn after_failure(job: &Job, error: Option<&str>) -> Result<Vec<u8>, QueueError> {
     let mut envelope = job.envelope.clone();
     if let Some(error) = error {
-        envelope.attempts += 1;
-        envelope.last_error = Some(truncate_error(error));
+        record_failure(&mut envelope, error);
     }
     serde_json::to_vec(&envelope).map_err(|e| QueueError::Corrupt(e.to_string()))
 }
@@ -239,14 +260,40 @@ pub(crate) fn dead_letter_bytes(
     now_ms: i64,
 ) -> Result<Vec<u8>, QueueError> {
     let mut envelope = job.envelope.clone();
-    envelope.attempts += 1;
-    envelope.last_error = Some(truncate_error(reason));
+    record_failure(&mut envelope, reason);
     let letter = DeadLetter {
         job: envelope,
         reason: truncate_error(reason),
         dead_at_ms: now_ms,
     };
     serde_json::to_vec(&letter).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+/// Counts a failed attempt and keeps its error (the first one too).
+fn record_failure(envelope: &mut JobEnvelope, error: &str) {
+    let now = now_ms();
+    envelope.attempts += 1;
+    if envelope.first_error.is_none() {
+        envelope.first_error = Some(truncate_error(error));
+        envelope.first_failed_at_ms = Some(now);
+    }
+    envelope.last_error = Some(truncate_error(error));
+    envelope.last_failed_at_ms = Some(now);
+}
+
+/// A dead letter made into a fresh job again: attempts and errors cleared, same id and payload.
+pub(crate) fn replayed(letter: &DeadLetter) -> Result<Vec<u8>, QueueError> {
+    let envelope = JobEnvelope {
+        id: letter.job.id.clone(),
+        attempts: 0,
+        enqueued_at_ms: now_ms(),
+        first_error: None,
+        first_failed_at_ms: None,
+        last_error: None,
+        last_failed_at_ms: None,
+        payload: letter.job.payload.clone(),
+    };
+    serde_json::to_vec(&envelope).map_err(|e| QueueError::Corrupt(e.to_string()))
 }
 
 fn truncate_error(error: &str) -> String {

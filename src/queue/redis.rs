@@ -452,6 +452,25 @@ impl Queue for RedisQueue {
             .map_err(unavailable)
     }
 
+    async fn reclaim(&self, consumer: &ConsumerId) -> Result<u64, QueueError> {
+        let mut conn = self.connection().await?;
+        let mut moved = 0;
+        loop {
+            let job: Option<Vec<u8>> = redis::cmd("LMOVE")
+                .arg(self.keys.processing(consumer))
+                .arg(self.keys.ready())
+                .arg("RIGHT")
+                .arg("RIGHT")
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if job.is_none() {
+                return Ok(moved);
+            }
+            moved += 1;
+        }
+    }
+
     async fn unregister(&self, consumer: &ConsumerId) -> Result<(), QueueError> {
         let mut conn = self.connection().await?;
         // Only a consumer holding nothing is forgotten; one still holding a job stays
@@ -521,8 +540,84 @@ impl Queue for RedisQueue {
             .collect())
     }
 
+    async fn replay_dead(&self, id: Option<&str>) -> Result<u64, QueueError> {
+        let mut replayed = 0;
+        for (raw, letter) in self.matching_dead(id).await? {
+            let fresh = super::replayed(&letter)?;
+            let mut conn = self.connection().await?;
+            // Moved only if still there, so two operators replaying at once cannot double it.
+            let moved: i64 = self
+                .move_held
+                .key(self.keys.dead())
+                .key(self.keys.ready())
+                .arg(&raw[..])
+                .arg(&fresh[..])
+                .arg("release")
+                .arg(0)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            replayed += moved as u64;
+        }
+        Ok(replayed)
+    }
+
+    async fn purge_dead(&self, id: Option<&str>) -> Result<u64, QueueError> {
+        let mut conn = self.connection().await?;
+        if id.is_none() {
+            let n: u64 = redis::cmd("LLEN")
+                .arg(self.keys.dead())
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let _: i64 = redis::cmd("DEL")
+                .arg(self.keys.dead())
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            return Ok(n);
+        }
+        let mut purged = 0;
+        for (raw, _) in self.matching_dead(id).await? {
+            let n: u64 = redis::cmd("LREM")
+                .arg(self.keys.dead())
+                .arg(1)
+                .arg(&raw[..])
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            purged += n;
+        }
+        Ok(purged)
+    }
+
     fn is_durable(&self) -> bool {
         true
+    }
+}
+
+impl RedisQueue {
+    /// Dead letters (exact stored bytes and decoded) whose job id is `id`, or all.
+    async fn matching_dead(
+        &self,
+        id: Option<&str>,
+    ) -> Result<Vec<(Vec<u8>, DeadLetter)>, QueueError> {
+        let mut conn = self.connection().await?;
+        let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(self.keys.dead())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|bytes| {
+                let letter: DeadLetter = serde_json::from_slice(&bytes).ok()?;
+                id.is_none_or(|id| letter.job.id == id)
+                    .then_some((bytes, letter))
+            })
+            .collect())
     }
 }
 

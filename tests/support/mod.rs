@@ -255,6 +255,7 @@ pub struct Options {
     /// Queue key namespace; two processes given the same one share a queue.
     pub namespace: String,
     pub max_attempts: u32,
+    pub visibility_timeout_secs: u64,
 }
 
 /// One route: every Closed Won posts the briefing to #deal-desk (per event, so each test
@@ -290,6 +291,7 @@ impl Default for Options {
             routes: None,
             namespace: fresh_namespace(),
             max_attempts: 50,
+            visibility_timeout_secs: 30,
         }
     }
 }
@@ -302,6 +304,8 @@ pub struct App {
     _dir: tempfile::TempDir,
     pub log: PathBuf,
     routes_dir: PathBuf,
+    config: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl App {
@@ -333,6 +337,7 @@ namespace = "{namespace}"
 backoff_base_ms = 20
 backoff_cap_secs = 1
 max_attempts = {max_attempts}
+visibility_timeout_secs = {visibility}
 
 [workers]
 count = {workers}
@@ -366,6 +371,7 @@ jwt_public_key_file = "{ec}"
             templates_dir = root.join("templates").display(),
             workers = options.workers,
             max_attempts = options.max_attempts,
+            visibility = options.visibility_timeout_secs,
             grace = options.shutdown_grace_secs,
             rsa = keys.join("rsa-public.pem").display(),
             ec = keys.join("ec-public.pem").display(),
@@ -376,28 +382,32 @@ jwt_public_key_file = "{ec}"
         let log = dir.path().join("sfrelay.log");
         let log_file = std::fs::File::create(&log).expect("log file");
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sfrelay"));
-        cmd.arg("serve")
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("SFRELAY_LISTEN".into(), format!("127.0.0.1:{port}")),
+            ("SFRELAY_LOG".into(), "info".into()),
+            ("SFRELAY_LOG_FORMAT".into(), "json".into()),
+            ("TEST_API_KEY".into(), API_KEY.into()),
+            ("TEST_OTHER_API_KEY".into(), OTHER_API_KEY.into()),
+            ("TEST_JWT_SECRET".into(), JWT_SECRET.into()),
+        ];
+        if let Some(redis) = &options.redis {
+            env.push(("REDIS_URL".into(), redis.clone()));
+        }
+        if let Some(api) = &options.slack_api {
+            env.push(("SLACK_API_BASE".into(), api.clone()));
+            env.push(("SLACK_BOT_TOKEN".into(), SLACK_TOKEN.into()));
+        }
+        let child = Command::new(env!("CARGO_BIN_EXE_sfrelay"))
+            .arg("serve")
             .arg("--config")
             .arg(&config)
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SFRELAY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SFRELAY_LOG", "info")
-            .env("SFRELAY_LOG_FORMAT", "json")
-            .env("TEST_API_KEY", API_KEY)
-            .env("TEST_OTHER_API_KEY", OTHER_API_KEY)
-            .env("TEST_JWT_SECRET", JWT_SECRET)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
-            .stderr(log_file);
-        if let Some(redis) = &options.redis {
-            cmd.env("REDIS_URL", redis);
-        }
-        if let Some(api) = &options.slack_api {
-            cmd.env("SLACK_API_BASE", api)
-                .env("SLACK_BOT_TOKEN", SLACK_TOKEN);
-        }
-        let child = cmd.spawn().expect("spawn sfrelay");
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn sfrelay");
         let mut app = App {
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
@@ -405,6 +415,8 @@ jwt_public_key_file = "{ec}"
             _dir: dir,
             log,
             routes_dir: routes_dir.clone(),
+            config,
+            env,
         };
         let health = format!("{}/healthz", app.url);
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -462,6 +474,24 @@ jwt_public_key_file = "{ec}"
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
     }
 
+    /// Runs another `sfrelay` command (e.g. `dlq list`) with this process's config and
+    /// environment; returns success and stdout.
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_sfrelay"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run sfrelay");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    }
+
     /// The routes directory this process loads (a temp dir when `Options::routes` was set).
     pub fn routes_dir(&self) -> PathBuf {
         self.routes_dir.clone()
@@ -477,6 +507,14 @@ jwt_public_key_file = "{ec}"
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// kill -9: no shutdown, no cleanup, jobs left where they are.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Waits for the process to exit.

@@ -1,7 +1,8 @@
 //! The emulator's whole state and the path every API call takes through it.
 //!
 //! Kept free of HTTP so the order of checks (method, auth, arguments, forced 429s, rate limits,
-//! injected 500s, then the method) can be tested directly.
+//! injected 500s, then the method, then answers dropped after the effect) can be tested
+//! directly.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::faults::Faults;
-use super::journal::{Journal, RequestRecord};
+use super::journal::{Journal, PostedMessage, RequestRecord};
 use super::limits::Limits;
 use super::methods::{self, ApiError, Ctx, SlackMethod};
 use super::workspace::Workspace;
@@ -98,8 +99,11 @@ pub enum Outcome {
         /// Whole seconds to wait.
         retry_after: u64,
     },
-    /// HTTP 500 with a plain-text body, from fault injection.
+    /// HTTP 500 with a plain-text body, from fault injection; the call had no effect.
     Injected,
+    /// The same HTTP 500 as [`Outcome::Injected`], but the `chat.postMessage` took effect first:
+    /// the message is stored, the caller just never hears so.
+    DroppedAfterEffect(PostedMessage),
 }
 
 impl Outcome {
@@ -119,14 +123,14 @@ impl Outcome {
             Outcome::Ok(_) => StatusCode::OK,
             Outcome::Failed { status, .. } => *status,
             Outcome::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Outcome::Injected => StatusCode::INTERNAL_SERVER_ERROR,
+            Outcome::Injected | Outcome::DroppedAfterEffect(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The Slack error code, if the call did not succeed.
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Outcome::Ok(_) | Outcome::Injected => None,
+            Outcome::Ok(_) | Outcome::Injected | Outcome::DroppedAfterEffect(_) => None,
             Outcome::Failed { error, .. } => Some(error.code),
             Outcome::RateLimited { .. } => Some("ratelimited"),
         }
@@ -145,6 +149,10 @@ impl Emulator {
             .and_then(|p| p.value("channel"))
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let dropped_after_effect = match &outcome {
+            Outcome::DroppedAfterEffect(posted) => Some(posted.clone()),
+            _ => None,
+        };
         self.journal.record(RequestRecord {
             method: req.method.to_owned(),
             status: outcome.status().as_u16(),
@@ -152,6 +160,7 @@ impl Emulator {
             channel,
             at_ms: clock.micros / 1000,
             body,
+            dropped_after_effect,
         });
         (outcome, self.faults.latency())
     }
@@ -205,6 +214,14 @@ impl Emulator {
             now_micros: clock.micros,
         };
         match methods::run(method, params, &mut ctx) {
+            Ok(body)
+                if method == SlackMethod::PostMessage && self.faults.roll_drop_after_effect() =>
+            {
+                Outcome::DroppedAfterEffect(PostedMessage {
+                    channel: body["channel"].as_str().unwrap_or_default().to_owned(),
+                    ts: body["ts"].as_str().unwrap_or_default().to_owned(),
+                })
+            }
             Ok(body) => Outcome::Ok(body),
             Err(error) => Outcome::Failed {
                 status: StatusCode::OK,
@@ -266,7 +283,7 @@ mod tests {
             page_size: 100,
             workspace: Workspace::new(vec![Channel::new("C0DEALDESK", "deal-desk", false)], vec![]),
             journal: Journal::default(),
-            faults: Faults::new(0.0, Duration::ZERO, 1),
+            faults: Faults::new(0.0, 0.0, Duration::ZERO, 1),
             limits: Limits::new(Rate::new(1.0, 2).unwrap(), Rate::new(1.0, 20).unwrap()),
         }
     }
@@ -380,6 +397,133 @@ mod tests {
         assert_eq!(
             (stats.rate_limited, stats.failed_injected, stats.posts),
             (1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn dropped_answers_still_store_the_post() {
+        let mut emu = emulator();
+        emu.workspace
+            .upsert_user(User::new("U0DANA0001", "dana.seller@example.com"));
+        let clock = Clock::now();
+        let patch: FaultsPatch =
+            serde_json::from_str(r#"{"drop_response_after_effect_rate":1.0,"burst":10}"#).unwrap();
+        emu.faults.apply(&patch, &mut emu.limits).unwrap();
+
+        let body = b"channel=C0DEALDESK&text=hi";
+        let (outcome, _) = emu.call(&post(BEARER, FORM, body), clock);
+        let Outcome::DroppedAfterEffect(posted) = outcome.clone() else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(outcome.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(outcome.error_code(), None);
+        let stored: Vec<_> = emu.workspace.messages(None).collect();
+        assert_eq!(stored.len(), 1, "the effect happened");
+        assert_eq!(
+            (posted.channel.as_str(), posted.ts.as_str()),
+            ("C0DEALDESK", stored[0].ts.as_str())
+        );
+
+        // Only successful chat.postMessage calls are affected.
+        let no_text = post(BEARER, FORM, b"channel=C0DEALDESK");
+        assert_eq!(emu.call(&no_text, clock).0.error_code(), Some("no_text"));
+        let update_body = format!("channel=C0DEALDESK&ts={}&text=edited", posted.ts);
+        let update = ApiRequest {
+            method: "chat.update",
+            ..post(BEARER, FORM, update_body.as_bytes())
+        };
+        assert!(matches!(emu.call(&update, clock).0, Outcome::Ok(_)));
+        let (to_user, _) = emu.call(&post(BEARER, FORM, b"channel=U0DANA0001&text=hi"), clock);
+        assert!(
+            matches!(&to_user, Outcome::DroppedAfterEffect(p) if p.channel == "D0DANA0001"),
+            "{to_user:?}"
+        );
+        assert_eq!(emu.workspace.dms().len(), 1, "the DM was opened too");
+
+        // An injected failure comes first and leaves nothing to drop.
+        let patch: FaultsPatch = serde_json::from_str(r#"{"fail_rate":1.0}"#).unwrap();
+        emu.faults.apply(&patch, &mut emu.limits).unwrap();
+        let again = post(BEARER, FORM, b"channel=U0DANA0001&text=again");
+        assert_eq!(emu.call(&again, clock).0, Outcome::Injected);
+        assert_eq!(emu.workspace.messages(None).count(), 2);
+
+        let requests = emu.journal.requests();
+        assert_eq!(requests[0].dropped_after_effect.as_ref(), Some(&posted));
+        assert_eq!(requests[0].status, 500);
+        let dropped: Vec<bool> = requests
+            .iter()
+            .map(|r| r.dropped_after_effect.is_some())
+            .collect();
+        assert_eq!(dropped, [true, false, false, true, false]);
+        let stats = emu.journal.stats();
+        assert_eq!(
+            (
+                stats.posts,
+                stats.dropped_after_effect,
+                stats.failed_injected
+            ),
+            (2, 2, 1)
+        );
+        assert_eq!(stats.updates, 1);
+    }
+
+    #[test]
+    fn history_is_a_read_with_a_method_budget() {
+        let mut emu = emulator();
+        let clock = Clock::now();
+        let meta = "%7B%22event_type%22%3A%22deal_won%22%2C%22event_payload%22%3A%7B%7D%7D";
+        let body = format!("channel=C0DEALDESK&text=hi&metadata={meta}");
+        assert!(matches!(
+            emu.call(&post(BEARER, FORM, body.as_bytes()), clock).0,
+            Outcome::Ok(_)
+        ));
+        let patch: FaultsPatch = serde_json::from_str(r#"{"method_burst":2}"#).unwrap();
+        emu.faults.apply(&patch, &mut emu.limits).unwrap();
+        let get = ApiRequest {
+            method: "conversations.history",
+            is_get: true,
+            authorization: BEARER,
+            content_type: None,
+            query: Some("channel=C0DEALDESK&include_all_metadata=true"),
+            body: b"",
+        };
+        let (outcome, _) = emu.call(&get, clock);
+        let Outcome::Ok(history) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(history["messages"][0]["text"], "hi");
+        assert_eq!(history["messages"][0]["metadata"]["event_type"], "deal_won");
+        let by_post = ApiRequest {
+            method: "conversations.history",
+            ..post(BEARER, FORM, b"channel=C0NOPE")
+        };
+        assert_eq!(
+            emu.call(&by_post, clock).0.error_code(),
+            Some("channel_not_found")
+        );
+        assert_eq!(
+            emu.call(&get, clock).0,
+            Outcome::RateLimited { retry_after: 1 },
+            "its own per-method budget"
+        );
+        let unauthed = ApiRequest {
+            authorization: None,
+            ..get
+        };
+        assert_eq!(
+            emu.call(&unauthed, clock).0.error_code(),
+            Some("not_authed")
+        );
+        let body = b"channel=C0DEALDESK&text=still+fine";
+        assert!(matches!(
+            emu.call(&post(BEARER, FORM, body), clock).0,
+            Outcome::Ok(_)
+        ));
+        let stats = emu.journal.stats();
+        assert_eq!(stats.by_method.get("conversations.history"), Some(&4));
+        assert_eq!(
+            emu.journal.requests()[1].channel.as_deref(),
+            Some("C0DEALDESK")
         );
     }
 

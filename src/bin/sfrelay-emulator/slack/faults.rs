@@ -1,4 +1,5 @@
-//! Injected faults: random 500s, added latency and forced 429s, changeable at run time.
+//! Injected faults: random 500s (before or after the call takes effect), added latency and
+//! forced 429s, changeable at run time.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::gcra::Rate;
 #[derive(Debug)]
 pub struct Faults {
     fail_rate: f64,
+    drop_after_effect_rate: f64,
     latency: Duration,
     forced_429s: u32,
     forced_retry_after: u64,
@@ -21,10 +23,11 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// `fail_rate` is clamped to 0..=1.
-    pub fn new(fail_rate: f64, latency: Duration, seed: u64) -> Self {
+    /// `fail_rate` and `drop_after_effect_rate` are clamped to 0..=1.
+    pub fn new(fail_rate: f64, drop_after_effect_rate: f64, latency: Duration, seed: u64) -> Self {
         Faults {
             fail_rate: clamp_rate(fail_rate),
+            drop_after_effect_rate: clamp_rate(drop_after_effect_rate),
             latency,
             forced_429s: 0,
             forced_retry_after: 1,
@@ -51,12 +54,24 @@ impl Faults {
         self.fail_rate > 0.0 && self.rng.random::<f64>() < self.fail_rate
     }
 
+    /// Decides whether a `chat.postMessage` that just stored its message is answered with a
+    /// 500 anyway, as if the caller died before hearing back. Draws nothing from the RNG when
+    /// the rate is 0, so seeded runs without this fault roll as before.
+    pub fn roll_drop_after_effect(&mut self) -> bool {
+        self.drop_after_effect_rate > 0.0 && self.rng.random::<f64>() < self.drop_after_effect_rate
+    }
+
     /// Applies a change from the control API; checks everything before changing anything.
     pub fn apply(&mut self, patch: &FaultsPatch, limits: &mut Limits) -> Result<(), String> {
         if let Some(rate) = patch.fail_rate
             && !(0.0..=1.0).contains(&rate)
         {
             return Err("fail_rate must be between 0 and 1".into());
+        }
+        if let Some(rate) = patch.drop_response_after_effect_rate
+            && !(0.0..=1.0).contains(&rate)
+        {
+            return Err("drop_response_after_effect_rate must be between 0 and 1".into());
         }
         let channel_rate = match (patch.rate_per_channel, patch.burst) {
             (None, None) => None,
@@ -82,6 +97,9 @@ impl Faults {
         if let Some(rate) = patch.fail_rate {
             self.fail_rate = rate;
         }
+        if let Some(rate) = patch.drop_response_after_effect_rate {
+            self.drop_after_effect_rate = rate;
+        }
         if let Some(ms) = patch.latency_ms {
             self.latency = Duration::from_millis(ms);
         }
@@ -102,6 +120,7 @@ impl Faults {
     pub fn to_json(&self, limits: &Limits) -> Value {
         let mut out = json!({
             "fail_rate": self.fail_rate,
+            "drop_response_after_effect_rate": self.drop_after_effect_rate,
             "latency_ms": self.latency.as_millis(),
             "force_429_remaining": self.forced_429s,
             "force_429_retry_after": self.forced_retry_after,
@@ -119,6 +138,9 @@ impl Faults {
 pub struct FaultsPatch {
     /// Fraction of API calls answered with HTTP 500.
     pub fail_rate: Option<f64>,
+    /// Fraction of successful `chat.postMessage` calls whose message is stored but whose answer
+    /// is replaced by HTTP 500.
+    pub drop_response_after_effect_rate: Option<f64>,
     /// Delay added to every API answer.
     pub latency_ms: Option<u64>,
     /// `chat.*` messages per second per channel.
@@ -167,21 +189,47 @@ mod tests {
     #[test]
     fn failure_rolls_are_seeded() {
         let rolls = |seed| {
-            let mut f = Faults::new(0.3, Duration::ZERO, seed);
+            let mut f = Faults::new(0.3, 0.0, Duration::ZERO, seed);
             (0..200).map(|_| f.roll_failure()).collect::<Vec<_>>()
         };
         assert_eq!(rolls(7), rolls(7));
         let failures = rolls(7).iter().filter(|f| **f).count();
         assert!((30..90).contains(&failures), "{failures}");
-        let mut never = Faults::new(0.0, Duration::ZERO, 1);
+        let mut never = Faults::new(0.0, 0.0, Duration::ZERO, 1);
         assert!((0..100).all(|_| !never.roll_failure()));
-        let mut always = Faults::new(5.0, Duration::ZERO, 1);
+        let mut always = Faults::new(5.0, 0.0, Duration::ZERO, 1);
         assert!((0..100).all(|_| always.roll_failure()));
     }
 
     #[test]
+    fn drop_after_effect_rolls_are_seeded_and_separate() {
+        let rolls = |seed| {
+            let mut f = Faults::new(0.0, 0.3, Duration::ZERO, seed);
+            (0..200)
+                .map(|_| (f.roll_failure(), f.roll_drop_after_effect()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rolls(7), rolls(7));
+        assert!(rolls(7).iter().all(|(failed, _)| !failed));
+        let drops = rolls(7).iter().filter(|(_, dropped)| *dropped).count();
+        assert!((30..90).contains(&drops), "{drops}");
+        let mut never = Faults::new(1.0, 0.0, Duration::ZERO, 1);
+        assert!((0..100).all(|_| !never.roll_drop_after_effect()));
+        let mut always = Faults::new(0.0, 7.0, Duration::ZERO, 1);
+        assert!((0..100).all(|_| always.roll_drop_after_effect()));
+
+        // With the rate at 0 the RNG is untouched: failure rolls match a run without it.
+        let mut plain = Faults::new(0.5, 0.0, Duration::ZERO, 3);
+        let mut with_off_drops = Faults::new(0.5, 0.0, Duration::ZERO, 3);
+        for _ in 0..50 {
+            assert!(!with_off_drops.roll_drop_after_effect());
+            assert_eq!(plain.roll_failure(), with_off_drops.roll_failure());
+        }
+    }
+
+    #[test]
     fn forced_429s_run_out() {
-        let mut f = Faults::new(0.0, Duration::ZERO, 1);
+        let mut f = Faults::new(0.0, 0.0, Duration::ZERO, 1);
         let mut l = limits();
         let patch: FaultsPatch =
             serde_json::from_str(r#"{"force_429_for":{"count":2,"retry_after":0}}"#).unwrap();
@@ -193,7 +241,7 @@ mod tests {
 
     #[test]
     fn patches_are_checked_before_anything_changes() {
-        let mut f = Faults::new(0.0, Duration::ZERO, 1);
+        let mut f = Faults::new(0.0, 0.0, Duration::ZERO, 1);
         let mut l = limits();
         let bad = FaultsPatch {
             latency_ms: Some(5),
@@ -207,11 +255,20 @@ mod tests {
             ..FaultsPatch::default()
         };
         assert!(f.apply(&bad, &mut l).is_err());
+        let bad = FaultsPatch {
+            latency_ms: Some(5),
+            drop_response_after_effect_rate: Some(-0.1),
+            ..FaultsPatch::default()
+        };
+        assert!(f.apply(&bad, &mut l).is_err());
+        assert_eq!(f.latency(), Duration::ZERO);
+        assert_eq!(f.to_json(&l)["drop_response_after_effect_rate"], 0.0);
 
         let good = FaultsPatch {
             latency_ms: Some(5),
             burst: Some(7),
             method_rate_per_min: Some(120.0),
+            drop_response_after_effect_rate: Some(0.25),
             ..FaultsPatch::default()
         };
         assert_eq!(f.apply(&good, &mut l), Ok(()));
@@ -220,6 +277,8 @@ mod tests {
         assert_eq!(shown["burst"], 7);
         assert_eq!(shown["rate_per_channel"], 1.0);
         assert_eq!(shown["method_rate_per_min"], 120.0);
+        assert_eq!(shown["drop_response_after_effect_rate"], 0.25);
+        assert_eq!(shown["fail_rate"], 0.0);
         assert!(serde_json::from_str::<FaultsPatch>(r#"{"fail_rat":1}"#).is_err());
     }
 }

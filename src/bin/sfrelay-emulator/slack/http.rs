@@ -79,7 +79,8 @@ fn respond(outcome: Outcome) -> Response {
             Json(json!({"ok": false, "error": "ratelimited"})),
         )
             .into_response(),
-        Outcome::Injected => (
+        // Deliberately the same answer whether or not the call took effect first.
+        Outcome::Injected | Outcome::DroppedAfterEffect(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "emulated internal server error\n",
         )
@@ -106,7 +107,8 @@ struct MessagesFilter {
     channel: Option<String>,
 }
 
-/// `GET /_emulator/messages[?channel=C…]`: stored messages in post order.
+/// `GET /_emulator/messages[?channel=C…]`: stored messages in post order, each with its
+/// `metadata` (null when none).
 async fn messages(State(shared): State<Shared>, Query(filter): Query<MessagesFilter>) -> Response {
     let emu = lock(&shared);
     let list: Vec<_> = emu.workspace.messages(filter.channel.as_deref()).collect();
@@ -338,7 +340,7 @@ mod tests {
                 vec![User::new("U0DANA0001", "Dana.Seller@example.com")],
             ),
             journal: Journal::default(),
-            faults: Faults::new(0.0, Duration::ZERO, 1),
+            faults: Faults::new(0.0, 0.0, Duration::ZERO, 1),
             limits: Limits::new(Rate::new(1.0, 1).unwrap(), Rate::new(1.0, 5).unwrap()),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -404,6 +406,113 @@ mod tests {
         assert!(reset.starts_with("HTTP/1.1 200"), "{reset}");
         let requests = send(addr, "GET /_emulator/requests HTTP/1.1", "").await;
         assert!(requests.ends_with("[]"), "{requests}");
+    }
+
+    /// The JSON body of a whole HTTP answer.
+    fn json_body(answer: &str) -> Value {
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {answer}"))
+    }
+
+    #[tokio::test]
+    async fn serves_metadata_history_and_dropped_answers() {
+        let addr = start().await;
+        let post = "POST /api/chat.postMessage HTTP/1.1\r\nAuthorization: Bearer xoxb-t\r\n\
+                    Content-Type: application/x-www-form-urlencoded";
+        let faults = send(addr, "POST /_emulator/faults HTTP/1.1", r#"{"burst":10}"#).await;
+        assert_eq!(json_body(&faults)["drop_response_after_effect_rate"], 0.0);
+
+        let meta =
+            "%7B%22event_type%22%3A%22deal_won%22%2C%22event_payload%22%3A%7B%22id%22%3A1%7D%7D";
+        let first = send(
+            addr,
+            post,
+            &format!("channel=C0DEALDESK&text=one&metadata={meta}"),
+        )
+        .await;
+        assert_eq!(
+            json_body(&first)["message"]["metadata"]["event_type"],
+            "deal_won"
+        );
+        let bad = send(addr, post, "channel=C0DEALDESK&text=x&metadata=%7B%7D").await;
+        assert_eq!(json_body(&bad)["error"], "invalid_metadata_schema");
+        let bad = send(addr, post, "channel=C0DEALDESK&text=x&metadata=nope").await;
+        assert_eq!(json_body(&bad)["error"], "invalid_metadata_format");
+        send(addr, post, "channel=C0DEALDESK&text=two").await;
+
+        let messages = send(addr, "GET /_emulator/messages HTTP/1.1", "").await;
+        let messages = json_body(&messages);
+        assert_eq!(
+            messages[0]["metadata"],
+            json!({"event_type": "deal_won", "event_payload": {"id": 1}})
+        );
+        assert_eq!(messages[1]["metadata"], Value::Null);
+
+        let history = send(
+            addr,
+            "GET /api/conversations.history?channel=C0DEALDESK&limit=1&include_all_metadata=1 \
+             HTTP/1.1\r\nAuthorization: Bearer xoxb-t",
+            "",
+        )
+        .await;
+        let history = json_body(&history);
+        assert_eq!(history["messages"][0]["text"], "two");
+        assert_eq!(history["has_more"], true);
+        let cursor = history["response_metadata"]["next_cursor"]
+            .as_str()
+            .unwrap();
+        let older = send(
+            addr,
+            "POST /api/conversations.history HTTP/1.1\r\nAuthorization: Bearer xoxb-t\r\n\
+             Content-Type: application/json",
+            &json!({"channel": "C0DEALDESK", "cursor": cursor, "include_all_metadata": true})
+                .to_string(),
+        )
+        .await;
+        let older = json_body(&older);
+        assert_eq!(older["messages"][0]["text"], "one");
+        assert_eq!(older["messages"][0]["metadata"]["event_payload"]["id"], 1);
+        assert_eq!(older["has_more"], false);
+
+        let faults = send(
+            addr,
+            "POST /_emulator/faults HTTP/1.1",
+            r#"{"drop_response_after_effect_rate":1.0}"#,
+        )
+        .await;
+        assert_eq!(json_body(&faults)["drop_response_after_effect_rate"], 1.0);
+        let dropped = send(addr, post, "channel=C0DEALDESK&text=three").await;
+        assert!(dropped.starts_with("HTTP/1.1 500"), "{dropped}");
+        assert!(
+            dropped.ends_with("emulated internal server error\n"),
+            "{dropped}"
+        );
+        let messages = send(addr, "GET /_emulator/messages HTTP/1.1", "").await;
+        let messages = json_body(&messages);
+        assert_eq!(messages[2]["text"], "three", "stored all the same");
+        let stats = json_body(&send(addr, "GET /_emulator/stats HTTP/1.1", "").await);
+        assert_eq!(
+            (
+                &stats["posts"],
+                &stats["dropped_after_effect"],
+                &stats["failed_injected"]
+            ),
+            (&json!(3), &json!(1), &json!(0))
+        );
+        let requests = json_body(&send(addr, "GET /_emulator/requests HTTP/1.1", "").await);
+        let last = &requests[requests.as_array().unwrap().len() - 1];
+        assert_eq!(
+            last["dropped_after_effect"],
+            json!({"channel": "C0DEALDESK", "ts": messages[2]["ts"]})
+        );
+        assert!(requests[0].get("dropped_after_effect").is_none());
+        let bad = send(
+            addr,
+            "POST /_emulator/faults HTTP/1.1",
+            r#"{"drop_response_after_effect_rate":2}"#,
+        )
+        .await;
+        assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
     }
 
     #[tokio::test]

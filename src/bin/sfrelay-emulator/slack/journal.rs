@@ -21,6 +21,19 @@ pub struct RequestRecord {
     pub at_ms: i64,
     /// The arguments as parsed, never including a token; null when unreadable.
     pub body: Value,
+    /// Where the message went when the call took effect but was answered with an injected 500
+    /// (`drop_response_after_effect_rate`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped_after_effect: Option<PostedMessage>,
+}
+
+/// Where a posted message was stored: enough to find it in `/_emulator/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostedMessage {
+    /// The conversation id it is stored under (a `D…` id for a post to a user id).
+    pub channel: String,
+    /// Its Slack timestamp.
+    pub ts: String,
 }
 
 /// Counters over all calls since start or the last reset.
@@ -38,8 +51,10 @@ pub struct Stats {
     pub updates: u64,
     /// Calls answered 429 (rate limit or forced).
     pub rate_limited: u64,
-    /// Calls answered 500 by fault injection.
+    /// Calls answered 500 by fault injection before taking any effect.
     pub failed_injected: u64,
+    /// Of `posts`, those answered 500 by fault injection after the message was stored.
+    pub dropped_after_effect: u64,
     /// `chat.*` calls that named a channel by name instead of id.
     pub posts_by_name: u64,
     /// Calls refused with `invalid_blocks`.
@@ -78,6 +93,7 @@ impl Journal {
         }
         match record.status {
             429 => self.stats.rate_limited += 1,
+            500 if record.dropped_after_effect.is_some() => self.stats.dropped_after_effect += 1,
             500 => self.stats.failed_injected += 1,
             _ => {}
         }
@@ -117,6 +133,7 @@ mod tests {
             channel: None,
             at_ms: 0,
             body: Value::Null,
+            dropped_after_effect: None,
         }
     }
 
@@ -127,14 +144,26 @@ mod tests {
         j.record(record("chat.postMessage", 429, Some("ratelimited")));
         j.record(record("chat.update", 500, None));
         j.record(record("chat.update", 200, Some("invalid_blocks")));
+        j.record(RequestRecord {
+            dropped_after_effect: Some(PostedMessage {
+                channel: "C1".into(),
+                ts: "1.000001".into(),
+            }),
+            ..record("chat.postMessage", 500, None)
+        });
         let s = j.stats();
         assert_eq!(
             (s.calls, s.rate_limited, s.failed_injected, s.invalid_blocks),
-            (4, 1, 1, 1)
+            (5, 1, 1, 1)
         );
-        assert_eq!(s.by_method.get("chat.postMessage"), Some(&2));
+        assert_eq!(s.dropped_after_effect, 1);
+        assert_eq!(s.by_error.len(), 2, "a dropped answer is no Slack error");
+        let shown = serde_json::to_value(j.requests()).unwrap();
+        assert!(shown[0].get("dropped_after_effect").is_none());
+        assert_eq!(shown[4]["dropped_after_effect"]["ts"], "1.000001");
+        assert_eq!(s.by_method.get("chat.postMessage"), Some(&3));
         assert_eq!(s.by_error.get("ratelimited"), Some(&1));
-        assert_eq!(j.requests().len(), 4);
+        assert_eq!(j.requests().len(), 5);
         j.clear();
         assert_eq!((j.stats(), j.requests().len()), (&Stats::default(), 0));
     }

@@ -53,6 +53,10 @@ pub struct SlackArgs {
     /// Fraction (0..=1) of API calls answered with HTTP 500 and no effect.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
     pub fail_rate: f64,
+    /// Fraction (0..=1) of successful `chat.postMessage` calls whose message is stored but
+    /// whose answer is HTTP 500, as if the caller died before hearing back.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub drop_response_after_effect_rate: f64,
     /// Delay added to every API answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -96,6 +100,7 @@ fn build(args: SlackArgs) -> anyhow::Result<Emulator> {
         journal: Journal::default(),
         faults: Faults::new(
             args.fail_rate,
+            args.drop_response_after_effect_rate,
             Duration::from_millis(args.latency_ms),
             args.seed,
         ),
@@ -163,7 +168,7 @@ fn parse_user(s: &str) -> Result<User, String> {
     }
 }
 
-/// Parses a probability for `--fail-rate`.
+/// Parses a probability for `--fail-rate` and `--drop-response-after-effect-rate`.
 fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
@@ -227,6 +232,22 @@ mod tests {
     }
 
     #[test]
+    fn sets_the_drop_after_effect_rate() {
+        let emu = build(args(&[]).unwrap()).unwrap();
+        assert_eq!(
+            emu.faults.to_json(&emu.limits)["drop_response_after_effect_rate"],
+            0.0
+        );
+        let a = args(&["--drop-response-after-effect-rate", "0.5"]).unwrap();
+        assert_eq!(a.drop_response_after_effect_rate, 0.5);
+        let emu = build(a).unwrap();
+        assert_eq!(
+            emu.faults.to_json(&emu.limits)["drop_response_after_effect_rate"],
+            0.5
+        );
+    }
+
+    #[test]
     fn rejects_bad_options() {
         for bad in [
             &["--channel", "deal-desk"][..],
@@ -235,6 +256,8 @@ mod tests {
             &["--channel", "C0DEALDESK:deal-desk:public"],
             &["--user", "U1"],
             &["--fail-rate", "1.5"],
+            &["--drop-response-after-effect-rate", "1.5"],
+            &["--drop-response-after-effect-rate", "-0.1"],
             &["--page-size", "0"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");

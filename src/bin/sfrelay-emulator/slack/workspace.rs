@@ -126,6 +126,8 @@ pub struct Message {
     pub blocks: Option<Value>,
     /// Parent message when this is a thread reply.
     pub thread_ts: Option<String>,
+    /// Message metadata (`{"event_type": …, "event_payload": {…}}`), null when none.
+    pub metadata: Option<Value>,
     /// Whether `chat.update` replaced it.
     pub updated: bool,
     /// When it was posted (Unix epoch milliseconds).
@@ -362,6 +364,22 @@ impl Workspace {
     }
 }
 
+/// Reads a Slack timestamp such as `1700000000.000100` (or `1700000000`, or with fewer than six
+/// fraction digits) as Unix epoch microseconds; `None` when it is not one.
+pub fn parse_ts(ts: &str) -> Option<i64> {
+    let ts = ts.trim();
+    let (secs, fraction) = ts.split_once('.').unwrap_or((ts, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if secs.is_empty() || !digits(secs) || !digits(fraction) || fraction.len() > 6 {
+        return None;
+    }
+    let micros: i64 = format!("{fraction:0<6}").parse().ok()?;
+    secs.parse::<i64>()
+        .ok()?
+        .checked_mul(1_000_000)?
+        .checked_add(micros)
+}
+
 /// Checks a new channel name against Slack's rules, returning Slack's error code.
 pub fn validate_channel_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
@@ -470,6 +488,31 @@ mod tests {
         assert_eq!(ws.next_ts(1_700_000_000_000_100), "1700000000.000101");
         assert_eq!(ws.next_ts(1_600_000_000_000_000), "1700000000.000102");
         assert_eq!(ws.next_ts(1_700_000_001_000_000), "1700000001.000000");
+    }
+
+    #[test]
+    fn reads_slack_timestamps() {
+        assert_eq!(parse_ts("1700000000.000100"), Some(1_700_000_000_000_100));
+        assert_eq!(parse_ts(" 1700000000.1 "), Some(1_700_000_000_100_000));
+        assert_eq!(parse_ts("1700000000."), Some(1_700_000_000_000_000));
+        assert_eq!(parse_ts("1700000000"), Some(1_700_000_000_000_000));
+        assert_eq!(parse_ts("0"), Some(0));
+        for bad in [
+            "",
+            ".5",
+            "-1",
+            "1.-5",
+            "1.0000001",
+            "1e9",
+            "abc",
+            "1.2.3",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_ts(bad), None, "{bad}");
+        }
+        let mut ws = workspace(0);
+        let ts = ws.next_ts(1_700_000_000_000_042);
+        assert_eq!(parse_ts(&ts), Some(1_700_000_000_000_042));
     }
 
     #[test]
