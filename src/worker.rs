@@ -262,13 +262,14 @@ async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event) -> Outcome {
             Priority::Normal => Lane::Normal,
             Priority::Low => Lane::Low,
         };
-        match NewJob::new(
+        match NewJob::with_lane(
             format!("{}/{}", event.id, route.name),
             format!("r:{}:{}", event.id, route.name),
             &task,
             now,
+            lane,
         ) {
-            Ok(new) => jobs.push(new.in_lane(lane)),
+            Ok(new) => jobs.push(new),
             Err(e) => {
                 return Outcome::Dead {
                     reason: format!("cannot queue route {}: {e}", route.name),

@@ -306,3 +306,80 @@ async fn two_replicas_share_the_channel_limits() {
         .unwrap();
     assert!(last - first >= 3500, "{} ms", last - first);
 }
+
+#[tokio::test]
+async fn when_slack_is_the_bottleneck_high_priority_goes_first_and_low_still_moves() {
+    let redis = Redis::start();
+    let slack = Slack::start(&["--rate-per-channel", "1", "--burst", "3"]);
+    let route = |object: &str, priority: &str, template: &str| {
+        format!(
+            "object = \"{object}\"\npriority = \"{priority}\"\n[[actions]]\ntype = \"post\"\nchannel = \"#deal-desk\"\ntemplate = \"{template}\"\n"
+        )
+    };
+    let app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: Some(vec![
+            (
+                "deals",
+                route("Opportunity", "normal", "closed-won-briefing"),
+            ),
+            ("leads", route("Lead", "low", "high-value-lead")),
+            ("cases", route("Case", "high", "case-escalation")),
+        ]),
+        workers: 2,
+        ..Options::default()
+    })
+    .await;
+    for n in 1..=8 {
+        assert_eq!(app.post_events(event(n)).await.status(), 202);
+    }
+    for suffix in ["F", "G"] {
+        let mut lead: Value =
+            serde_json::from_slice(&fixture("flow-lead-high-value.json")).unwrap();
+        lead["record"]["Id"] = format!("00Q5g00000AbCd{suffix}").into();
+        assert_eq!(app.post_events(lead.to_string()).await.status(), 202);
+    }
+    // Wait until the channel is saturated before the escalation arrives.
+    eventually(
+        "the first deals to go out",
+        Duration::from_secs(10),
+        || async { (slack.messages().await.len() >= 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        app.post_events(fixture("flow-case-escalated.json"))
+            .await
+            .status(),
+        202
+    );
+
+    let messages = eventually("all eleven messages", Duration::from_secs(60), || async {
+        let m = slack.messages().await;
+        (m.len() >= 11).then_some(m)
+    })
+    .await;
+    let position = |needle: &str| {
+        messages
+            .iter()
+            .position(|m| m["text"].as_str().unwrap_or_default().contains(needle))
+    };
+    let case = position("Escalated case").expect("the case was posted");
+    let last_deal = position("Deal 8").expect("the last deal was posted");
+    assert!(
+        case < last_deal,
+        "the escalation waited behind normal work: {case} vs {last_deal}"
+    );
+    assert!(case <= 4, "the escalation was posted {case}th");
+    let leads = messages
+        .iter()
+        .filter(|m| {
+            m["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("High-value lead")
+        })
+        .count();
+    assert_eq!(leads, 2, "low-priority work starved");
+    assert_eq!(messages.len(), 11);
+}

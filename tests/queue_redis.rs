@@ -36,9 +36,23 @@ async fn lanes_dedupe_and_all_or_nothing_enqueue() {
     let out = q
         .enqueue(
             &[
-                job("low").in_lane(Lane::Low),
+                NewJob::with_lane(
+                    "low".into(),
+                    "k-low".into(),
+                    &serde_json::json!({"n": "low"}),
+                    0,
+                    Lane::Low,
+                )
+                .unwrap(),
                 job("n1"),
-                job("high").in_lane(Lane::High),
+                NewJob::with_lane(
+                    "high".into(),
+                    "k-high".into(),
+                    &serde_json::json!({"n": "high"}),
+                    0,
+                    Lane::High,
+                )
+                .unwrap(),
                 job("n1"),
             ],
             DEDUPE,

@@ -21,7 +21,7 @@ struct State {
     low: VecDeque<Vec<u8>>,
     processing: HashMap<ConsumerId, Vec<Vec<u8>>>,
     /// Keyed by (due, sequence) so equal due times keep their order.
-    delayed: BTreeMap<(Instant, u64), Vec<u8>>,
+    delayed: BTreeMap<(Instant, u64), (Lane, Vec<u8>)>,
     dead: VecDeque<Vec<u8>>,
     dedupe: HashMap<String, (String, Instant)>,
     sequence: u64,
@@ -148,7 +148,7 @@ impl Queue for MemoryQueue {
         if Self::unhold(&mut state, consumer, &job.raw) {
             state.sequence += 1;
             let key = (Instant::now() + delay, state.sequence);
-            state.delayed.insert(key, bytes);
+            state.delayed.insert(key, (job.envelope.lane, bytes));
         }
         Ok(())
     }
@@ -185,8 +185,12 @@ impl Queue for MemoryQueue {
             if entry.key().0 > now {
                 break;
             }
-            let raw = entry.remove();
-            state.ready.push_front(raw);
+            let (lane, raw) = entry.remove();
+            match lane {
+                Lane::High => state.ready.push_front(raw),
+                Lane::Normal => state.ready.push_back(raw),
+                Lane::Low => state.low.push_back(raw),
+            }
             promoted += 1;
         }
         let low = if (state.ready.len() as u64) < super::LOW_LANE_THRESHOLD {
@@ -374,10 +378,24 @@ mod tests {
         let q = MemoryQueue::new(100);
         let c = ConsumerId("c".into());
         let jobs = [
-            job("low", "k0").in_lane(Lane::Low),
+            NewJob::with_lane(
+                "low".into(),
+                "k0".into(),
+                &serde_json::json!({"n": "low"}),
+                0,
+                Lane::Low,
+            )
+            .unwrap(),
             job("n1", "k1"),
             job("n2", "k2"),
-            job("high", "k3").in_lane(Lane::High),
+            NewJob::with_lane(
+                "high".into(),
+                "k3".into(),
+                &serde_json::json!({"n": "high"}),
+                0,
+                Lane::High,
+            )
+            .unwrap(),
         ];
         q.enqueue(&jobs, Duration::from_secs(60)).await.unwrap();
         assert_eq!(q.depth().await.unwrap().ready, 4);

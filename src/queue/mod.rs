@@ -31,6 +31,9 @@ pub struct JobEnvelope {
     /// Delivery attempts made before this one.
     #[serde(default)]
     pub attempts: u32,
+    /// The lane it waits in, kept so a retried job returns to its own lane.
+    #[serde(default, skip_serializing_if = "Lane::is_normal")]
+    pub lane: Lane,
     /// When the job was first queued, in Unix milliseconds: the age limit counts from here.
     pub enqueued_at_ms: i64,
     /// The first failure and when it happened, kept for the dead-letter list.
@@ -65,7 +68,8 @@ impl Job {
 
 /// Which lane a job waits in. High jobs are taken before normal ones; low jobs join the ready
 /// list when it runs short, and a trickle of them always does, so they never starve.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Lane {
     High,
     #[default]
@@ -77,6 +81,10 @@ pub enum Lane {
 pub(crate) const LOW_LANE_THRESHOLD: u64 = 10;
 
 impl Lane {
+    fn is_normal(&self) -> bool {
+        *self == Lane::Normal
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Lane::High => "high",
@@ -96,18 +104,30 @@ pub struct NewJob {
 }
 
 impl NewJob {
-    /// Wraps a payload in a fresh envelope.
+    /// Wraps a payload in a fresh envelope, in the normal lane.
     pub fn new(
         id: String,
         dedupe_key: String,
         payload: &impl Serialize,
         now_ms: i64,
     ) -> Result<Self, QueueError> {
+        Self::with_lane(id, dedupe_key, payload, now_ms, Lane::Normal)
+    }
+
+    /// Wraps a payload in a fresh envelope, in `lane`.
+    pub fn with_lane(
+        id: String,
+        dedupe_key: String,
+        payload: &impl Serialize,
+        now_ms: i64,
+        lane: Lane,
+    ) -> Result<Self, QueueError> {
         let payload = serde_json::value::to_raw_value(payload)
             .map_err(|e| QueueError::Corrupt(e.to_string()))?;
         let envelope = JobEnvelope {
             id: id.clone(),
             attempts: 0,
+            lane,
             enqueued_at_ms: now_ms,
             first_error: None,
             first_failed_at_ms: None,
@@ -121,14 +141,8 @@ impl NewJob {
             id,
             dedupe_key,
             bytes,
-            lane: Lane::Normal,
+            lane,
         })
-    }
-
-    /// The same job in another lane.
-    pub fn in_lane(mut self, lane: Lane) -> Self {
-        self.lane = lane;
-        self
     }
 }
 
@@ -286,6 +300,7 @@ pub(crate) fn replayed(letter: &DeadLetter) -> Result<Vec<u8>, QueueError> {
     let envelope = JobEnvelope {
         id: letter.job.id.clone(),
         attempts: 0,
+        lane: letter.job.lane,
         enqueued_at_ms: now_ms(),
         first_error: None,
         first_failed_at_ms: None,

@@ -8,7 +8,8 @@
 //!   so a job is always in exactly one place and a crash leaves it where recovery finds it.
 //! - `consumers` (sorted set): consumer → last heartbeat (ms), for in-flight counts and recovery.
 //! - `low` (list): low-priority jobs, fed into `ready` when it runs short (and a trickle always).
-//! - `delayed` (sorted set): retries, scored by due time (ms), promoted back to `ready`.
+//! - `delayed:<lane>` (sorted sets): retries and put-off jobs, scored by due time (ms), promoted
+//!   back into their lane: high to the front of `ready`, normal to its back, low to `low`.
 //! - `dead` (list): dead letters, newest first.
 //! - `dedupe:<key>` (string, with TTL): the id of the job that first used the key.
 
@@ -21,8 +22,8 @@ use redis::{AsyncConnectionConfig, Client, Script};
 use tokio::sync::{Mutex, OnceCell};
 
 use super::{
-    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, NewJob, Queue, QueueDepth, QueueError,
-    after_failure, dead_letter_bytes, now_ms,
+    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Queue, QueueDepth,
+    QueueError, after_failure, dead_letter_bytes, now_ms,
 };
 
 /// Builds the keys of one namespace.
@@ -52,8 +53,8 @@ impl Keys {
     pub fn consumers(&self) -> String {
         format!("{}consumers", self.prefix)
     }
-    pub fn delayed(&self) -> String {
-        format!("{}delayed", self.prefix)
+    pub fn delayed(&self, lane: Lane) -> String {
+        format!("{}delayed:{}", self.prefix, lane.as_str())
     }
     pub fn dead(&self) -> String {
         format!("{}dead", self.prefix)
@@ -117,35 +118,45 @@ end
 return 1
 "#;
 
-/// Delayed jobs that are due go to the front of the ready list (Redis's clock is the one clock
-/// all replicas share); low jobs join the back when fewer than ARGV[2] are ready, else one.
-/// KEYS: delayed, ready, low; ARGV: max jobs per call, short-queue threshold.
+/// Due delayed jobs return to their lane (Redis's clock is the one clock all replicas share):
+/// high to the front of `ready`, normal to its back, low to `low`. Then low jobs join the back
+/// of `ready`: freely when fewer than ARGV[2] are ready, else one per call, so they never
+/// starve. KEYS: delayed:high, delayed:normal, delayed:low, ready, low; ARGV: max jobs per set
+/// per call, short-queue threshold.
 const PROMOTE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-for _, job in ipairs(due) do
-  redis.call('RPUSH', KEYS[2], job)
-  redis.call('ZREM', KEYS[1], job)
+local max = tonumber(ARGV[1])
+local moved = 0
+local function promote(set, target, push)
+  local due = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, max)
+  for _, job in ipairs(due) do
+    redis.call(push, target, job)
+    redis.call('ZREM', set, job)
+  end
+  moved = moved + #due
 end
-local moved = #due
+promote(KEYS[1], KEYS[4], 'RPUSH')
+promote(KEYS[2], KEYS[4], 'LPUSH')
+promote(KEYS[3], KEYS[5], 'LPUSH')
 local low = 1
-if redis.call('LLEN', KEYS[2]) < tonumber(ARGV[2]) then low = tonumber(ARGV[1]) end
+if redis.call('LLEN', KEYS[4]) < tonumber(ARGV[2]) then low = max end
 for _ = 1, low do
-  if not redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT') then break end
+  if not redis.call('LMOVE', KEYS[5], KEYS[4], 'RIGHT', 'LEFT') then break end
   moved = moved + 1
 end
 return moved
 "#;
 
-/// Depth of every state in one round trip. KEYS: ready, delayed, dead, consumers, low; ARGV:
-/// processing key prefix.
+/// Depth of every state in one round trip. KEYS: ready, dead, consumers, low, delayed:high,
+/// delayed:normal, delayed:low; ARGV: processing key prefix.
 const DEPTH: &str = r#"
 local in_flight = 0
-for _, c in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+for _, c in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   in_flight = in_flight + redis.call('LLEN', ARGV[1] .. c)
 end
-return {redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[5]), in_flight, redis.call('ZCARD', KEYS[2]), redis.call('LLEN', KEYS[3])}
+local delayed = redis.call('ZCARD', KEYS[5]) + redis.call('ZCARD', KEYS[6]) + redis.call('ZCARD', KEYS[7])
+return {redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[4]), in_flight, delayed, redis.call('LLEN', KEYS[2])}
 "#;
 
 /// Jobs of consumers whose heartbeat is older than ARGV[1] ms go back to the front of the
@@ -380,7 +391,7 @@ impl Queue for RedisQueue {
         self.move_held(
             consumer,
             &job.raw,
-            self.keys.delayed(),
+            self.keys.delayed(job.envelope.lane),
             &bytes,
             "delay",
             delay_ms,
@@ -414,7 +425,9 @@ impl Queue for RedisQueue {
     async fn promote_due(&self) -> Result<u64, QueueError> {
         let mut conn = self.connection().await?;
         self.promote
-            .key(self.keys.delayed())
+            .key(self.keys.delayed(Lane::High))
+            .key(self.keys.delayed(Lane::Normal))
+            .key(self.keys.delayed(Lane::Low))
             .key(self.keys.ready())
             .key(self.keys.low())
             .arg(500)
@@ -506,10 +519,12 @@ impl Queue for RedisQueue {
         let (ready, in_flight, delayed, dead): (u64, u64, u64, u64) = self
             .depth
             .key(self.keys.ready())
-            .key(self.keys.delayed())
             .key(self.keys.dead())
             .key(self.keys.consumers())
             .key(self.keys.low())
+            .key(self.keys.delayed(Lane::High))
+            .key(self.keys.delayed(Lane::Normal))
+            .key(self.keys.delayed(Lane::Low))
             .arg(self.keys.processing_prefix())
             .invoke_async(&mut conn)
             .await
@@ -669,7 +684,7 @@ mod tests {
             k.ready(),
             k.processing(&c),
             k.consumers(),
-            k.delayed(),
+            k.delayed(Lane::High),
             k.dead(),
             k.dedupe("e:x"),
             k.other("ledger:1"),
