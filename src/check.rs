@@ -158,7 +158,7 @@ fn channel_names_of(route: &Route) -> Vec<(usize, String)> {
         let channel = match &action.target {
             Target::Post { channel } => Some(channel),
             Target::Thread { channel, .. } | Target::Update { channel, .. } => channel.as_ref(),
-            Target::Dm { .. } => None,
+            Target::Dm { .. } | Target::Room { .. } => None,
         };
         if let Some(ChannelRef::Name(name)) = channel {
             names.push((action.line, name.clone()));
@@ -276,6 +276,10 @@ fn call(action: &PlannedAction, text: String, blocks: Vec<Value>) -> Value {
         PlannedTarget::Thread { on, channel } => {
             call["thread_of"] = on.clone().into();
             call["channel_if_none"] = channel.as_ref().map(ToString::to_string).into();
+        }
+        PlannedTarget::Room { name, invite } => {
+            call["room"] = name.clone().into();
+            call["invite"] = invite.clone().into();
         }
         PlannedTarget::Update { on, channel } => {
             call["method"] = "chat.update".into();

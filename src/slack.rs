@@ -290,6 +290,32 @@ impl SlackClient {
         self.call("conversations.history", &body).await
     }
 
+    /// `conversations.create` of a private channel; returns its Id.
+    pub async fn create_private_channel(&self, name: &str) -> Result<String, SlackError> {
+        #[derive(Deserialize)]
+        struct Created {
+            channel: Channel,
+        }
+        let created: Created = self
+            .call(
+                "conversations.create",
+                &serde_json::json!({ "name": name, "is_private": true }),
+            )
+            .await?;
+        Ok(created.channel.id)
+    }
+
+    /// `conversations.invite` of up to 100 users (Slack's documented limits disagree; 100 is
+    /// the safe side).
+    pub async fn invite(&self, channel: &str, users: &[String]) -> Result<(), SlackError> {
+        self.call::<serde_json::Value>(
+            "conversations.invite",
+            &serde_json::json!({ "channel": channel, "users": users.join(",") }),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// `users.lookupByEmail`; `Ok(None)` when Slack knows no such user.
     pub async fn lookup_user_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
         #[derive(Deserialize)]
@@ -442,6 +468,26 @@ impl SlackSink {
                 has_more: false,
                 response_metadata: None,
             }),
+        }
+    }
+
+    pub async fn create_private_channel(&self, name: &str) -> Result<String, SlackError> {
+        match self {
+            SlackSink::Api(client) => client.create_private_channel(name).await,
+            SlackSink::Log => {
+                tracing::info!(%name, "SLACK_BOT_TOKEN is not set: would create this private channel");
+                Ok(format!("#{name}"))
+            }
+        }
+    }
+
+    pub async fn invite(&self, channel: &str, users: &[String]) -> Result<(), SlackError> {
+        match self {
+            SlackSink::Api(client) => client.invite(channel, users).await,
+            SlackSink::Log => {
+                tracing::info!(%channel, ?users, "SLACK_BOT_TOKEN is not set: would invite");
+                Ok(())
+            }
         }
     }
 

@@ -54,7 +54,7 @@ fn check_passes_on_the_shipped_routes_and_templates() {
     let dir = workspace();
     let (ok, out) = sfrelay(dir.path(), &["check"], &[]);
     assert!(ok, "{out}");
-    assert!(out.starts_with("ok: 6 route(s), 5 template(s)"), "{out}");
+    assert!(out.starts_with("ok: 7 route(s), 6 template(s)"), "{out}");
 }
 
 #[test]
@@ -146,8 +146,13 @@ fn render_prints_the_slack_calls_without_side_effects() {
         vec![
             "closed-won-by-segment",
             "closed-won-deal-desk",
+            "closed-won-deal-room",
             "closed-won-owner-dm"
         ]
+    );
+    assert_eq!(
+        runs[0]["routes"][2]["calls"][0]["room"],
+        "deal-acme-corp-q3-enterprise"
     );
     let desk = &runs[0]["routes"][1]["calls"][0];
     assert_eq!(desk["channel"], "#deal-desk");
@@ -162,7 +167,7 @@ fn render_prints_the_slack_calls_without_side_effects() {
         ])
     );
     assert_eq!(
-        runs[0]["routes"][2]["calls"][0]["dm_to"],
+        runs[0]["routes"][3]["calls"][0]["dm_to"],
         "dana.seller@example.com"
     );
 

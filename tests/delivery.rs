@@ -61,7 +61,7 @@ async fn closed_won_reaches_the_deal_desk_its_segment_and_its_owner() {
         .await;
     assert_eq!(response.status(), 202);
 
-    let messages = slack.wait_for_messages(3).await;
+    let messages = slack.wait_for_messages(4).await;
     // 1. The briefing in #deal-desk, by channel Id.
     let desk = in_channel(&messages, "C0DEALDESK");
     assert_eq!(desk.len(), 1, "{messages:#?}");
@@ -125,7 +125,7 @@ async fn a_deal_is_announced_once_per_record_and_an_event_once() {
         .unwrap();
     assert_eq!(again["duplicates"], 1);
     assert_eq!(first["ids"], again["ids"]);
-    slack.wait_for_messages(3).await;
+    slack.wait_for_messages(4).await;
 
     // Another event for the same deal becoming Closed Won again (reopened and won): the
     // once-per-record routes do not fire twice.
@@ -134,7 +134,7 @@ async fn a_deal_is_announced_once_per_record_and_an_event_once() {
     later["event_id"] = "a-later-event".into();
     assert_eq!(app.post_events(later.to_string()).await.status(), 202);
     settled(&app).await;
-    assert_eq!(slack.messages().await.len(), 3);
+    assert_eq!(slack.messages().await.len(), 4);
 }
 
 #[tokio::test]
@@ -151,8 +151,8 @@ async fn a_batch_is_routed_by_segment_and_hostile_values_render_inert() {
     hostile["record"]["Id"] = "006000000000009AAA".into();
     assert_eq!(app.post_events(hostile.to_string()).await.status(), 202);
 
-    // 3 deals × (deal desk + segment + owner DM).
-    let messages = slack.wait_for_messages(9).await;
+    // 3 deals × (deal desk + segment + owner DM + deal room).
+    let messages = slack.wait_for_messages(12).await;
     let enterprise = in_channel(&messages, "C0ENTWINS1");
     assert_eq!(enterprise.len(), 1);
     assert!(all_text(enterprise[0]).contains("Big deal"));
@@ -243,7 +243,7 @@ async fn unknown_owner_email_falls_back_to_the_channel_with_a_note() {
         serde_json::from_slice(&fixture("flow-opportunity-closed-won.json")).unwrap();
     body["record"]["Owner"]["Email"] = "new.hire@example.com".into();
     assert_eq!(app.post_events(body.to_string()).await.status(), 202);
-    let messages = slack.wait_for_messages(3).await;
+    let messages = slack.wait_for_messages(4).await;
     let desk = in_channel(&messages, "C0DEALDESK");
     assert_eq!(desk.len(), 2, "briefing and the fallback DM: {messages:#?}");
     assert!(
@@ -341,4 +341,122 @@ template = "closed-won-win"
     assert!(!ok && out.contains("0 dead letter(s)"), "{out}");
     let (ok, out) = app.cli(&["dlq", "purge", "--all"]);
     assert!(ok && out.contains("0 dead letter(s) purged"), "{out}");
+}
+
+/// Only the deal-room route, so a test sees rooms alone.
+fn rooms_only() -> Option<Vec<(&'static str, String)>> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("routes/closed-won-deal-room.toml"),
+    )
+    .unwrap();
+    Some(vec![("closed-won-deal-room", text)])
+}
+
+#[tokio::test]
+async fn a_won_deal_gets_one_room_with_its_people_and_the_briefing() {
+    let (_redis, slack, app) = stack_with(&[], rooms_only()).await;
+    let mut body: Value =
+        serde_json::from_slice(&fixture("flow-opportunity-closed-won.json")).unwrap();
+    body["record"]["CSM_Email__c"] = "nobody.here@example.com".into();
+    assert_eq!(app.post_events(body.to_string()).await.status(), 202);
+    let messages = slack.wait_for_messages(1).await;
+    let room: Value = slack
+        .get_json::<Vec<Value>>("/_emulator/channels")
+        .await
+        .into_iter()
+        .find(|c| c["name"] == "deal-acme-corp-q3-enterprise")
+        .expect("the room exists");
+    assert_eq!(room["is_private"], true);
+    assert_eq!(messages[0]["channel"], room["id"]);
+    let members = room["members"].to_string();
+    for user in ["U0DANA0001", "U0SAM00001"] {
+        assert!(members.contains(user), "{user} not in {members}");
+    }
+    let text = all_text(&messages[0]);
+    assert!(
+        text.contains("nobody.here@example.com"),
+        "the unknown CSM is listed: {text}"
+    );
+    assert!(text.contains("<@U0DANA0001>"));
+
+    // The same deal won again (another event): no second room, no second briefing.
+    let mut again = body.clone();
+    again["event_id"] = "won-again".into();
+    assert_eq!(app.post_events(again.to_string()).await.status(), 202);
+    settled(&app).await;
+    assert_eq!(slack.messages().await.len(), 1);
+    let creates = slack
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["method"] == "conversations.create")
+        .count();
+    assert_eq!(creates, 1);
+}
+
+#[tokio::test]
+async fn a_room_name_someone_else_has_gets_a_suffix() {
+    let (_redis, slack, app) = stack_with(&[], rooms_only()).await;
+    // Someone already has a channel with the room's name.
+    let taken = reqwest::Client::new()
+        .post(format!("{}/_emulator/channels", slack.url))
+        .json(&serde_json::json!({"id": "C0HUMANS01", "name": "deal-acme-corp-q3-enterprise"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(taken.status().is_success());
+    assert_eq!(
+        app.post_events(fixture("flow-opportunity-closed-won.json"))
+            .await
+            .status(),
+        202
+    );
+    let messages = slack.wait_for_messages(1).await;
+    let channels: Vec<Value> = slack.get_json("/_emulator/channels").await;
+    let room = channels
+        .iter()
+        .find(|c| c["name"] == "deal-acme-corp-q3-enterprise-2")
+        .expect("a suffixed room");
+    assert_eq!(messages[0]["channel"], room["id"]);
+}
+
+#[tokio::test]
+async fn a_room_made_before_a_crash_is_found_and_reused() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    let namespace = support::fresh_namespace();
+    // An earlier attempt claimed the name and Slack made the room, but the process died
+    // before it noted the room's Id.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("sfrelay:{{{namespace}}}:roomname:deal-beta-ltd"))
+        .arg("room:closed-won-deal-room:00D5g000004ABCdEAO:006000000000005AAA")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let made = reqwest::Client::new()
+        .post(format!("{}/_emulator/channels", slack.url))
+        .json(&serde_json::json!({"id": "C0BETAROOM", "name": "deal-beta-ltd", "is_private": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success());
+    let app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: rooms_only(),
+        namespace,
+        ..Options::default()
+    })
+    .await;
+    let mut deal: Value =
+        serde_json::from_slice(&fixture("flow-opportunity-closed-won.json")).unwrap();
+    deal["record"]["Id"] = "006000000000005AAA".into();
+    deal["record"]["Name"] = "Beta Ltd".into();
+    assert_eq!(app.post_events(deal.to_string()).await.status(), 202);
+    let messages = slack.wait_for_messages(1).await;
+    assert_eq!(messages[0]["channel"], "C0BETAROOM");
+    let channels: Vec<Value> = slack.get_json("/_emulator/channels").await;
+    assert!(!channels.iter().any(|c| c["name"] == "deal-beta-ltd-2"));
 }

@@ -255,6 +255,18 @@ impl Deliverer {
             metadata: None,
         };
         match &action.target {
+            PlannedTarget::Room { name, invite } => {
+                let room_key = format!("room:{route}:{}:{}", event.org_id, event.record_id);
+                let channel = self.room(name, &room_key).await?;
+                let missing = self.invite(&channel, invite).await?;
+                if !missing.is_empty() {
+                    note_missing_people(&mut message, &missing);
+                }
+                message.channel = channel;
+                let landed = self.post(&mut message, key).await?;
+                self.announce(route, event, &landed).await?;
+                Ok(Some(landed))
+            }
             PlannedTarget::Post { channel } => {
                 message.channel = self.resolver.channel(channel).await?;
                 let landed = self.post(&mut message, key).await?;
@@ -448,6 +460,114 @@ impl Deliverer {
         Ok(None)
     }
 
+    /// The record's room: the one made before (by any attempt, on any replica), or a new
+    /// private channel. Each name is claimed in the store before Slack is asked, so after a
+    /// crash between Slack's answer and ours, `name_taken` is recognised as our own room and
+    /// reused; a name taken by anything else gets a suffix (`-2`, `-3`, …).
+    async fn room(&self, name: &str, room_key: &str) -> Result<String, DeliverError> {
+        if let Some(id) = self.store.get(room_key).await? {
+            return Ok(id);
+        }
+        for n in 1..=10 {
+            let candidate = if n == 1 {
+                name.to_string()
+            } else {
+                let suffix = format!("-{n}");
+                let stem: String = name.chars().take(80 - suffix.len()).collect();
+                format!("{}{suffix}", stem.trim_end_matches('-'))
+            };
+            let claim_key = format!("roomname:{candidate}");
+            let holder = self.store.claim(&claim_key, room_key, None).await?;
+            if holder.as_deref().is_some_and(|h| h != room_key) {
+                continue; // another record's room, or known to be someone else's channel
+            }
+            let created = self
+                .limiter
+                .call("conversations.create", None, || {
+                    self.slack.create_private_channel(&candidate)
+                })
+                .await;
+            let id = match created {
+                Ok(id) => id,
+                Err(DeliverError::Slack(SlackError::Api { code })) if code == "name_taken" => {
+                    if holder.is_none() {
+                        // Claimed just now, so not made by us: someone else's channel.
+                        self.store.set(&claim_key, "taken", None).await?;
+                        continue;
+                    }
+                    // Claimed by an earlier attempt for this record: our room, made before
+                    // that attempt could note its Id.
+                    self.resolver
+                        .channel(&ChannelRef::Name(candidate.clone()))
+                        .await?
+                }
+                Err(e) => return Err(e),
+            };
+            self.store.set(room_key, &id, None).await?;
+            tracing::info!(room = %candidate, channel = %id, "deal room ready");
+            return Ok(id);
+        }
+        Err(DeliverError::Permanent(format!(
+            "no free channel name for the room {name:?} (tried 10)"
+        )))
+    }
+
+    /// Invites these people (by email) to `channel`, at most 100 per call; being in the channel
+    /// already is success. Returns the emails that could not be invited, so the room says so
+    /// instead of failing.
+    async fn invite(&self, channel: &str, emails: &[String]) -> Result<Vec<String>, DeliverError> {
+        let mut missing = Vec::new();
+        let mut users = Vec::new();
+        for email in emails {
+            match self.resolver.user(email).await? {
+                Some(id) => users.push((email.clone(), id)),
+                None => missing.push(email.clone()),
+            }
+        }
+        for batch in users.chunks(100) {
+            let ids: Vec<String> = batch.iter().map(|(_, id)| id.clone()).collect();
+            match self.invite_call(channel, &ids).await {
+                Ok(()) => continue,
+                // One refusal can sink the whole call: invite one by one to know who.
+                Err(DeliverError::Slack(SlackError::Api { .. })) if batch.len() > 1 => {
+                    for (email, id) in batch {
+                        match self.invite_call(channel, std::slice::from_ref(id)).await {
+                            Ok(()) => {}
+                            Err(DeliverError::Slack(SlackError::Api { code })) => {
+                                tracing::warn!(%email, %code, "cannot invite to the room");
+                                missing.push(email.clone());
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(DeliverError::Slack(SlackError::Api { code })) => {
+                    tracing::warn!(email = %batch[0].0, %code, "cannot invite to the room");
+                    missing.push(batch[0].0.clone());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(missing)
+    }
+
+    async fn invite_call(&self, channel: &str, users: &[String]) -> Result<(), DeliverError> {
+        match self
+            .limiter
+            .call("conversations.invite", None, || {
+                self.slack.invite(channel, users)
+            })
+            .await
+        {
+            Err(DeliverError::Slack(SlackError::Api { code }))
+                if code == "already_in_channel" || code == "cant_invite_self" =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Remembers where a record was announced by `route`, for later threads and updates.
     async fn announce(
         &self,
@@ -473,6 +593,26 @@ impl Deliverer {
             .await?
             .and_then(|v| serde_json::from_str(&v).ok()))
     }
+}
+
+/// Lists, at the end of a room's briefing, the people who could not be invited.
+fn note_missing_people(message: &mut Message, missing: &[String]) {
+    let list = missing
+        .iter()
+        .map(|m| crate::render::mrkdwn::escape(m).into_owned())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let note = format!("Not in Slack or could not be invited: {list}");
+    if message.blocks.len() >= crate::render::limits::max::BLOCKS {
+        message.blocks.pop();
+    }
+    let text: String = note
+        .chars()
+        .take(crate::render::limits::max::SECTION_TEXT)
+        .collect();
+    message
+        .blocks
+        .push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}));
 }
 
 /// Says, at the top of a message sent to a fallback channel, whom it was meant for.

@@ -243,6 +243,12 @@ fn gcra_step(
 }
 
 impl MemoryStore {
+    fn limits(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Instant>>, StoreError> {
+        self.limits
+            .lock()
+            .map_err(|_| StoreError("memory store lock poisoned".into()))
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Entries>, StoreError> {
         self.entries
             .lock()
@@ -304,10 +310,7 @@ impl Store for MemoryStore {
         interval: Duration,
         burst: u32,
     ) -> Result<Option<Duration>, StoreError> {
-        let mut limits = self
-            .limits
-            .lock()
-            .map_err(|_| StoreError("memory store lock poisoned".into()))?;
+        let mut limits = self.limits()?;
         let now = Instant::now();
         let (tat, wait) = gcra_step(limits.get(key).copied(), now, interval, burst, None);
         limits.insert(key.to_string(), tat);
@@ -321,10 +324,7 @@ impl Store for MemoryStore {
         interval: Duration,
         burst: u32,
     ) -> Result<(), StoreError> {
-        let mut limits = self
-            .limits
-            .lock()
-            .map_err(|_| StoreError("memory store lock poisoned".into()))?;
+        let mut limits = self.limits()?;
         let now = Instant::now();
         let (tat, _) = gcra_step(limits.get(key).copied(), now, interval, burst, Some(pause));
         limits.insert(key.to_string(), tat);

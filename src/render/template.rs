@@ -155,7 +155,43 @@ impl Condition {
     }
 }
 
+/// A compiled expression giving text (a deal room's name), evaluated like a condition.
+#[derive(Debug)]
+pub struct Expression {
+    env: Arc<Environment<'static>>,
+    source: String,
+}
+
+impl Expression {
+    /// The expression's value as plain text (not escaped: the caller decides what it becomes);
+    /// none or undefined give an empty string.
+    pub fn eval_text(&self, ctx: &RenderContext<'_>) -> Result<String, String> {
+        let vars = Vars::new(ctx);
+        let value =
+            eval_expression(&self.env, &self.source, &vars.value).map_err(|e| describe(&e))?;
+        Ok(if value.is_none() || value.is_undefined() {
+            String::new()
+        } else {
+            value.to_string()
+        })
+    }
+}
+
 impl Templates {
+    /// Compiles an expression that gives text (`name = '"deal-" ~ record.Name'`).
+    pub fn compile_expression(&self, expr: &str) -> Result<Expression, String> {
+        if expr.trim().is_empty() {
+            return Err("empty expression".into());
+        }
+        self.env
+            .compile_expression_owned(expr.to_owned())
+            .map_err(|e| describe(&e))?;
+        Ok(Expression {
+            env: Arc::clone(&self.env),
+            source: expr.to_owned(),
+        })
+    }
+
     /// Loads every .json/.yaml/.yml in `dir`; returns every problem found in every file (not just the first).
     ///
     /// Other files (a README next to the templates) are ignored.

@@ -48,6 +48,29 @@ pub enum PlannedTarget {
         on: String,
         channel: Option<ChannelRef>,
     },
+    /// A private room named `name` (already slugged to Slack's rules) with these people.
+    Room {
+        name: String,
+        invite: Vec<String>,
+    },
+}
+
+/// Turns any text into a Slack channel name: lowercase letters, digits, `-` and `_`, at most
+/// 80 characters (`Acme Corp - Q3 Enterprise` → `acme-corp-q3-enterprise`).
+pub fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let mut out: String = out.trim_matches('-').chars().take(80).collect();
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
 }
 
 impl RouteSet {
@@ -207,6 +230,28 @@ impl RouteSet {
                     on: on.clone(),
                     channel: channel.clone(),
                 },
+                Target::Room { invite, .. } => {
+                    let text = match &action.name {
+                        Some(expr) => expr.eval_text(ctx)?,
+                        None => String::new(),
+                    };
+                    let mut name = slug(&text);
+                    if name.is_empty() {
+                        name = slug(&format!("{}-{}", route.name, ctx.event.record_id));
+                    }
+                    let mut people: Vec<String> = Vec::new();
+                    for spec in invite {
+                        if let Some(email) = email_from(spec, ctx)
+                            && !people.iter().any(|p| p.eq_ignore_ascii_case(&email))
+                        {
+                            people.push(email);
+                        }
+                    }
+                    PlannedTarget::Room {
+                        name,
+                        invite: people,
+                    }
+                }
             };
             planned.push(PlannedAction {
                 index,
@@ -218,11 +263,27 @@ impl RouteSet {
     }
 }
 
+/// Whether `s` looks like one email address (and nothing that Slack or a log could read as
+/// markup or a list).
+fn is_email(s: &str) -> bool {
+    let ok = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| !c.is_whitespace() && !"<>@,;\"()[]\\".contains(c))
+    };
+    match s.split_once('@') {
+        Some((local, domain)) => ok(local) && ok(domain) && domain.contains('.'),
+        None => false,
+    }
+}
+
 /// An action's `email`: a literal address, or a path into the event (`record.Owner.Email`).
+/// Anything that is not one plausible address counts as none.
 fn email_from(spec: &str, ctx: &RenderContext<'_>) -> Option<String> {
     let spec = spec.trim();
     if spec.contains('@') {
-        return Some(spec.to_string());
+        return is_email(spec).then(|| spec.to_string());
     }
     let mut parts = spec.split('.');
     let root = match parts.next()? {
@@ -237,7 +298,7 @@ fn email_from(spec: &str, ctx: &RenderContext<'_>) -> Option<String> {
     value
         .as_str()
         .map(str::trim)
-        .filter(|s| s.contains('@'))
+        .filter(|s| is_email(s))
         .map(str::to_string)
 }
 
@@ -392,6 +453,33 @@ template = "t"
                 fallback: Some(ChannelRef::Name("deal-desk".into()))
             }
         );
+    }
+
+    #[test]
+    fn only_plausible_emails_are_used() {
+        assert!(is_email("dana.seller@example.com"));
+        for bad in [
+            "<!here>@example.com",
+            "a b@example.com",
+            "a@b",
+            "@example.com",
+            "a,b@x.com",
+            "x",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn slugs_follow_slacks_channel_name_rules() {
+        assert_eq!(
+            slug("deal-Acme Corp - Q3 Enterprise"),
+            "deal-acme-corp-q3-enterprise"
+        );
+        assert_eq!(slug("  AT&T / Ünïcode__x "), "at-t-n-code__x");
+        assert_eq!(slug("!!!"), "");
+        let long = slug(&"abc ".repeat(40));
+        assert!(long.len() <= 80 && !long.ends_with('-'), "{long}");
     }
 
     #[test]

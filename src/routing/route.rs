@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use crate::config::is_channel_id;
 use crate::event::{ChangeType, SalesforceId};
-use crate::render::template::{Condition, Templates};
+use crate::render::template::{Condition, Expression, Templates};
 
 /// A problem in a route or template file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +104,9 @@ pub enum Target {
         on: String,
         channel: Option<ChannelRef>,
     },
+    /// A private channel for the record (its name from the `name` expression, slugged), the
+    /// people at `invite` (paths to emails, or addresses) invited, and the message posted in it.
+    Room { name: String, invite: Vec<String> },
 }
 
 /// One action of a route.
@@ -112,6 +115,8 @@ pub struct ActionSpec {
     pub target: Target,
     pub template: String,
     pub when: Option<Condition>,
+    /// A room's name, compiled (only for `room` actions).
+    pub name: Option<Expression>,
     pub line: usize,
 }
 
@@ -159,6 +164,9 @@ struct ActionFile {
     channel: Option<Spanned<String>>,
     email: Option<Spanned<String>>,
     on: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    invite: Vec<String>,
     template: Spanned<String>,
     when: Option<Spanned<String>>,
 }
@@ -325,8 +333,10 @@ impl Route {
                 "post" => require(&a.channel, "channel"),
                 "dm" => require(&a.email, "email"),
                 "thread" | "update" => require(&a.on, "on"),
+                "room" => require(&a.name, "name"),
                 _ => {}
             }
+            let mut name = None;
             let target = match kind {
                 "post" => a
                     .channel
@@ -356,11 +366,25 @@ impl Route {
                         }
                     })
                 }
+                "room" => a.name.as_ref().map(|n| {
+                    match templates.compile_expression(n.get_ref()) {
+                        Ok(compiled) => name = Some(compiled),
+                        Err(message) => err(
+                            &mut errors,
+                            n.span().start,
+                            format!("room name {:?}: {message}", n.get_ref()),
+                        ),
+                    }
+                    Target::Room {
+                        name: n.get_ref().clone(),
+                        invite: a.invite.clone(),
+                    }
+                }),
                 other => {
                     err(
                         &mut errors,
                         a.kind.span().start,
-                        format!("unknown action type {other:?} (post, dm, thread, update)"),
+                        format!("unknown action type {other:?} (post, dm, thread, update, room)"),
                     );
                     None
                 }
@@ -370,6 +394,7 @@ impl Route {
                     target,
                     template,
                     when,
+                    name,
                     line,
                 });
             }

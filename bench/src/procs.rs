@@ -1,0 +1,403 @@
+//! The processes a measurement runs against — a private `redis-server`, the Slack emulator,
+//! `sfrelay serve` and the baseline — each on a free loopback port and killed when dropped,
+//! so an aborted run leaves nothing behind. Mirrors `tests/support/mod.rs`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::http;
+
+/// The org every bench event belongs to, and its API key (sent as `X-Api-Key`).
+pub const ORG_ID: &str = "00D5g000004ABCdEAO";
+pub const API_KEY: &str = "bench-api-key-0123456789abcdef";
+/// The bot token the emulator expects and sfrelay sends.
+pub const SLACK_TOKEN: &str = "xoxb-bench-token";
+
+/// Where the binaries and shared files live.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub repo: PathBuf,
+    pub sfrelay: PathBuf,
+    pub emulator: PathBuf,
+    /// This binary, which also serves the baseline (`sfrelay-bench baseline`).
+    pub me: PathBuf,
+}
+
+impl Paths {
+    pub fn new(repo: &Path) -> anyhow::Result<Paths> {
+        let repo = repo
+            .canonicalize()
+            .with_context(|| format!("repository {}", repo.display()))?;
+        let paths = Paths {
+            sfrelay: repo.join("target/release/sfrelay"),
+            emulator: repo.join("target/release/sfrelay-emulator"),
+            me: std::env::current_exe().context("locating sfrelay-bench")?,
+            repo,
+        };
+        for bin in [&paths.sfrelay, &paths.emulator] {
+            if !bin.is_file() {
+                bail!(
+                    "{} is missing: run `cargo build --release --bins` in the repository first",
+                    bin.display()
+                );
+            }
+        }
+        Ok(paths)
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A child process, SIGKILLed and reaped on drop.
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(command: &mut Command, what: &str) -> anyhow::Result<Proc> {
+        let child = command.spawn().with_context(|| format!("starting {what}"))?;
+        Ok(Proc { child })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private, non-persistent `redis-server`: the bench measures sfrelay, not disk.
+pub struct Redis {
+    pub url: String,
+    pub proc: Proc,
+    _dir: TempDir,
+}
+
+impl Redis {
+    pub fn start() -> anyhow::Result<Redis> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let proc = Proc::spawn(
+            Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "redis-server (apt-get install -y redis-server)",
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ping(port) {
+            if Instant::now() > deadline {
+                bail!("redis-server did not answer PING within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Redis {
+            url: format!("redis://127.0.0.1:{port}"),
+            proc,
+            _dir: dir,
+        })
+    }
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// The bench channels: `C0BENCH0000` … named `bench-0000` …
+pub fn channel_id(i: usize) -> String {
+    format!("C0BENCH{i:04}")
+}
+
+/// Slack's per-channel ceiling as the emulator enforces it by default (1 msg/s, burst 3).
+pub const SLACK_RATE: f64 = 1.0;
+pub const SLACK_BURST: u32 = 3;
+/// sfrelay's own per-channel limiter defaults (`[slack] channel_messages_per_sec`, `channel_burst`).
+pub const SFRELAY_RATE: f64 = 1.0;
+pub const SFRELAY_BURST: u32 = 2;
+
+/// The Slack emulator, seeded with `channels` bench channels.
+pub struct Emulator {
+    pub addr: SocketAddr,
+    pub proc: Proc,
+}
+
+impl Emulator {
+    /// `unlimited` lifts the per-channel ceiling far above anything the bench sends, for
+    /// measuring sfrelay's own throughput rather than Slack's.
+    pub fn start(paths: &Paths, channels: usize, unlimited: bool) -> anyhow::Result<Emulator> {
+        let mut command = Command::new(&paths.emulator);
+        command.args(["slack", "--listen", "127.0.0.1:0", "--token", SLACK_TOKEN]);
+        for i in 0..channels {
+            command.arg("--channel").arg(format!("{}:bench-{i:04}", channel_id(i)));
+        }
+        if unlimited {
+            command.args(["--rate-per-channel", "1000", "--burst", "1000"]);
+        } else {
+            command.args(["--rate-per-channel", &SLACK_RATE.to_string()]);
+            command.args(["--burst", &SLACK_BURST.to_string()]);
+        }
+        command.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut proc = Proc::spawn(&mut command, "sfrelay-emulator")?;
+        let stdout = proc.child.stdout.take().context("emulator stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .with_context(|| format!("unexpected emulator output {line:?}"))?
+            .parse()?;
+        Ok(Emulator { addr, proc })
+    }
+
+    pub fn api_base(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    /// `GET /_emulator/stats`.
+    pub async fn stats(&self) -> anyhow::Result<Value> {
+        http::get_json(self.addr, "/_emulator/stats").await
+    }
+
+    /// `GET /_emulator/messages`: every stored message, in post order.
+    pub async fn messages(&self) -> anyhow::Result<Vec<Value>> {
+        match http::get_json(self.addr, "/_emulator/messages").await? {
+            Value::Array(items) => Ok(items),
+            other => bail!("messages: unexpected {other}"),
+        }
+    }
+
+    /// Polls the `posts` counter until it reaches `n` or `deadline` passes; returns the count.
+    pub async fn wait_posts(&self, n: u64, deadline: Instant) -> anyhow::Result<u64> {
+        loop {
+            let posts = self.stats().await?["posts"].as_u64().unwrap_or(0);
+            if posts >= n || Instant::now() >= deadline {
+                return Ok(posts);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A route that posts each Closed Won carrying `Bench_Channel__c` to that channel (one action
+/// per channel, each with its own condition). Events without the field fire no route, so the
+/// ingest measurements cost the workers only the routing decision.
+pub fn bench_route(channels: usize) -> String {
+    let mut route = String::from(
+        "description = \"bench: Closed Won to the channel named by record.Bench_Channel__c\"\n\
+         object = \"Opportunity\"\n\
+         when = 'became(\"StageName\", \"Closed Won\") and record.Bench_Channel__c'\n",
+    );
+    for i in 0..channels {
+        let id = channel_id(i);
+        route.push_str(&format!(
+            "\n[[actions]]\ntype = \"post\"\nchannel = \"{id}\"\ntemplate = \"closed-won-briefing\"\n\
+             when = 'record.Bench_Channel__c == \"{id}\"'\n"
+        ));
+    }
+    route
+}
+
+/// How to start one `sfrelay serve`.
+pub struct SfrelaySpec<'a> {
+    pub paths: &'a Paths,
+    pub routes_dir: &'a Path,
+    pub redis_url: &'a str,
+    pub slack_api: &'a str,
+    /// Raise sfrelay's per-channel limiter to its maximum (scaling runs).
+    pub unlimited: bool,
+}
+
+/// A running `sfrelay serve`, with how long it took from spawn to `/readyz` 200.
+pub struct Sfrelay {
+    pub addr: SocketAddr,
+    pub proc: Proc,
+    pub startup: Duration,
+    pub dir: TempDir,
+}
+
+impl Sfrelay {
+    pub async fn start(spec: &SfrelaySpec<'_>) -> anyhow::Result<Sfrelay> {
+        let dir = tempfile::tempdir()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let limiter = if spec.unlimited {
+            "[slack]\nchannel_messages_per_sec = 100.0\nchannel_burst = 1000\n"
+        } else {
+            ""
+        };
+        // Defaults everywhere except what the bench needs: its routes, one org with an API
+        // key, and a high-water mark no run reaches (a 503 would measure the queue, not ingest).
+        let toml = format!(
+            r#"routes_dir = "{routes}"
+templates_dir = "{templates}"
+fixtures_dir = "{fixtures}"
+time_zone = "UTC"
+
+[queue]
+namespace = "bench"
+high_water_mark = 100000000
+
+{limiter}
+[[orgs]]
+id = "{ORG_ID}"
+name = "bench"
+api_key_env = "BENCH_API_KEY"
+
+[orgs.salesforce]
+instance_url = "https://acme.my.salesforce.com"
+"#,
+            routes = spec.routes_dir.display(),
+            templates = spec.paths.repo.join("templates").display(),
+            fixtures = spec.paths.repo.join("tests/fixtures").display(),
+        );
+        let config = dir.path().join("sfrelay.toml");
+        std::fs::write(&config, toml)?;
+        let log = std::fs::File::create(dir.path().join("sfrelay.log"))?;
+        let started = Instant::now();
+        let mut proc = Proc::spawn(
+            Command::new(&spec.paths.sfrelay)
+                .arg("serve")
+                .arg("--config")
+                .arg(&config)
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("SFRELAY_LISTEN", addr.to_string())
+                .env("SFRELAY_LOG", "info")
+                .env("SFRELAY_LOG_FORMAT", "json")
+                .env("BENCH_API_KEY", API_KEY)
+                .env("REDIS_URL", spec.redis_url)
+                .env("SLACK_API_BASE", spec.slack_api)
+                .env("SLACK_BOT_TOKEN", SLACK_TOKEN)
+                .stdout(Stdio::null())
+                .stderr(log),
+            "sfrelay",
+        )?;
+        let deadline = started + Duration::from_secs(15);
+        loop {
+            if let Ok((200, _)) = http::get(addr, "/readyz").await {
+                let startup = started.elapsed();
+                return Ok(Sfrelay {
+                    addr,
+                    proc,
+                    startup,
+                    dir,
+                });
+            }
+            if proc.exited() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.path().join("sfrelay.log")).unwrap_or_default();
+                let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+                bail!("sfrelay did not become ready; last log lines (newest first):\n{tail}");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// The baseline server (`sfrelay-bench baseline`), in its own process like sfrelay.
+pub struct Baseline {
+    pub addr: SocketAddr,
+    pub proc: Proc,
+}
+
+impl Baseline {
+    pub async fn start(paths: &Paths, redis_url: &str) -> anyhow::Result<Baseline> {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut proc = Proc::spawn(
+            Command::new(&paths.me)
+                .args(["baseline", "--listen", &addr.to_string(), "--redis", redis_url])
+                .stdout(Stdio::null()),
+            "the baseline",
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok((200, _)) = http::get(addr, "/healthz").await {
+                return Ok(Baseline { addr, proc });
+            }
+            if proc.exited() || Instant::now() > deadline {
+                bail!("the baseline did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Redis, the emulator and `relays` sfrelay processes sharing one queue: what most
+/// measurements start afresh for every run, so no run inherits another's queue or limits.
+pub struct Stack {
+    pub redis: Redis,
+    pub slack: Emulator,
+    pub relays: Vec<Sfrelay>,
+    pub routes: TempDir,
+}
+
+impl Stack {
+    pub async fn start(
+        paths: &Paths,
+        channels: usize,
+        relays: usize,
+        unlimited: bool,
+    ) -> anyhow::Result<Stack> {
+        let redis = Redis::start()?;
+        let slack = Emulator::start(paths, channels, unlimited)?;
+        let routes = tempfile::tempdir()?;
+        std::fs::write(routes.path().join("bench.toml"), bench_route(channels))?;
+        let mut stack = Stack {
+            redis,
+            slack,
+            relays: Vec::new(),
+            routes,
+        };
+        for _ in 0..relays {
+            let relay = stack.start_relay(paths, unlimited).await?;
+            stack.relays.push(relay);
+        }
+        Ok(stack)
+    }
+
+    /// Starts one more sfrelay on this stack's Redis and emulator (not added to `relays`).
+    pub async fn start_relay(&self, paths: &Paths, unlimited: bool) -> anyhow::Result<Sfrelay> {
+        let api = self.slack.api_base();
+        Sfrelay::start(&SfrelaySpec {
+            paths,
+            routes_dir: self.routes.path(),
+            redis_url: &self.redis.url,
+            slack_api: &api,
+            unlimited,
+        })
+        .await
+    }
+
+    pub fn relay_addrs(&self) -> Vec<SocketAddr> {
+        self.relays.iter().map(|r| r.addr).collect()
+    }
+}

@@ -1,0 +1,1059 @@
+//! Parsing of Salesforce Change Data Capture (CDC) events.
+//!
+//! A CDC event describes one change that may touch several records of one
+//! object (`recordIds`), so it fans out into one [`Event`] per record. Gap
+//! events carry no field values at all; they come back separately as
+//! [`GapEvent`]s so the caller can fetch the records before anything is
+//! routed, instead of posting a message built from an empty record.
+//!
+//! Like the Flow envelope, the body is walked as a `serde_json::Value` and
+//! every problem is collected with a JSON Pointer, so a relay's owner fixes a
+//! malformed body in one go.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::flow::{FieldError, MAX_BATCH};
+use crate::event::{ChangeType, Event, SalesforceId};
+
+/// What a CDC body became: events to route, plus gap events (header only)
+/// that need the record fetched.
+///
+/// Kept apart because the two take different roads after ingest: events go
+/// straight to routing, gaps first to a Salesforce read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CdcBatch {
+    /// One event per record named by each data change event, in body order.
+    pub events: Vec<Event>,
+    /// Gap and overflow events, in body order.
+    pub gaps: Vec<GapEvent>,
+}
+
+/// A `GAP_*` or `GAP_OVERFLOW` event: Salesforce could not include field
+/// values, so the records must be read back before a message can say
+/// anything useful about them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GapEvent {
+    /// The org the credential belongs to; the payload names none.
+    pub org_id: SalesforceId,
+    /// sObject API name (`entityName`), needed to query the records back.
+    pub object: String,
+    /// The records to fetch; empty for `GAP_OVERFLOW`, whose header only
+    /// holds Salesforce's empty Id because the records are not known.
+    pub record_ids: Vec<SalesforceId>,
+    /// The wire spelling, `GAP_CREATE` … `GAP_OVERFLOW`, kept as a string
+    /// because it is not a [`ChangeType`] until the records are fetched.
+    pub change_type: String,
+    /// When the change was committed, when the header says.
+    pub commit_timestamp: Option<DateTime<Utc>>,
+    /// The transaction, to group the gap with its siblings when the header
+    /// says.
+    pub transaction_key: Option<String>,
+}
+
+/// The gap change types, which carry a header but no field values.
+const GAP_TYPES: [&str; 5] = [
+    "GAP_CREATE",
+    "GAP_UPDATE",
+    "GAP_DELETE",
+    "GAP_UNDELETE",
+    "GAP_OVERFLOW",
+];
+
+/// Parses one CDC event object or a JSON array of up to [`MAX_BATCH`] of
+/// them.
+///
+/// An event may come as Salesforce's message (`{"schema", "payload",
+/// "event": {"replayId"}}`), as CometD delivers it (that message under
+/// `"data"`), or as the bare payload (`{"ChangeEventHeader", fields…}`) that
+/// some relays forward. The org comes from the credential because CDC
+/// payloads do not name it.
+///
+/// Returns every error found; on any error, nothing, so a retry of the whole
+/// body cannot half-repeat.
+pub fn parse_cdc_request(
+    body: &[u8],
+    org_id: &SalesforceId,
+    received_at: DateTime<Utc>,
+) -> Result<CdcBatch, Vec<FieldError>> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| vec![error(String::new(), format!("invalid JSON: {e}"))])?;
+    let context = Context {
+        org_id,
+        received_at,
+    };
+    let mut batch = CdcBatch::default();
+    let mut errors = Vec::new();
+    match value {
+        Value::Object(message) => parse_message(message, "", &context, &mut batch, &mut errors),
+        Value::Array(items) if items.is_empty() => errors.push(error(
+            String::new(),
+            "must hold at least one change event",
+        )),
+        Value::Array(items) if items.len() > MAX_BATCH => errors.push(error(
+            String::new(),
+            format!(
+                "holds {} change events; at most {MAX_BATCH} allowed",
+                items.len()
+            ),
+        )),
+        Value::Array(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let base = format!("/{i}");
+                match item {
+                    Value::Object(message) => {
+                        parse_message(message, &base, &context, &mut batch, &mut errors)
+                    }
+                    other => errors.push(expected(base, "an object", &other)),
+                }
+            }
+        }
+        other => errors.push(expected(
+            String::new(),
+            "a change event object or an array of them",
+            &other,
+        )),
+    }
+    if errors.is_empty() {
+        Ok(batch)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What every event of one request shares.
+struct Context<'a> {
+    org_id: &'a SalesforceId,
+    received_at: DateTime<Utc>,
+}
+
+/// Unwraps one message at `base` (full, CometD-wrapped or bare payload) and
+/// hands its payload on.
+fn parse_message(
+    mut message: Map<String, Value>,
+    base: &str,
+    context: &Context<'_>,
+    batch: &mut CdcBatch,
+    errors: &mut Vec<FieldError>,
+) {
+    if !message.contains_key("payload") {
+        // CometD puts the message under "data", next to "channel".
+        if let Some(Value::Object(data)) = message.get_mut("data")
+            && data.contains_key("payload")
+        {
+            let data = std::mem::take(data);
+            return parse_message(data, &pointer(base, "data"), context, batch, errors);
+        }
+        return parse_payload(message, base, None, context, batch, errors);
+    }
+    let replay_id = replay_id(&mut message, base, errors);
+    let payload_path = pointer(base, "payload");
+    if let Some(payload) = required(&mut message, "payload", base, errors)
+        .and_then(|v| object_value(v, payload_path.clone(), errors))
+    {
+        parse_payload(payload, &payload_path, replay_id, context, batch, errors);
+    }
+}
+
+/// `event.replayId` as text, when present: a number from CometD, or a
+/// string from relays that pass the Pub/Sub API's opaque replay id on.
+fn replay_id(
+    message: &mut Map<String, Value>,
+    base: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let event_path = pointer(base, "event");
+    let mut event = optional(message, "event").and_then(|v| object_value(v, event_path.clone(), errors))?;
+    let path = pointer(&event_path, "replayId");
+    match optional(&mut event, "replayId")? {
+        // Printing the Number keeps every digit; no float round trip.
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() && s.len() <= 200 => Some(s),
+        Value::String(_) => {
+            errors.push(error(path, "must be 1 to 200 characters"));
+            None
+        }
+        other => {
+            errors.push(expected(path, "an integer or a string", &other));
+            None
+        }
+    }
+}
+
+/// A validated header: the part of a change event that says what changed.
+struct Header {
+    object: String,
+    kind: Kind,
+    record_ids: Vec<SalesforceId>,
+    commit_timestamp: Option<DateTime<Utc>>,
+    transaction_key: Option<String>,
+    sequence_number: Option<u64>,
+    changed_fields: Vec<String>,
+    nulled_fields: Vec<String>,
+}
+
+/// The two roads a change event takes.
+enum Kind {
+    /// Field values are included: becomes events.
+    Data(ChangeType),
+    /// Field values are missing: becomes a [`GapEvent`] with this spelling.
+    Gap(String),
+}
+
+/// Validates one payload at `base` and adds what it became to `batch`,
+/// or its problems to `errors`.
+fn parse_payload(
+    mut payload: Map<String, Value>,
+    base: &str,
+    replay_id: Option<String>,
+    context: &Context<'_>,
+    batch: &mut CdcBatch,
+    errors: &mut Vec<FieldError>,
+) {
+    let header_path = pointer(base, "ChangeEventHeader");
+    let Some(header) = required(&mut payload, "ChangeEventHeader", base, errors)
+        .and_then(|v| object_value(v, header_path.clone(), errors))
+    else {
+        return;
+    };
+    let Some(header) = parse_header(header, &header_path, replay_id.is_some(), errors) else {
+        return;
+    };
+
+    let change_type = match header.kind {
+        Kind::Gap(change_type) => {
+            batch.gaps.push(GapEvent {
+                org_id: context.org_id.clone(),
+                object: header.object,
+                record_ids: header.record_ids,
+                change_type,
+                commit_timestamp: header.commit_timestamp,
+                transaction_key: header.transaction_key,
+            });
+            return;
+        }
+        Kind::Data(change_type) => change_type,
+    };
+
+    // What is left of the payload is the record's field values.
+    let mut record = payload;
+    for field in &header.nulled_fields {
+        set_null(&mut record, field);
+    }
+    // Salesforce lists nothing for CREATE, DELETE and UNDELETE: that means
+    // "not applicable", not "nothing changed", so it becomes None and
+    // `changed(…)` conditions fall back to their no-list behaviour.
+    let changed_fields = (!header.changed_fields.is_empty()).then_some(header.changed_fields);
+    // One CDC event can name several records, so the record Id makes each
+    // record's event its own dedupe key.
+    let event_key = match (&replay_id, &header.transaction_key, header.sequence_number) {
+        (Some(replay_id), _, _) => replay_id.clone(),
+        (None, Some(key), Some(sequence)) => format!("{key}:{sequence}"),
+        // parse_header requires both when there is no replay id.
+        (None, _, _) => return,
+    };
+    for record_id in header.record_ids {
+        let mut record = record.clone();
+        record.insert("Id".into(), Value::String(record_id.as_str().into()));
+        batch.events.push(Event {
+            id: uuid::Uuid::now_v7().to_string(),
+            org_id: context.org_id.clone(),
+            object: header.object.clone(),
+            event_id: Some(format!("cdc:{event_key}:{record_id}")),
+            record_id,
+            record,
+            change_type,
+            changed_fields: changed_fields.clone(),
+            prior: None,
+            occurred_at: header.commit_timestamp,
+            received_at: context.received_at,
+        });
+    }
+}
+
+/// Validates a `ChangeEventHeader` at `base`; returns it only when it had no
+/// problem.
+///
+/// Data events need `commitTimestamp`, and `transactionKey` with
+/// `sequenceNumber` (the dedupe key when no replay id came along); Salesforce
+/// always sends them. Gap events only need what locates the records. Fields
+/// sfrelay does not use are still type-checked when present, since a wrong
+/// type there means the relay mangled the event.
+fn parse_header(
+    mut header: Map<String, Value>,
+    base: &str,
+    has_replay_id: bool,
+    errors: &mut Vec<FieldError>,
+) -> Option<Header> {
+    let errors_before = errors.len();
+    let path = |field: &str| pointer(base, field);
+
+    let object = required(&mut header, "entityName", base, errors)
+        .and_then(|v| string(v, path("entityName"), errors))
+        .filter(|name| {
+            let valid = is_api_name(name);
+            if !valid {
+                errors.push(error(
+                    path("entityName"),
+                    "must be an sObject API name: letters, digits and underscores, \
+                     starting with a letter, at most 80 characters",
+                ));
+            }
+            valid
+        });
+
+    let kind = required(&mut header, "changeType", base, errors)
+        .and_then(|v| string(v, path("changeType"), errors))
+        .and_then(|s| match s.as_str() {
+            "CREATE" => Some(Kind::Data(ChangeType::Create)),
+            "UPDATE" => Some(Kind::Data(ChangeType::Update)),
+            "DELETE" => Some(Kind::Data(ChangeType::Delete)),
+            "UNDELETE" => Some(Kind::Data(ChangeType::Undelete)),
+            gap if GAP_TYPES.contains(&gap) => Some(Kind::Gap(gap.to_owned())),
+            _ => {
+                errors.push(error(
+                    path("changeType"),
+                    format!(
+                        "must be one of CREATE, UPDATE, DELETE, UNDELETE, {}",
+                        GAP_TYPES.join(", ")
+                    ),
+                ));
+                None
+            }
+        });
+    let is_gap = matches!(kind, Some(Kind::Gap(_)));
+    let is_overflow = matches!(&kind, Some(Kind::Gap(s)) if s == "GAP_OVERFLOW");
+
+    let record_ids = if is_overflow {
+        // Only Salesforce's empty Id (000000000000000AAA), when anything:
+        // checked, then dropped, since an overflow names no record.
+        if let Some(v) = optional(&mut header, "recordIds") {
+            record_ids(v, &path("recordIds"), errors);
+        }
+        Some(Vec::new())
+    } else {
+        required(&mut header, "recordIds", base, errors)
+            .and_then(|v| record_ids(v, &path("recordIds"), errors))
+            .filter(|ids| {
+                if ids.is_empty() {
+                    errors.push(error(
+                        path("recordIds"),
+                        "must hold at least one record Id",
+                    ));
+                }
+                !ids.is_empty()
+            })
+    };
+
+    // Data events need these; gap events may come without.
+    let mut take = |key: &str, errors: &mut Vec<FieldError>| {
+        if is_gap {
+            optional(&mut header, key)
+        } else {
+            required(&mut header, key, base, errors)
+        }
+    };
+    let commit_timestamp = take("commitTimestamp", errors).and_then(|v| {
+        let millis = match &v {
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        };
+        let time = millis.and_then(DateTime::from_timestamp_millis);
+        if time.is_none() {
+            errors.push(error(
+                path("commitTimestamp"),
+                format!(
+                    "expected milliseconds since the Unix epoch (an integer), got {}",
+                    describe(&v)
+                ),
+            ));
+        }
+        time
+    });
+    let (transaction_key, sequence_number) = if has_replay_id || is_gap {
+        (
+            optional(&mut header, "transactionKey")
+                .and_then(|v| string(v, path("transactionKey"), errors)),
+            optional(&mut header, "sequenceNumber")
+                .and_then(|v| unsigned(v, path("sequenceNumber"), errors)),
+        )
+    } else {
+        (
+            take("transactionKey", errors).and_then(|v| string(v, path("transactionKey"), errors)),
+            take("sequenceNumber", errors)
+                .and_then(|v| unsigned(v, path("sequenceNumber"), errors)),
+        )
+    };
+    if transaction_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+        errors.push(error(path("transactionKey"), "must be 1 to 200 characters"));
+    }
+
+    // Not used, but a wrong type means a mangled event. commitNumber can
+    // exceed 2^53: it is only checked to be an integer, never converted.
+    if let Some(v) = optional(&mut header, "commitNumber")
+        && !matches!(&v, Value::Number(n) if n.is_u64() || n.is_i64())
+    {
+        errors.push(expected(path("commitNumber"), "an integer", &v));
+    }
+    for key in ["changeOrigin", "commitUser"] {
+        if let Some(v) = optional(&mut header, key) {
+            string(v, path(key), errors);
+        }
+    }
+
+    let mut fields = |key: &str, errors: &mut Vec<FieldError>| {
+        optional(&mut header, key)
+            .and_then(|v| strings(v, &path(key), errors))
+            .unwrap_or_default()
+    };
+    let changed = fields("changedFields", errors);
+    let nulled = fields("nulledFields", errors);
+    let diff = fields("diffFields", errors);
+
+    if errors.len() > errors_before {
+        return None;
+    }
+    // Nulled and diffed fields changed too; first mention wins the order.
+    let mut changed_fields: Vec<String> = Vec::new();
+    for field in changed.iter().chain(&nulled).chain(&diff) {
+        if !changed_fields.contains(field) {
+            changed_fields.push(field.clone());
+        }
+    }
+    Some(Header {
+        object: object?,
+        kind: kind?,
+        record_ids: record_ids?,
+        commit_timestamp,
+        transaction_key,
+        sequence_number,
+        changed_fields,
+        nulled_fields: nulled,
+    })
+}
+
+/// `recordIds` as validated, 18-character Ids, without repeats (a 15- and
+/// an 18-character spelling of one record count once).
+fn record_ids(
+    value: Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Vec<SalesforceId>> {
+    let Value::Array(items) = value else {
+        errors.push(expected(path.into(), "an array of record Ids", &value));
+        return None;
+    };
+    let errors_before = errors.len();
+    let mut ids: Vec<SalesforceId> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let item_path = format!("{path}/{i}");
+        if let Some(id) = string(item, item_path.clone(), errors).and_then(|s| id(&s, item_path, errors))
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+        }
+    }
+    (errors.len() == errors_before).then_some(ids)
+}
+
+/// An array of strings at `path`, reporting every element that is not one.
+fn strings(value: Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Vec<String>> {
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| string(item, format!("{path}/{i}"), errors))
+            // Check every element before giving up, so all bad ones are reported.
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect(),
+        other => {
+            errors.push(expected(path.into(), "an array of strings", &other));
+            None
+        }
+    }
+}
+
+/// Sets a `nulledFields` entry to null in `record`. A compound sub-field
+/// (`Name.FirstName`) is nulled inside its compound object, which is where
+/// CDC puts compound values, creating the object when the payload left it
+/// out.
+fn set_null(record: &mut Map<String, Value>, field: &str) {
+    let segments: Vec<&str> = field.split('.').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return;
+    }
+    let Some((last, parents)) = segments.split_last() else {
+        return;
+    };
+    let mut map = record;
+    for parent in parents {
+        let entry = map
+            .entry(*parent)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if entry.is_null() {
+            *entry = Value::Object(Map::new());
+        }
+        map = match entry {
+            Value::Object(inner) => inner,
+            // A scalar where a compound was expected: leave the payload's
+            // value rather than guess.
+            _ => return,
+        };
+    }
+    map.insert((*last).to_owned(), Value::Null);
+}
+
+/// Takes a required field out of `map`, reporting it when missing or null.
+fn required(
+    map: &mut Map<String, Value>,
+    key: &str,
+    base: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Value> {
+    match map.remove(key) {
+        None => {
+            errors.push(error(pointer(base, key), "required field is missing"));
+            None
+        }
+        Some(Value::Null) => {
+            errors.push(error(pointer(base, key), "required field is null"));
+            None
+        }
+        Some(v) => Some(v),
+    }
+}
+
+/// Takes an optional field out of `map`; `null` counts as absent.
+fn optional(map: &mut Map<String, Value>, key: &str) -> Option<Value> {
+    map.remove(key).filter(|v| !v.is_null())
+}
+
+/// The string inside `value`, or an error at `path` naming the type.
+fn string(value: Value, path: String, errors: &mut Vec<FieldError>) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s),
+        other => {
+            errors.push(expected(path, "a string", &other));
+            None
+        }
+    }
+}
+
+/// The non-negative integer inside `value`, or an error at `path`.
+fn unsigned(value: Value, path: String, errors: &mut Vec<FieldError>) -> Option<u64> {
+    let n = match &value {
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    };
+    if n.is_none() {
+        errors.push(error(
+            path,
+            format!("expected a non-negative integer, got {}", describe(&value)),
+        ));
+    }
+    n
+}
+
+/// The object inside `value`, or an error at `path` naming the type.
+fn object_value(
+    value: Value,
+    path: String,
+    errors: &mut Vec<FieldError>,
+) -> Option<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Some(map),
+        other => {
+            errors.push(expected(path, "an object", &other));
+            None
+        }
+    }
+}
+
+/// Parses a Salesforce Id, or records why it is not one.
+fn id(s: &str, path: String, errors: &mut Vec<FieldError>) -> Option<SalesforceId> {
+    SalesforceId::parse(s)
+        .map_err(|e| errors.push(error(path, format!("invalid Salesforce Id: {e}"))))
+        .ok()
+}
+
+/// Letters, digits and underscores, starting with a letter, at most 80
+/// characters: the shape of every sObject API name.
+fn is_api_name(name: &str) -> bool {
+    name.len() <= 80
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Joins `base` and one key into a JSON Pointer, escaping `~` and `/`.
+fn pointer(base: &str, key: &str) -> String {
+    format!("{base}/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+/// Builds a [`FieldError`].
+fn error(path: String, message: impl Into<String>) -> FieldError {
+    FieldError {
+        path,
+        message: message.into(),
+    }
+}
+
+/// A wrong-type error that names both the expected and the actual type.
+fn expected(path: String, what: &str, got: &Value) -> FieldError {
+    error(path, format!("expected {what}, got {}", type_name(got)))
+}
+
+/// A number's text (so a float or negative value is visible in the
+/// message), or the JSON type of anything else.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        other => type_name(other).into(),
+    }
+}
+
+/// The JSON type of `value`, as named in error messages.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CLOSED_WON: &str = include_str!("../../tests/fixtures/cdc-opportunity-closed-won.json");
+    const MULTI_RECORD: &str = include_str!("../../tests/fixtures/cdc-multi-record.json");
+    const GAP: &str = include_str!("../../tests/fixtures/cdc-gap.json");
+
+    fn org() -> SalesforceId {
+        SalesforceId::parse("00D5g000004ABCdEAO").unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2025-09-30T16:00:05Z".parse().unwrap()
+    }
+
+    fn parse(body: &Value) -> Result<CdcBatch, Vec<FieldError>> {
+        parse_cdc_request(body.to_string().as_bytes(), &org(), now())
+    }
+
+    /// The paths of the errors `body` must produce.
+    fn error_paths(body: &Value) -> Vec<String> {
+        parse(body)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    }
+
+    fn closed_won() -> Value {
+        serde_json::from_str(CLOSED_WON).unwrap()
+    }
+
+    /// The closed-won message with one header field replaced (or removed
+    /// when `value` is None).
+    fn with_header(field: &str, value: Option<Value>) -> Value {
+        let mut body = closed_won();
+        let header = body["payload"]["ChangeEventHeader"].as_object_mut().unwrap();
+        match value {
+            Some(value) => header.insert(field.into(), value),
+            None => header.remove(field),
+        };
+        body
+    }
+
+    #[test]
+    fn closed_won_fixture_parses() {
+        let batch = parse_cdc_request(CLOSED_WON.as_bytes(), &org(), now()).unwrap();
+        assert!(batch.gaps.is_empty());
+        assert_eq!(batch.events.len(), 1);
+        let e = &batch.events[0];
+        assert_eq!(uuid::Uuid::parse_str(&e.id).unwrap().get_version_num(), 7);
+        assert_eq!(e.org_id, org());
+        assert_eq!(e.object, "Opportunity");
+        assert_eq!(e.record_id.as_str(), "006Hs00000BkXyzIAF");
+        assert_eq!(e.change_type, ChangeType::Update);
+        assert_eq!(
+            e.record,
+            json!({
+                "Id": "006Hs00000BkXyzIAF",
+                "StageName": "Closed Won",
+                "Amount": 75000,
+                "CloseDate": "2025-09-30",
+                "AccountId": "001Hs00000CmAbcIAF",
+                "OwnerId": "005Hs00000DnDefIAF",
+                "LastModifiedDate": "2025-09-30T16:00:00.000Z",
+            })
+            .as_object()
+            .unwrap()
+            .clone()
+        );
+        assert_eq!(
+            e.changed_fields,
+            Some(vec!["StageName".to_owned(), "LastModifiedDate".to_owned()])
+        );
+        assert_eq!(e.prior, None);
+        assert_eq!(
+            e.event_id.as_deref(),
+            Some("cdc:184221:006Hs00000BkXyzIAF")
+        );
+        assert_eq!(e.occurred_at, Some("2024-09-30T16:00:00Z".parse().unwrap()));
+        assert_eq!(e.received_at, now());
+    }
+
+    #[test]
+    fn bare_payload_uses_transaction_key_and_sequence() {
+        let body = closed_won()["payload"].clone();
+        let batch = parse(&body).unwrap();
+        assert_eq!(
+            batch.events[0].event_id.as_deref(),
+            Some("cdc:0002343d-9d90-e395-ed20-cf416ba652ad:1:006Hs00000BkXyzIAF")
+        );
+        assert_eq!(batch.events[0].record["StageName"], "Closed Won");
+    }
+
+    #[test]
+    fn cometd_data_wrapper_is_unwrapped() {
+        let body = json!({ "channel": "/data/OpportunityChangeEvent", "data": closed_won() });
+        let batch = parse(&body).unwrap();
+        assert_eq!(
+            batch.events[0].event_id.as_deref(),
+            Some("cdc:184221:006Hs00000BkXyzIAF")
+        );
+        let mut body = body;
+        body["data"]["payload"]["ChangeEventHeader"]["recordIds"] = json!(["bad"]);
+        assert_eq!(
+            error_paths(&body),
+            ["/data/payload/ChangeEventHeader/recordIds/0"]
+        );
+    }
+
+    #[test]
+    fn replay_id_may_be_a_string() {
+        let mut body = closed_won();
+        body["event"]["replayId"] = json!("AAAAAAAAJgE=");
+        let batch = parse(&body).unwrap();
+        assert_eq!(
+            batch.events[0].event_id.as_deref(),
+            Some("cdc:AAAAAAAAJgE=:006Hs00000BkXyzIAF")
+        );
+        body["event"]["replayId"] = json!(1.5);
+        assert_eq!(error_paths(&body), ["/event/replayId"]);
+        body["event"] = json!(7);
+        assert_eq!(error_paths(&body), ["/event"]);
+        // Without a replay id the transaction key is the fallback.
+        body.as_object_mut().unwrap().remove("event");
+        assert!(
+            parse(&body).unwrap().events[0]
+                .event_id
+                .as_deref()
+                .unwrap()
+                .starts_with("cdc:0002343d-")
+        );
+    }
+
+    #[test]
+    fn multi_record_fixture_fans_out() {
+        let batch = parse_cdc_request(MULTI_RECORD.as_bytes(), &org(), now()).unwrap();
+        assert!(batch.gaps.is_empty());
+        let ids: Vec<&str> = batch.events.iter().map(|e| e.record_id.as_str()).collect();
+        // The 15-character spelling is normalised, and its repeat dropped.
+        assert_eq!(
+            ids,
+            [
+                "003Hs00000AbCdEIAV",
+                "003Hs00000AbCdFIAV",
+                "003Hs00000AbCdGIAV",
+                "006Hs00000BkXyzIAF",
+            ]
+        );
+        let contacts = &batch.events[..3];
+        let mut own_ids = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for e in contacts {
+            assert_eq!(e.object, "Contact");
+            assert_eq!(e.change_type, ChangeType::Update);
+            assert_eq!(e.record["Id"], e.record_id.as_str());
+            assert_eq!(e.record["Title"], "VP Sales");
+            // Nulled fields become null, compound ones inside their object.
+            assert_eq!(e.record["Phone"], Value::Null);
+            assert_eq!(
+                e.record["Name"],
+                json!({ "LastName": "Rivera", "FirstName": null })
+            );
+            assert_eq!(
+                e.changed_fields,
+                Some(
+                    ["Title", "Name.FirstName", "LastModifiedDate", "Phone", "Description"]
+                        .map(String::from)
+                        .to_vec()
+                )
+            );
+            assert_eq!(
+                e.event_id.as_deref().unwrap(),
+                format!("cdc:5120:{}", e.record_id)
+            );
+            assert!(own_ids.insert(e.id.clone()));
+            assert!(keys.insert(e.dedupe_key()));
+        }
+        // A create lists no changed fields: "not known", not "none".
+        let created = &batch.events[3];
+        assert_eq!(created.change_type, ChangeType::Create);
+        assert_eq!(created.changed_fields, None);
+        assert_eq!(
+            created.event_id.as_deref(),
+            Some("cdc:0002343d-9d90-e395-ed20-cf416ba65300:3:006Hs00000BkXyzIAF")
+        );
+    }
+
+    #[test]
+    fn gap_fixture_becomes_gap_events() {
+        let batch = parse_cdc_request(GAP.as_bytes(), &org(), now()).unwrap();
+        assert_eq!(batch.events.len(), 1);
+        assert_eq!(batch.events[0].change_type, ChangeType::Delete);
+        assert_eq!(
+            batch.gaps,
+            [
+                GapEvent {
+                    org_id: org(),
+                    object: "Event".into(),
+                    record_ids: vec![
+                        SalesforceId::parse("00Uxx000000fvRQEAY").unwrap(),
+                        SalesforceId::parse("00Uxx000000fvRR").unwrap(),
+                    ],
+                    change_type: "GAP_UPDATE".into(),
+                    commit_timestamp: Some("2017-11-01T02:08:08.161Z".parse().unwrap()),
+                    transaction_key: Some("0Mcxx000000000B".into()),
+                },
+                GapEvent {
+                    org_id: org(),
+                    object: "Account".into(),
+                    record_ids: vec![],
+                    change_type: "GAP_OVERFLOW".into(),
+                    commit_timestamp: Some("2019-01-29T23:45:06.297Z".parse().unwrap()),
+                    transaction_key: Some("0002343d-9d90-e395-ed20-cf416ba652ad".into()),
+                },
+            ]
+        );
+        // Gap events round-trip through JSON, for the fetch task.
+        let json = serde_json::to_string(&batch.gaps).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Vec<GapEvent>>(&json).unwrap(),
+            batch.gaps
+        );
+    }
+
+    #[test]
+    fn gap_header_may_lack_what_data_events_need() {
+        let body = json!({ "ChangeEventHeader": {
+            "entityName": "Account", "changeType": "GAP_OVERFLOW"
+        }});
+        let gap = &parse(&body).unwrap().gaps[0];
+        assert_eq!(
+            (gap.record_ids.len(), gap.commit_timestamp, &gap.transaction_key),
+            (0, None, &None)
+        );
+        let body = json!({ "ChangeEventHeader": { "entityName": "Account", "changeType": "GAP_CREATE" }});
+        assert_eq!(error_paths(&body), ["/ChangeEventHeader/recordIds"]);
+    }
+
+    #[test]
+    fn commit_number_above_2_pow_53_is_accepted_but_must_be_an_integer() {
+        let batch = parse(&closed_won()).unwrap();
+        assert_eq!(batch.events.len(), 1);
+        for bad in [json!(1.5), json!("1727712000123456789"), json!(1e30)] {
+            assert_eq!(
+                error_paths(&with_header("commitNumber", Some(bad))),
+                ["/payload/ChangeEventHeader/commitNumber"]
+            );
+        }
+        // Beyond u64 serde_json (without arbitrary_precision) has only a
+        // float: refused rather than rounded.
+        let body = CLOSED_WON.replace("1727712000123456789", "99999999999999999999999");
+        let errors = parse_cdc_request(body.as_bytes(), &org(), now()).unwrap_err();
+        assert_eq!(errors[0].path, "/payload/ChangeEventHeader/commitNumber");
+    }
+
+    #[test]
+    fn bad_record_id_is_located() {
+        let body = with_header(
+            "recordIds",
+            Some(json!(["006Hs00000BkXyzIAF", "006Hs00000BkXyz", "006Hs00000BkXyzIAA"])),
+        );
+        let errors = parse(&body).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "/payload/ChangeEventHeader/recordIds/2");
+        assert_eq!(
+            errors[0].message,
+            "invalid Salesforce Id: checksum suffix should be IAF"
+        );
+
+        let good = closed_won();
+        let body = json!([good, good, good, body]);
+        assert_eq!(
+            error_paths(&body),
+            ["/3/payload/ChangeEventHeader/recordIds/2"]
+        );
+    }
+
+    #[test]
+    fn header_field_rules() {
+        let cases = [
+            ("entityName", None, "entityName"),
+            ("entityName", Some(json!("Bad-Name")), "entityName"),
+            ("changeType", None, "changeType"),
+            ("changeType", Some(json!("update")), "changeType"),
+            ("recordIds", None, "recordIds"),
+            ("recordIds", Some(json!([])), "recordIds"),
+            ("recordIds", Some(json!("006Hs00000BkXyzIAF")), "recordIds"),
+            ("recordIds", Some(json!([5])), "recordIds/0"),
+            ("commitTimestamp", None, "commitTimestamp"),
+            ("commitTimestamp", Some(json!("2025-09-30")), "commitTimestamp"),
+            ("commitTimestamp", Some(json!(1.5)), "commitTimestamp"),
+            ("transactionKey", Some(json!(5)), "transactionKey"),
+            ("transactionKey", Some(json!("")), "transactionKey"),
+            ("sequenceNumber", Some(json!(-1)), "sequenceNumber"),
+            ("changeOrigin", Some(json!(1)), "changeOrigin"),
+            ("commitUser", Some(json!([])), "commitUser"),
+            ("changedFields", Some(json!("StageName")), "changedFields"),
+            ("nulledFields", Some(json!(["A", 1])), "nulledFields/1"),
+            ("diffFields", Some(json!({})), "diffFields"),
+        ];
+        for (field, value, path) in cases {
+            assert_eq!(
+                error_paths(&with_header(field, value.clone())),
+                [format!("/payload/ChangeEventHeader/{path}")],
+                "{field} = {value:?}"
+            );
+        }
+        let errors = parse(&with_header("commitTimestamp", Some(json!(1.5)))).unwrap_err();
+        assert_eq!(
+            errors[0].message,
+            "expected milliseconds since the Unix epoch (an integer), got 1.5"
+        );
+        // With a replay id, the transaction key and sequence are not needed.
+        assert!(parse(&with_header("transactionKey", None)).is_ok());
+        assert!(parse(&with_header("sequenceNumber", None)).is_ok());
+        // Without one, they make the dedupe key.
+        let mut bare = with_header("sequenceNumber", None)["payload"].clone();
+        assert_eq!(error_paths(&bare), ["/ChangeEventHeader/sequenceNumber"]);
+        bare["ChangeEventHeader"]
+            .as_object_mut()
+            .unwrap()
+            .remove("transactionKey");
+        assert_eq!(
+            error_paths(&bare),
+            [
+                "/ChangeEventHeader/transactionKey",
+                "/ChangeEventHeader/sequenceNumber"
+            ]
+        );
+        // Unused lists and unknown header fields are fine.
+        for field in ["changedFields", "nulledFields", "diffFields", "changeOrigin"] {
+            assert!(parse(&with_header(field, None)).is_ok(), "{field}");
+        }
+        assert!(parse(&with_header("futureField", Some(json!(1)))).is_ok());
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let mut body = closed_won();
+        let header = body["payload"]["ChangeEventHeader"].as_object_mut().unwrap();
+        header.insert("entityName".into(), json!(3));
+        header.insert("changeType".into(), json!("MERGE"));
+        header.insert("recordIds".into(), json!(["x", "y"]));
+        let paths = error_paths(&body);
+        assert_eq!(
+            paths,
+            [
+                "/payload/ChangeEventHeader/entityName",
+                "/payload/ChangeEventHeader/changeType",
+                "/payload/ChangeEventHeader/recordIds/0",
+                "/payload/ChangeEventHeader/recordIds/1",
+            ]
+        );
+    }
+
+    #[test]
+    fn body_shape_rules() {
+        let errors = parse_cdc_request(b"{\"payload\": ", &org(), now()).unwrap_err();
+        assert_eq!(errors[0].path, "");
+        assert!(errors[0].message.starts_with("invalid JSON"), "{errors:?}");
+
+        assert_eq!(error_paths(&json!("x")), [""]);
+        assert_eq!(error_paths(&json!([])), [""]);
+        assert_eq!(error_paths(&json!([closed_won(), 3])), ["/1"]);
+        assert_eq!(error_paths(&json!({ "payload": 3 })), ["/payload"]);
+        assert_eq!(
+            error_paths(&json!({ "payload": {} })),
+            ["/payload/ChangeEventHeader"]
+        );
+        assert_eq!(error_paths(&json!({})), ["/ChangeEventHeader"]);
+        assert_eq!(
+            error_paths(&json!({ "payload": { "ChangeEventHeader": [] } })),
+            ["/payload/ChangeEventHeader"]
+        );
+    }
+
+    #[test]
+    fn batch_limit_and_all_or_nothing() {
+        let many = json!(vec![closed_won(); MAX_BATCH]);
+        assert_eq!(parse(&many).unwrap().events.len(), MAX_BATCH);
+        let too_many = json!(vec![closed_won(); MAX_BATCH + 1]);
+        let errors = parse(&too_many).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "");
+        assert_eq!(errors[0].message, "holds 201 change events; at most 200 allowed");
+
+        // One bad event rejects the whole body.
+        let bad = with_header("changeType", Some(json!("NOPE")));
+        assert_eq!(
+            error_paths(&json!([closed_won(), bad])),
+            ["/1/payload/ChangeEventHeader/changeType"]
+        );
+    }
+
+    #[test]
+    fn delete_has_only_the_id() {
+        let body = json!({ "ChangeEventHeader": {
+            "entityName": "Opportunity", "changeType": "DELETE",
+            "recordIds": ["006Hs00000BkXyz"], "commitTimestamp": 1727712000000u64,
+            "transactionKey": "k", "sequenceNumber": 2,
+            "changedFields": [], "nulledFields": [], "diffFields": []
+        }});
+        let e = &parse(&body).unwrap().events[0];
+        assert_eq!(e.change_type, ChangeType::Delete);
+        assert_eq!(e.record, *json!({ "Id": "006Hs00000BkXyzIAF" }).as_object().unwrap());
+        assert_eq!(e.changed_fields, None);
+        assert_eq!(e.event_id.as_deref(), Some("cdc:k:2:006Hs00000BkXyzIAF"));
+    }
+
+    #[test]
+    fn set_null_handles_compounds() {
+        let mut record = json!({ "Name": { "LastName": "R" }, "Addr": "x", "Gone": null })
+            .as_object()
+            .unwrap()
+            .clone();
+        for field in ["Name.FirstName", "Addr.Street", "Gone.City", "Plain", "", "A..B"] {
+            set_null(&mut record, field);
+        }
+        assert_eq!(
+            Value::Object(record),
+            json!({
+                "Name": { "LastName": "R", "FirstName": null },
+                "Addr": "x",
+                "Gone": { "City": null },
+                "Plain": null,
+            })
+        );
+    }
+}
