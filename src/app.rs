@@ -82,6 +82,12 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .route("/v1/events", post(ingest::post_events))
+        .route("/v1/cdc", post(ingest::post_cdc))
+        .route(
+            "/v1/outbound-messages/{token}",
+            post(ingest::post_outbound_message),
+        )
+        .route("/openapi.json", get(ingest::get_openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -27,6 +27,7 @@ struct OrgCredentials {
     org: SalesforceId,
     api_key: Option<(HeaderName, Secret<String>)>,
     jwt: Vec<JwtVerifier>,
+    outbound_message_token: Option<Secret<String>>,
 }
 
 /// Who a request comes from.
@@ -105,11 +106,12 @@ impl Authenticator {
                 org: org.id.clone(),
                 api_key,
                 jwt,
+                outbound_message_token: org.outbound_message_token.clone(),
             });
         }
-        let open = !prepared
-            .iter()
-            .any(|o| o.api_key.is_some() || !o.jwt.is_empty());
+        let open = !prepared.iter().any(|o| {
+            o.api_key.is_some() || !o.jwt.is_empty() || o.outbound_message_token.is_some()
+        });
         Ok(Authenticator {
             orgs: prepared,
             open,
@@ -179,6 +181,26 @@ impl Authenticator {
             }
         }
         Err(AuthError::Invalid(last_error))
+    }
+
+    /// The org whose Outbound Message token is `token` (the secret in the URL path, since
+    /// Outbound Messages carry no custom headers), compared in constant time against every org.
+    pub fn authenticate_outbound_token(&self, token: &str) -> Result<Caller, AuthError> {
+        if self.open {
+            return Ok(Caller::Open);
+        }
+        let mut found = None;
+        for org in &self.orgs {
+            if let Some(expected) = &org.outbound_message_token
+                && bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes()))
+                && found.is_none()
+            {
+                found = Some(org.org.clone());
+            }
+        }
+        found
+            .map(Caller::Org)
+            .ok_or_else(|| AuthError::Invalid("unknown Outbound Message token".into()))
     }
 
     /// Whether `org` is a configured org.

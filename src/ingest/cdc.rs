@@ -87,10 +87,9 @@ pub fn parse_cdc_request(
     let mut errors = Vec::new();
     match value {
         Value::Object(message) => parse_message(message, "", &context, &mut batch, &mut errors),
-        Value::Array(items) if items.is_empty() => errors.push(error(
-            String::new(),
-            "must hold at least one change event",
-        )),
+        Value::Array(items) if items.is_empty() => {
+            errors.push(error(String::new(), "must hold at least one change event"))
+        }
         Value::Array(items) if items.len() > MAX_BATCH => errors.push(error(
             String::new(),
             format!(
@@ -164,7 +163,8 @@ fn replay_id(
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
     let event_path = pointer(base, "event");
-    let mut event = optional(message, "event").and_then(|v| object_value(v, event_path.clone(), errors))?;
+    let mut event =
+        optional(message, "event").and_then(|v| object_value(v, event_path.clone(), errors))?;
     let path = pointer(&event_path, "replayId");
     match optional(&mut event, "replayId")? {
         // Printing the Number keeps every digit; no float round trip.
@@ -275,9 +275,10 @@ fn parse_payload(
 /// Validates a `ChangeEventHeader` at `base`; returns it only when it had no
 /// problem.
 ///
-/// Data events need `commitTimestamp`, and `transactionKey` with
-/// `sequenceNumber` (the dedupe key when no replay id came along); Salesforce
-/// always sends them. Gap events only need what locates the records. Fields
+/// Data events need `commitTimestamp` and, when no replay id came along,
+/// `transactionKey` with `sequenceNumber`, which then make the dedupe key;
+/// Salesforce always sends all three. Gap events only need what locates the
+/// records. Fields
 /// sfrelay does not use are still type-checked when present, since a wrong
 /// type there means the relay mangled the event.
 fn parse_header(
@@ -337,10 +338,7 @@ fn parse_header(
             .and_then(|v| record_ids(v, &path("recordIds"), errors))
             .filter(|ids| {
                 if ids.is_empty() {
-                    errors.push(error(
-                        path("recordIds"),
-                        "must hold at least one record Id",
-                    ));
+                    errors.push(error(path("recordIds"), "must hold at least one record Id"));
                 }
                 !ids.is_empty()
             })
@@ -385,7 +383,10 @@ fn parse_header(
                 .and_then(|v| unsigned(v, path("sequenceNumber"), errors)),
         )
     };
-    if transaction_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+    if transaction_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > 200)
+    {
         errors.push(error(path("transactionKey"), "must be 1 to 200 characters"));
     }
 
@@ -435,11 +436,7 @@ fn parse_header(
 
 /// `recordIds` as validated, 18-character Ids, without repeats (a 15- and
 /// an 18-character spelling of one record count once).
-fn record_ids(
-    value: Value,
-    path: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<Vec<SalesforceId>> {
+fn record_ids(value: Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Vec<SalesforceId>> {
     let Value::Array(items) = value else {
         errors.push(expected(path.into(), "an array of record Ids", &value));
         return None;
@@ -448,7 +445,8 @@ fn record_ids(
     let mut ids: Vec<SalesforceId> = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let item_path = format!("{path}/{i}");
-        if let Some(id) = string(item, item_path.clone(), errors).and_then(|s| id(&s, item_path, errors))
+        if let Some(id) =
+            string(item, item_path.clone(), errors).and_then(|s| id(&s, item_path, errors))
             && !ids.contains(&id)
         {
             ids.push(id);
@@ -663,7 +661,9 @@ mod tests {
     /// when `value` is None).
     fn with_header(field: &str, value: Option<Value>) -> Value {
         let mut body = closed_won();
-        let header = body["payload"]["ChangeEventHeader"].as_object_mut().unwrap();
+        let header = body["payload"]["ChangeEventHeader"]
+            .as_object_mut()
+            .unwrap();
         match value {
             Some(value) => header.insert(field.into(), value),
             None => header.remove(field),
@@ -702,10 +702,7 @@ mod tests {
             Some(vec!["StageName".to_owned(), "LastModifiedDate".to_owned()])
         );
         assert_eq!(e.prior, None);
-        assert_eq!(
-            e.event_id.as_deref(),
-            Some("cdc:184221:006Hs00000BkXyzIAF")
-        );
+        assert_eq!(e.event_id.as_deref(), Some("cdc:184221:006Hs00000BkXyzIAF"));
         assert_eq!(e.occurred_at, Some("2024-09-30T16:00:00Z".parse().unwrap()));
         assert_eq!(e.received_at, now());
     }
@@ -793,9 +790,15 @@ mod tests {
             assert_eq!(
                 e.changed_fields,
                 Some(
-                    ["Title", "Name.FirstName", "LastModifiedDate", "Phone", "Description"]
-                        .map(String::from)
-                        .to_vec()
+                    [
+                        "Title",
+                        "Name.FirstName",
+                        "LastModifiedDate",
+                        "Phone",
+                        "Description"
+                    ]
+                    .map(String::from)
+                    .to_vec()
                 )
             );
             assert_eq!(
@@ -859,10 +862,15 @@ mod tests {
         }});
         let gap = &parse(&body).unwrap().gaps[0];
         assert_eq!(
-            (gap.record_ids.len(), gap.commit_timestamp, &gap.transaction_key),
+            (
+                gap.record_ids.len(),
+                gap.commit_timestamp,
+                &gap.transaction_key
+            ),
             (0, None, &None)
         );
-        let body = json!({ "ChangeEventHeader": { "entityName": "Account", "changeType": "GAP_CREATE" }});
+        let body =
+            json!({ "ChangeEventHeader": { "entityName": "Account", "changeType": "GAP_CREATE" }});
         assert_eq!(error_paths(&body), ["/ChangeEventHeader/recordIds"]);
     }
 
@@ -887,7 +895,11 @@ mod tests {
     fn bad_record_id_is_located() {
         let body = with_header(
             "recordIds",
-            Some(json!(["006Hs00000BkXyzIAF", "006Hs00000BkXyz", "006Hs00000BkXyzIAA"])),
+            Some(json!([
+                "006Hs00000BkXyzIAF",
+                "006Hs00000BkXyz",
+                "006Hs00000BkXyzIAA"
+            ])),
         );
         let errors = parse(&body).unwrap_err();
         assert_eq!(errors.len(), 1);
@@ -917,7 +929,11 @@ mod tests {
             ("recordIds", Some(json!("006Hs00000BkXyzIAF")), "recordIds"),
             ("recordIds", Some(json!([5])), "recordIds/0"),
             ("commitTimestamp", None, "commitTimestamp"),
-            ("commitTimestamp", Some(json!("2025-09-30")), "commitTimestamp"),
+            (
+                "commitTimestamp",
+                Some(json!("2025-09-30")),
+                "commitTimestamp",
+            ),
             ("commitTimestamp", Some(json!(1.5)), "commitTimestamp"),
             ("transactionKey", Some(json!(5)), "transactionKey"),
             ("transactionKey", Some(json!("")), "transactionKey"),
@@ -958,7 +974,12 @@ mod tests {
             ]
         );
         // Unused lists and unknown header fields are fine.
-        for field in ["changedFields", "nulledFields", "diffFields", "changeOrigin"] {
+        for field in [
+            "changedFields",
+            "nulledFields",
+            "diffFields",
+            "changeOrigin",
+        ] {
             assert!(parse(&with_header(field, None)).is_ok(), "{field}");
         }
         assert!(parse(&with_header("futureField", Some(json!(1)))).is_ok());
@@ -967,7 +988,9 @@ mod tests {
     #[test]
     fn every_error_is_reported_at_once() {
         let mut body = closed_won();
-        let header = body["payload"]["ChangeEventHeader"].as_object_mut().unwrap();
+        let header = body["payload"]["ChangeEventHeader"]
+            .as_object_mut()
+            .unwrap();
         header.insert("entityName".into(), json!(3));
         header.insert("changeType".into(), json!("MERGE"));
         header.insert("recordIds".into(), json!(["x", "y"]));
@@ -1012,7 +1035,10 @@ mod tests {
         let errors = parse(&too_many).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].path, "");
-        assert_eq!(errors[0].message, "holds 201 change events; at most 200 allowed");
+        assert_eq!(
+            errors[0].message,
+            "holds 201 change events; at most 200 allowed"
+        );
 
         // One bad event rejects the whole body.
         let bad = with_header("changeType", Some(json!("NOPE")));
@@ -1032,7 +1058,10 @@ mod tests {
         }});
         let e = &parse(&body).unwrap().events[0];
         assert_eq!(e.change_type, ChangeType::Delete);
-        assert_eq!(e.record, *json!({ "Id": "006Hs00000BkXyzIAF" }).as_object().unwrap());
+        assert_eq!(
+            e.record,
+            *json!({ "Id": "006Hs00000BkXyzIAF" }).as_object().unwrap()
+        );
         assert_eq!(e.changed_fields, None);
         assert_eq!(e.event_id.as_deref(), Some("cdc:k:2:006Hs00000BkXyzIAF"));
     }
@@ -1043,7 +1072,14 @@ mod tests {
             .as_object()
             .unwrap()
             .clone();
-        for field in ["Name.FirstName", "Addr.Street", "Gone.City", "Plain", "", "A..B"] {
+        for field in [
+            "Name.FirstName",
+            "Addr.Street",
+            "Gone.City",
+            "Plain",
+            "",
+            "A..B",
+        ] {
             set_null(&mut record, field);
         }
         assert_eq!(

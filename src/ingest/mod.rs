@@ -3,15 +3,18 @@
 //! event came in.
 
 pub mod auth;
+pub mod cdc;
 pub mod flow;
+pub mod openapi;
+pub mod outbound_message;
 pub mod problem;
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -50,6 +53,21 @@ pub enum IngestError {
 }
 
 impl IngestError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            IngestError::Auth(_) => StatusCode::UNAUTHORIZED,
+            IngestError::WrongOrg { .. } | IngestError::UnknownOrg { .. } => StatusCode::FORBIDDEN,
+            IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::Body(_) | IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            IngestError::QueueUnavailable { .. } | IngestError::QueueFull { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// The `outcome` label of `sfrelay_events_received_total`.
     fn outcome(&self) -> &'static str {
         match self {
@@ -111,6 +129,13 @@ pub struct Accepted {
     pub accepted: usize,
     pub duplicates: usize,
     pub ids: Vec<String>,
+    /// CDC gap events received (header only, nothing to route).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub gaps: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// `POST /v1/events`: a Flow callout envelope, or a batch of up to 200.
@@ -120,7 +145,78 @@ pub async fn post_events(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), IngestError> {
     let result = accept_events(&state, &headers, body).await;
-    match &result {
+    record_outcome(&result);
+    result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
+}
+
+async fn accept_events(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Accepted, IngestError> {
+    let caller = state.auth.authenticate(headers)?;
+    require_media(headers, MediaType::Json)?;
+    let body = read_body(state, body)?;
+    let events =
+        flow::parse_flow_request(&body, chrono::Utc::now()).map_err(IngestError::Invalid)?;
+    check_orgs(state, &caller, &events)?;
+    enqueue(state, &events).await
+}
+
+/// The two body kinds Salesforce sends.
+#[derive(Clone, Copy)]
+enum MediaType {
+    Json,
+    Xml,
+}
+
+/// Salesforce sends `application/json` (Flow, CDC relays) or `text/xml` (Outbound Messages),
+/// maybe with a charset; anything else is refused.
+fn require_media(headers: &HeaderMap, want: MediaType) -> Result<(), IngestError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ok = match want {
+        MediaType::Json => {
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        }
+        MediaType::Xml => {
+            essence == "text/xml"
+                || essence == "application/xml"
+                || essence == "application/soap+xml"
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(IngestError::UnsupportedMediaType(content_type.to_string()))
+    }
+}
+
+/// The body, or 413 when it was over the limit.
+fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, IngestError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            IngestError::TooLarge {
+                limit: state.config.max_body_bytes,
+            }
+        } else {
+            IngestError::Body(rejection.body_text())
+        }
+    })
+}
+
+/// Records the outcome of one ingest request in the metrics and the log.
+fn record_outcome(result: &Result<Accepted, IngestError>) {
+    match result {
         Ok(accepted) => {
             metrics::counter!("sfrelay_events_received_total", "outcome" => "accepted")
                 .increment(accepted.accepted as u64);
@@ -133,56 +229,132 @@ pub async fn post_events(
             tracing::info!(error = %e, "ingest request refused");
         }
     }
+}
+
+/// Query parameters of `POST /v1/cdc`.
+#[derive(Debug, serde::Deserialize)]
+pub struct CdcQuery {
+    /// The org, needed only when no credential names it (sfrelay open on loopback).
+    pub org_id: Option<String>,
+}
+
+/// `POST /v1/cdc`: Change Data Capture events, one or an array; the org is the credential's.
+pub async fn post_cdc(
+    State(state): State<AppState>,
+    Query(query): Query<CdcQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Accepted>), IngestError> {
+    let result = accept_cdc(&state, &query, &headers, body).await;
+    record_outcome(&result);
     result.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
 }
 
-async fn accept_events(
+async fn accept_cdc(
     state: &AppState,
+    query: &CdcQuery,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, IngestError> {
     let caller = state.auth.authenticate(headers)?;
-    require_json(headers)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            IngestError::TooLarge {
-                limit: state.config.max_body_bytes,
-            }
-        } else {
-            IngestError::Body(rejection.body_text())
+    require_media(headers, MediaType::Json)?;
+    let body = read_body(state, body)?;
+    let org = match (&caller, &query.org_id) {
+        (Caller::Org(org), _) => org.clone(),
+        (Caller::Open, Some(org)) => SalesforceId::parse(org).map_err(|e| {
+            IngestError::Invalid(vec![FieldError {
+                path: "?org_id".into(),
+                message: e.to_string(),
+            }])
+        })?,
+        (Caller::Open, None) => {
+            return Err(IngestError::Invalid(vec![FieldError {
+                path: "?org_id".into(),
+                message: "without a credential, name the org in the org_id query parameter".into(),
+            }]));
         }
-    })?;
-    let events =
-        flow::parse_flow_request(&body, chrono::Utc::now()).map_err(IngestError::Invalid)?;
-    check_orgs(state, &caller, &events)?;
-    if state.lifecycle.is_draining() && !state.queue.is_durable() {
-        // The in-process queue dies with this process: do not take what cannot be delivered.
-        return Err(IngestError::QueueUnavailable {
-            retry_after: state.config.queue.retry_after,
+    };
+    let batch =
+        cdc::parse_cdc_request(&body, &org, chrono::Utc::now()).map_err(IngestError::Invalid)?;
+    for gap in &batch.gaps {
+        metrics::counter!("sfrelay_cdc_gap_events_total", "object" => gap.object.clone())
+            .increment(1);
+        tracing::warn!(object = %gap.object, change = %gap.change_type, records = gap.record_ids.len(), "CDC gap event: Salesforce sent no field values; routes see only later changes");
+    }
+    let mut accepted = enqueue(state, &batch.events).await?;
+    accepted.gaps = batch.gaps.len();
+    Ok(accepted)
+}
+
+/// `POST /v1/outbound-messages/{token}`: a Salesforce Outbound Message. Answered with the
+/// SOAP Ack only after the write is durable; with a SOAP fault otherwise, so Salesforce
+/// retries (it does for up to 24 hours).
+pub async fn post_outbound_message(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = accept_outbound_message(&state, &token, &headers, body).await;
+    record_outcome(&result);
+    let xml = |status: StatusCode, body: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    };
+    match result {
+        Ok(_) => xml(StatusCode::OK, outbound_message::ack_response()),
+        Err(e) => {
+            let status = e.status();
+            let fault = outbound_message::fault_response(status.is_client_error(), &e.to_string());
+            let mut response = xml(status, fault);
+            if let IngestError::QueueUnavailable { retry_after }
+            | IngestError::QueueFull { retry_after, .. } = e
+            {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(retry_after.as_secs().max(1)),
+                );
+            }
+            response
+        }
+    }
+}
+
+async fn accept_outbound_message(
+    state: &AppState,
+    token: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Accepted, IngestError> {
+    let caller = state.auth.authenticate_outbound_token(token)?;
+    require_media(headers, MediaType::Xml)?;
+    let body = read_body(state, body)?;
+    let message =
+        outbound_message::parse_outbound_message(&body, chrono::Utc::now()).map_err(|e| {
+            IngestError::Invalid(vec![FieldError {
+                path: "/notifications".into(),
+                message: e.to_string(),
+            }])
+        })?;
+    if let Caller::Org(org) = &caller
+        && org != &message.organization_id
+    {
+        return Err(IngestError::WrongOrg {
+            path: "/notifications/OrganizationId".into(),
+            org: message.organization_id.clone(),
         });
     }
+    let events: Vec<Event> = message.notifications.into_iter().map(|n| n.event).collect();
     enqueue(state, &events).await
 }
 
-/// Salesforce sends `application/json` (maybe with a charset); anything else is refused.
-fn require_json(headers: &HeaderMap) -> Result<(), IngestError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-    {
-        Ok(())
-    } else {
-        Err(IngestError::UnsupportedMediaType(content_type.to_string()))
-    }
+/// `GET /openapi.json`: the ingest API, importable as a Salesforce External Service.
+pub async fn get_openapi() -> Json<serde_json::Value> {
+    Json(openapi::document(None))
 }
 
 /// A credential binds to its org: every event must name that org.
@@ -217,6 +389,12 @@ fn check_orgs(state: &AppState, caller: &Caller, events: &[Event]) -> Result<(),
 /// Writes every event in one atomic, deduplicating round trip, and answers only once the
 /// queue has acknowledged it.
 async fn enqueue(state: &AppState, events: &[Event]) -> Result<Accepted, IngestError> {
+    if state.lifecycle.is_draining() && !state.queue.is_durable() {
+        // The in-process queue dies with this process: do not take what cannot be delivered.
+        return Err(IngestError::QueueUnavailable {
+            retry_after: state.config.queue.retry_after,
+        });
+    }
     let now = now_ms();
     let jobs = events
         .iter()
@@ -245,6 +423,7 @@ async fn enqueue(state: &AppState, events: &[Event]) -> Result<Accepted, IngestE
         accepted: 0,
         duplicates: 0,
         ids: Vec::with_capacity(events.len()),
+        gaps: 0,
     };
     for (event, result) in events.iter().zip(outcome.results) {
         match result {

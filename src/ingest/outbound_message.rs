@@ -205,11 +205,8 @@ fn parse_notification(
         .child(SOBJECT_NS, "Id")
         .filter(|e| !e.nil)
         .ok_or_else(|| invalid(format!("{at}/sObject has no sf:Id")))?;
-    let record_id = SalesforceId::parse(raw_id.text.trim()).map_err(|e| {
-        invalid(format!(
-            "{at}/sObject/sf:Id: invalid Salesforce Id: {e}"
-        ))
-    })?;
+    let record_id = SalesforceId::parse(raw_id.text.trim())
+        .map_err(|e| invalid(format!("{at}/sObject/sf:Id: invalid Salesforce Id: {e}")))?;
     record.insert("Id".into(), Value::String(record_id.as_str().into()));
 
     Ok(Notification {
@@ -410,9 +407,9 @@ fn parse_document(body: &[u8]) -> Result<Element, SoapError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let event = reader.read_event().map_err(|e| {
-            SoapError::Xml(format!("{e} (near byte {})", reader.error_position()))
-        })?;
+        let event = reader
+            .read_event()
+            .map_err(|e| SoapError::Xml(format!("{e} (near byte {})", reader.error_position())))?;
         match event {
             XmlEvent::DocType(_) => {
                 return Err(SoapError::Xml(
@@ -480,9 +477,8 @@ fn open(
         children: Vec::new(),
     };
     for attribute in start.attributes() {
-        let attribute = attribute.map_err(|e| {
-            SoapError::Xml(format!("bad attribute in <{}>: {e}", element.qname))
-        })?;
+        let attribute = attribute
+            .map_err(|e| SoapError::Xml(format!("bad attribute in <{}>: {e}", element.qname)))?;
         let (namespace, local) = resolver.resolve_attribute(attribute.key);
         if !matches!(namespace, ResolveResult::Bound(Namespace(XSI_NS))) {
             continue;
@@ -543,16 +539,18 @@ fn append(stack: &mut [Element], text: &str) -> Result<(), SoapError> {
 /// A character reference or one of XML's five predefined entities; any
 /// other entity would need a DTD, which is refused.
 fn resolve(reference: &BytesRef<'_>) -> Result<Cow<'static, str>, SoapError> {
-    let refused = || SoapError::Xml(format!("undefined entity &{};", reference.xml10_content()));
+    let name = reference.xml10_content();
     if reference.is_char_ref() {
         return match reference.resolve_char_ref() {
             Ok(Some(c)) => Ok(Cow::Owned(c.to_string())),
-            _ => Err(refused()),
+            _ => Err(SoapError::Xml(format!(
+                "invalid character reference &{name};"
+            ))),
         };
     }
-    resolve_xml_entity(&reference.xml10_content())
+    resolve_xml_entity(&name)
         .map(Cow::Borrowed)
-        .ok_or_else(refused)
+        .ok_or_else(|| SoapError::Xml(format!("undefined entity &{name};")))
 }
 
 /// Letters, digits and underscores, starting with a letter, at most 80
@@ -660,10 +658,18 @@ mod tests {
         let message = parse(THREE).unwrap();
         // The 15-character org Id is normalised.
         assert_eq!(message.organization_id.as_str(), "00D5g000004ABCdEAO");
-        let ids: Vec<&str> = message.notifications.iter().map(|n| n.id.as_str()).collect();
+        let ids: Vec<&str> = message
+            .notifications
+            .iter()
+            .map(|n| n.id.as_str())
+            .collect();
         assert_eq!(
             ids,
-            ["04l5g00000AbCdEAAA", "04l5g00000AbCdFAAA", "04l5g00000AbCdGAAA"]
+            [
+                "04l5g00000AbCdEAAA",
+                "04l5g00000AbCdFAAA",
+                "04l5g00000AbCdGAAA"
+            ]
         );
 
         let opportunity = &message.notifications[0].event;
@@ -724,7 +730,10 @@ mod tests {
 
         let mut event_ids = std::collections::HashSet::new();
         for n in &message.notifications {
-            assert_eq!(n.event.event_id.as_deref(), Some(format!("om:{}", n.id).as_str()));
+            assert_eq!(
+                n.event.event_id.as_deref(),
+                Some(format!("om:{}", n.id).as_str())
+            );
             assert_eq!(n.event.change_type, ChangeType::Update);
             assert!(event_ids.insert(n.event.dedupe_key()));
         }
@@ -741,7 +750,10 @@ mod tests {
             ("1.5E7", Some(json!(15_000_000))),
             ("1.0E-4", Some(json!(0.0001))),
             ("2.5e+3", Some(json!(2500))),
-            ("123456789012345678", Some(json!(123_456_789_012_345_678_i64))),
+            (
+                "123456789012345678",
+                Some(json!(123_456_789_012_345_678_i64)),
+            ),
             ("1.0E30", Some(json!(1.0e30))),
             ("007", None),
             ("00001026", None),
@@ -776,7 +788,10 @@ mod tests {
                 "notifications/Notification[1]/sObject has no sf:Id",
             ),
             (
-                message(&notification("04l5g00000AbCdEAAA", "<sf:Id>006Hs00000BkXyzIAA</sf:Id>")),
+                message(&notification(
+                    "04l5g00000AbCdEAAA",
+                    "<sf:Id>006Hs00000BkXyzIAA</sf:Id>",
+                )),
                 "notifications/Notification[1]/sObject/sf:Id: invalid Salesforce Id: checksum suffix should be IAF",
             ),
             (
@@ -802,7 +817,10 @@ mod tests {
                 "notifications has no ActionId",
             ),
             (
-                message(&notification(&"x".repeat(201), "<sf:Id>006Hs00000BkXyzIAF</sf:Id>")),
+                message(&notification(
+                    &"x".repeat(201),
+                    "<sf:Id>006Hs00000BkXyzIAF</sf:Id>",
+                )),
                 "notifications/Notification[1]/Id is longer than 200 characters",
             ),
             (
@@ -837,7 +855,9 @@ mod tests {
         let many = |count: usize| {
             message(
                 &(0..count)
-                    .map(|i| notification(&format!("04l{i:015}"), "<sf:Id>006Hs00000BkXyzIAF</sf:Id>"))
+                    .map(|i| {
+                        notification(&format!("04l{i:015}"), "<sf:Id>006Hs00000BkXyzIAF</sf:Id>")
+                    })
                     .collect::<String>(),
             )
         };
@@ -850,14 +870,22 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_refused() {
-        let cases: [(&[u8], &str); 10] = [
-            (b"<soapenv:Envelope xmlns:soapenv=\"x\"><a></b></soapenv:Envelope>", "expected `</a>`"),
-            (&OPPORTUNITY.as_bytes()[..OPPORTUNITY.len() - 30], "ends inside"),
+        let truncated = OPPORTUNITY.split("</soapenv:Body>").next().unwrap();
+        let cases: [(&[u8], &str); 11] = [
+            (
+                b"<soapenv:Envelope xmlns:soapenv=\"x\"><a></b></soapenv:Envelope>",
+                "expected `</a>`",
+            ),
+            (
+                &OPPORTUNITY.as_bytes()[..OPPORTUNITY.len() - 5],
+                "not closed",
+            ),
+            (truncated.as_bytes(), "the body ends inside <soapenv:Body>"),
             (b"", "holds no element"),
             (b"just text", "text outside the root"),
             (b"<a/><b/>", "follows the root element"),
             (b"<a>&xxe;</a>", "undefined entity &xxe;"),
-            (b"<a>&#0;</a>", "undefined entity &#0;"),
+            (b"<a>&#0;</a>", "invalid character reference &#0;"),
             (b"<x:a/>", "undeclared namespace prefix"),
             (b"<a>\xff</a>", "not UTF-8"),
             (b"<a b=\"1\" b=\"2\"/>", "bad attribute"),
@@ -929,10 +957,18 @@ mod tests {
                 .child(SOAP_ENV_NS, "Fault")
                 .unwrap();
             // faultcode and faultstring are unqualified, as SOAP 1.1 says.
-            let faultcode = fault.children.iter().find(|c| c.local == "faultcode").unwrap();
+            let faultcode = fault
+                .children
+                .iter()
+                .find(|c| c.local == "faultcode")
+                .unwrap();
             assert_eq!(faultcode.namespace, None);
             assert_eq!(faultcode.text, code);
-            let faultstring = fault.children.iter().find(|c| c.local == "faultstring").unwrap();
+            let faultstring = fault
+                .children
+                .iter()
+                .find(|c| c.local == "faultstring")
+                .unwrap();
             assert_eq!(
                 faultstring.text,
                 "bad <Id> & \"quotes\" 'x' \u{fffd}\u{fffd} é\nend"

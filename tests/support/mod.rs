@@ -241,6 +241,7 @@ pub const ORG: &str = "00D5g000004ABCdEAO";
 pub const OTHER_ORG: &str = "00D5g000009XYZaEAO";
 pub const API_KEY: &str = "test-api-key-0123456789abcdef";
 pub const OTHER_API_KEY: &str = "other-org-api-key-0123456789";
+pub const OM_TOKEN: &str = "om-token-0123456789abcdef";
 pub const JWT_SECRET: &str = "test-hs256-secret-0123456789abcdef0123456789";
 
 /// How to start sfrelay for one test.
@@ -350,6 +351,7 @@ api_key_env = "TEST_API_KEY"
 jwt_secret_env = "TEST_JWT_SECRET"
 jwt_issuer = "salesforce-prod"
 jwt_audience = "sfrelay"
+outbound_message_token_env = "TEST_OM_TOKEN"
 
 [orgs.salesforce]
 instance_url = "https://acme.my.salesforce.com"
@@ -390,6 +392,7 @@ jwt_public_key_file = "{ec}"
             ("TEST_API_KEY".into(), API_KEY.into()),
             ("TEST_OTHER_API_KEY".into(), OTHER_API_KEY.into()),
             ("TEST_JWT_SECRET".into(), JWT_SECRET.into()),
+            ("TEST_OM_TOKEN".into(), OM_TOKEN.into()),
         ];
         if let Some(redis) = &options.redis {
             env.push(("REDIS_URL".into(), redis.clone()));
@@ -457,6 +460,23 @@ jwt_public_key_file = "{ec}"
             request = request.header(*name, *value);
         }
         request.send().await.expect("sfrelay answers")
+    }
+
+    /// POSTs a body to any path with the org's API key and a content type.
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", content_type)
+            .header("X-Api-Key", API_KEY)
+            .body(body)
+            .send()
+            .await
+            .expect("sfrelay answers")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
