@@ -28,6 +28,7 @@ use crate::ingest::{self, auth::Authenticator};
 use crate::queue::{Queue, QueueError, memory::MemoryQueue, redis::RedisQueue};
 use crate::render::template::RenderOptions;
 use crate::routing::{LoadError, RouteSet};
+use crate::salesforce::{ClientOptions, SalesforceClient};
 use crate::slack::{SlackError, SlackSink};
 use crate::telemetry;
 use crate::worker::{WorkerContext, WorkerPool};
@@ -41,6 +42,8 @@ pub enum ServeError {
     Queue(#[from] QueueError),
     #[error("slack client: {0}")]
     Slack(#[from] SlackError),
+    #[error("salesforce client: {0}")]
+    Salesforce(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -176,6 +179,20 @@ pub fn build_queue(config: &Config) -> Result<Backends, QueueError> {
     Ok((queue, store))
 }
 
+/// The Salesforce API client for the orgs that have credentials (none: `None`).
+pub fn build_salesforce(config: &Config) -> Result<Option<Arc<SalesforceClient>>, ServeError> {
+    if config.salesforce.is_empty() {
+        return Ok(None);
+    }
+    let client = SalesforceClient::new(config.salesforce.clone(), ClientOptions::default())
+        .map_err(|e| ServeError::Salesforce(e.to_string()))?;
+    tracing::info!(
+        orgs = config.salesforce.len(),
+        "Salesforce API access configured"
+    );
+    Ok(Some(Arc::new(client)))
+}
+
 /// Loads every route and template the configuration names.
 pub fn load_routes(config: &Config) -> Result<RouteSet, Vec<LoadError>> {
     RouteSet::load(
@@ -218,6 +235,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             interval: config.slack.channel_interval,
             burst: config.slack.channel_burst,
         },
+        build_salesforce(&config)?,
     ));
     spawn_reload_on_sighup(config.clone(), routes);
 

@@ -209,6 +209,9 @@ pub struct Config {
     pub workers: WorkersConfig,
     pub slack: SlackConfig,
     pub orgs: Vec<OrgConfig>,
+    /// The orgs whose Salesforce API sfrelay may call (enrichment, schedules), with their
+    /// OAuth credentials read and checked.
+    pub salesforce: Vec<crate::salesforce::OrgCredentials>,
 }
 
 /// Queue tuning: where keys live and when ingest pushes back.
@@ -397,6 +400,15 @@ impl Config {
             ));
         }
 
+        let mut salesforce = Vec::new();
+        for (i, org) in orgs.iter().enumerate() {
+            if let Some(credentials) =
+                crate::salesforce::OrgCredentials::from_org_config(i, org, base, env)?
+            {
+                salesforce.push(credentials);
+            }
+        }
+
         let time_zone_name = file.time_zone.unwrap_or_else(|| "UTC".into());
         let time_zone: chrono_tz::Tz = time_zone_name.parse().map_err(|_| {
             invalid(
@@ -438,6 +450,7 @@ impl Config {
                 channel_burst: file.slack.channel_burst.max(1),
             },
             orgs,
+            salesforce,
         })
     }
 }

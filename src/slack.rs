@@ -23,14 +23,7 @@ pub enum SlackError {
     Decode(String),
 }
 
-/// Whether a failure may succeed later, or never will.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Try again after backing off (or after `Retry-After`).
-    Later,
-    /// Park in the dead-letter list now: repeating it cannot help.
-    Never,
-}
+pub use crate::retry::Retry;
 
 impl SlackError {
     /// Classifies every failure: network trouble, timeouts, 5xx, 429 and Slack's transient

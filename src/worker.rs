@@ -245,7 +245,11 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
 async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event) -> Outcome {
     let routes = ctx.deliverer.routes.load_full();
     let users = HashMap::new();
-    let fired = routes.fired(event, &ctx.deliverer.context(event, &users));
+    let fired = routes.fired(
+        event,
+        &ctx.deliverer
+            .context(event, &users, &serde_json::Value::Null),
+    );
     if fired.is_empty() {
         tracing::info!("no route fired");
         return Outcome::Done;

@@ -19,7 +19,9 @@ use serde_json::json;
 use crate::config::OrgConfig;
 use crate::event::{Event, SalesforceId};
 use crate::render::template::{RenderContext, Rendered};
+use crate::routing::route::Enrich;
 use crate::routing::{ChannelRef, Dedupe, PlannedAction, PlannedTarget, RouteSet};
+use crate::salesforce::{SalesforceClient, Soql};
 use crate::slack::{Message, Retry, SlackError, SlackSink};
 use ratelimit::{Limiter, Rate};
 use resolve::Resolver;
@@ -39,6 +41,8 @@ pub enum DeliverError {
     Slack(#[from] SlackError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("Salesforce: {0}")]
+    Salesforce(#[from] crate::salesforce::SalesforceError),
     /// Cannot succeed as things stand (unknown route or template, channel not found…).
     #[error("{0}")]
     Permanent(String),
@@ -52,6 +56,7 @@ impl DeliverError {
         match self {
             DeliverError::Slack(e) => e.retry(),
             DeliverError::Store(_) => Retry::Later,
+            DeliverError::Salesforce(e) => e.retry(),
             DeliverError::Permanent(_) => Retry::Never,
             DeliverError::Busy { .. } => Retry::Later,
         }
@@ -72,6 +77,7 @@ impl DeliverError {
         match self {
             DeliverError::Busy { wait } => Some(*wait),
             DeliverError::Slack(SlackError::RateLimited { retry_after }) => Some(*retry_after),
+            DeliverError::Salesforce(e) => e.retry_after(),
             _ => None,
         }
     }
@@ -121,11 +127,11 @@ pub struct Deliverer {
     pub store: Arc<dyn Store>,
     pub routes: Arc<ArcSwap<RouteSet>>,
     pub orgs: Arc<OrgDirectory>,
+    /// For route enrichment; `None` when no org has API credentials.
+    pub salesforce: Option<Arc<SalesforceClient>>,
     resolver: Resolver,
     limiter: Limiter,
 }
-
-const NO_EXTRA: serde_json::Value = serde_json::Value::Null;
 
 impl Deliverer {
     pub fn new(
@@ -134,6 +140,7 @@ impl Deliverer {
         routes: Arc<ArcSwap<RouteSet>>,
         orgs: Arc<OrgDirectory>,
         channel_rate: Rate,
+        salesforce: Option<Arc<SalesforceClient>>,
     ) -> Self {
         let limiter = Limiter::new(store.clone(), channel_rate, !slack.is_log());
         let resolver = Resolver::new(slack.clone(), store.clone(), limiter.clone());
@@ -142,23 +149,57 @@ impl Deliverer {
             store,
             routes,
             orgs,
+            salesforce,
             resolver,
             limiter,
         }
     }
 
-    /// A render context for `event` with the given resolved users.
+    /// A render context for `event` with the given resolved users and extra variables.
     pub fn context<'a>(
         &'a self,
         event: &'a Event,
         users: &'a HashMap<String, String>,
+        extra: &'a serde_json::Value,
     ) -> RenderContext<'a> {
         RenderContext {
             event,
             instance_url: self.orgs.instance_url(&event.org_id),
             users,
-            extra: &NO_EXTRA,
+            extra,
         }
+    }
+
+    /// Runs a route's enrichment query for this event: its first record becomes `name`, all
+    /// records `<name>_records`. Values are bound, never pasted into the SOQL.
+    async fn enrich(
+        &self,
+        enrich: &Enrich,
+        event: &Event,
+    ) -> Result<serde_json::Value, DeliverError> {
+        let client = self.salesforce.as_ref().ok_or_else(|| {
+            DeliverError::Permanent(format!(
+                "the route enriches from Salesforce but org {} has no [orgs.salesforce] API credentials",
+                event.org_id
+            ))
+        })?;
+        let context = json!({
+            "record": event.record,
+            "prior": event.prior,
+            "org_id": event.org_id,
+            "object": event.object,
+        });
+        let soql = Soql::bind(
+            &enrich.query,
+            context.as_object().unwrap_or(&serde_json::Map::new()),
+        )
+        .map_err(|e| DeliverError::Permanent(format!("enrich.query: {e}")))?;
+        let records = client.query(&event.org_id, &soql).await?;
+        let first = records.first().cloned().map(serde_json::Value::Object);
+        Ok(json!({
+            enrich.name.clone(): first.unwrap_or(serde_json::Value::Null),
+            format!("{}_records", enrich.name): records,
+        }))
     }
 
     /// Carries out route `name` for `event`, skipping actions the ledger says are done.
@@ -176,9 +217,13 @@ impl Deliverer {
                 return Ok(());
             }
         }
+        let extra = match &route.enrich {
+            Some(enrich) => self.enrich(enrich, event).await?,
+            None => serde_json::Value::Null,
+        };
         let empty = HashMap::new();
         let actions = routes
-            .plan(route, &self.context(event, &empty))
+            .plan(route, &self.context(event, &empty, &extra))
             .map_err(|e| DeliverError::Permanent(format!("route {name}: {e}")))?;
         for action in &actions {
             let ledger_key = format!("done:{}:{name}:{}", event.id, action.index);
@@ -188,7 +233,7 @@ impl Deliverer {
                 continue;
             }
             let Some(landed) = self
-                .run_action(&routes, event, name, action, &ledger_key)
+                .run_action(&routes, event, &extra, name, action, &ledger_key)
                 .await?
             else {
                 continue;
@@ -211,13 +256,14 @@ impl Deliverer {
         &self,
         routes: &RouteSet,
         event: &Event,
+        extra: &serde_json::Value,
         template: &str,
     ) -> Result<Rendered, DeliverError> {
         let mut users = HashMap::new();
         let render = |users: &HashMap<String, String>| {
             routes
                 .templates
-                .render(template, &self.context(event, users))
+                .render(template, &self.context(event, users, extra))
                 .map_err(|e| DeliverError::Permanent(e.to_string()))
         };
         let first = render(&users)?;
@@ -241,11 +287,12 @@ impl Deliverer {
         &self,
         routes: &RouteSet,
         event: &Event,
+        extra: &serde_json::Value,
         route: &str,
         action: &PlannedAction,
         key: &str,
     ) -> Result<Option<Landed>, DeliverError> {
-        let rendered = self.render(routes, event, &action.template).await?;
+        let rendered = self.render(routes, event, extra, &action.template).await?;
         let mut message = Message {
             channel: String::new(),
             text: rendered.text,

@@ -134,7 +134,23 @@ pub struct Route {
     pub priority: Priority,
     /// Where a DM goes when the person's email is unknown to Slack.
     pub fallback_channel: Option<ChannelRef>,
+    /// A Salesforce query whose result the templates see, run before the actions.
+    pub enrich: Option<Enrich>,
     pub actions: Vec<ActionSpec>,
+}
+
+/// Route enrichment: SOQL with bound parameters (`:record.Id`), its first record exposed to
+/// templates as `name` (and all records as `<name>_records`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrich {
+    pub query: String,
+    #[serde(default = "default_enrich_name")]
+    pub name: String,
+}
+
+fn default_enrich_name() -> String {
+    "enrichment".into()
 }
 
 #[derive(Deserialize)]
@@ -153,6 +169,7 @@ struct RouteFile {
     #[serde(default)]
     priority: Priority,
     fallback_channel: Option<Spanned<String>>,
+    enrich: Option<Spanned<Enrich>>,
     actions: Vec<Spanned<ActionFile>>,
 }
 
@@ -296,6 +313,31 @@ impl Route {
             .as_ref()
             .and_then(|c| channel(&mut errors, c));
 
+        if let Some(enrich) = &parsed.enrich {
+            let e = enrich.get_ref();
+            if let Err(problem) =
+                crate::salesforce::Soql::bind_with(&e.query, |_| Some(serde_json::Value::Null))
+            {
+                err(
+                    &mut errors,
+                    enrich.span().start,
+                    format!("enrich.query: {problem}"),
+                );
+            }
+            if e.name.is_empty()
+                || !e
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                err(
+                    &mut errors,
+                    enrich.span().start,
+                    format!("enrich.name {:?} must be letters, digits or _", e.name),
+                );
+            }
+        }
+
         if parsed.actions.is_empty() {
             err(
                 &mut errors,
@@ -414,6 +456,7 @@ impl Route {
             dedupe: parsed.dedupe,
             priority: parsed.priority,
             fallback_channel,
+            enrich: parsed.enrich.map(Spanned::into_inner),
             actions,
         })
     }

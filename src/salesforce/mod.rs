@@ -84,14 +84,7 @@ pub enum SalesforceError {
     Config { org: String, message: String },
 }
 
-/// Whether a failure may succeed later, or never will.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Try again after backing off (at least [`SalesforceError::retry_after`] when given).
-    Later,
-    /// Repeating it cannot help.
-    Never,
-}
+pub use crate::retry::Retry;
 
 /// Salesforce `errorCode`s worth repeating; other codes with a 4xx status are permanent.
 pub fn classify_code(code: &str) -> Retry {
@@ -246,8 +239,7 @@ impl OrgCredentials {
             _ => {
                 return Err(invalid(
                     "client_id",
-                    "the connected app's consumer key is required for Salesforce API access"
-                        .into(),
+                    "the connected app's consumer key is required for Salesforce API access".into(),
                 ));
             }
         };
@@ -356,10 +348,7 @@ fn valid_base_url(url: &str) -> bool {
     let Ok(parsed) = reqwest::Url::parse(url) else {
         return false;
     };
-    let loopback = matches!(
-        parsed.host_str(),
-        Some("127.0.0.1" | "localhost" | "[::1]")
-    );
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     parsed.host_str().is_some()
         && (parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback))
         && parsed.query().is_none()
@@ -522,8 +511,12 @@ impl SalesforceClient {
                 Auth::JwtBearer {
                     private_key_pem, ..
                 } => Some(
-                    oauth::signing_key(private_key_pem.expose())
-                        .map_err(|message| SalesforceError::Config { org: org.clone(), message })?,
+                    oauth::signing_key(private_key_pem.expose()).map_err(|message| {
+                        SalesforceError::Config {
+                            org: org.clone(),
+                            message,
+                        }
+                    })?,
                 ),
                 Auth::RefreshToken { .. } => None,
             };
@@ -657,9 +650,8 @@ impl SalesforceClient {
                 "{object:?} is not an object API name"
             )));
         }
-        let id = SalesforceId::parse(id).map_err(|e| {
-            SalesforceError::InvalidArgument(format!("record Id {id:?}: {e}"))
-        })?;
+        let id = SalesforceId::parse(id)
+            .map_err(|e| SalesforceError::InvalidArgument(format!("record Id {id:?}: {e}")))?;
         if let Some(bad) = fields.iter().find(|f| !is_api_name(f)) {
             return Err(SalesforceError::InvalidArgument(format!(
                 "{bad:?} is not a field API name"
@@ -686,7 +678,10 @@ impl SalesforceClient {
         url_for: impl Fn(&str) -> Result<reqwest::Url, SalesforceError>,
     ) -> Result<T, SalesforceError> {
         let token = self.token(state).await?;
-        let bytes = match self.send(state, &token, url_for(&token.instance_url)?).await {
+        let bytes = match self
+            .send(state, &token, url_for(&token.instance_url)?)
+            .await
+        {
             Err(e) if e.is_unauthorized() => {
                 tracing::info!(
                     org = %state.creds.org_id,
@@ -884,10 +879,7 @@ impl SalesforceClient {
                 refresh_token,
                 client_secret,
             } => {
-                let refresh_token = slot
-                    .rotated_refresh_token
-                    .as_ref()
-                    .unwrap_or(refresh_token);
+                let refresh_token = slot.rotated_refresh_token.as_ref().unwrap_or(refresh_token);
                 let mut form = vec![
                     ("grant_type", "refresh_token"),
                     ("refresh_token", refresh_token.expose().as_str()),
@@ -896,15 +888,18 @@ impl SalesforceClient {
                 if let Some(secret) = client_secret {
                     form.push(("client_secret", secret.expose().as_str()));
                 }
-                oauth::request_token(&self.http, &creds.org_id, &creds.login_url, flow, &form)
-                    .await
+                oauth::request_token(&self.http, &creds.org_id, &creds.login_url, flow, &form).await
             }
         }
     }
 }
 
 /// `path` (which may carry a query) on the instance host.
-fn api_url(org: &SalesforceId, instance: &str, path: &str) -> Result<reqwest::Url, SalesforceError> {
+fn api_url(
+    org: &SalesforceId,
+    instance: &str,
+    path: &str,
+) -> Result<reqwest::Url, SalesforceError> {
     reqwest::Url::parse(&format!("{instance}{path}")).map_err(|e| SalesforceError::Decode {
         org: org.clone(),
         message: format!("cannot build a URL on {instance:?}: {e}"),
@@ -916,8 +911,7 @@ fn record_usage(state: &OrgState, usage: ApiUsage) {
     let org = state.org_label.clone();
     metrics::gauge!("sfrelay_salesforce_api_used", "org" => org.clone()).set(usage.used as f64);
     metrics::gauge!("sfrelay_salesforce_api_limit", "org" => org.clone()).set(usage.limit as f64);
-    metrics::gauge!("sfrelay_salesforce_api_remaining", "org" => org)
-        .set(usage.remaining() as f64);
+    metrics::gauge!("sfrelay_salesforce_api_remaining", "org" => org).set(usage.remaining() as f64);
 }
 
 /// Reads Salesforce's error answer: `[{"message": …, "errorCode": …}]` (or one such object).
@@ -962,7 +956,7 @@ mod tests {
     const PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/keys/rsa-private.pem");
 
     fn org() -> SalesforceId {
-        SalesforceId::parse("00D000000000001AAA").unwrap()
+        SalesforceId::parse("00D000000000001EAA").unwrap()
     }
 
     fn api(status: u16, code: &str) -> SalesforceError {
@@ -1038,8 +1032,15 @@ mod tests {
             400,
             br#"[{"message":"unexpected token: OR","errorCode":"MALFORMED_QUERY"}]"#,
         );
-        assert_eq!(e, api(400, "MALFORMED_QUERY").with_message("unexpected token: OR"));
-        let e = api_error(&org(), 404, br#"{"errorCode":"NOT_FOUND","message":"gone"}"#);
+        assert_eq!(
+            e,
+            api(400, "MALFORMED_QUERY").with_message("unexpected token: OR")
+        );
+        let e = api_error(
+            &org(),
+            404,
+            br#"{"errorCode":"NOT_FOUND","message":"gone"}"#,
+        );
         assert!(matches!(e, SalesforceError::Api { ref code, .. } if code == "NOT_FOUND"));
         assert_eq!(
             api_error(&org(), 502, b"<html>bad gateway</html>"),
@@ -1087,9 +1088,7 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_limit_info(
-                "per-app-api-usage=17/250(appName=sample-app), api-usage=18/5000"
-            ),
+            parse_limit_info("per-app-api-usage=17/250(appName=sample-app), api-usage=18/5000"),
             Some(ApiUsage {
                 used: 18,
                 limit: 5000
@@ -1133,12 +1132,17 @@ mod tests {
     async fn client_checks_its_input_and_hides_secrets() {
         let client = SalesforceClient::new(vec![jwt_creds()], ClientOptions::default()).unwrap();
         let text = format!("{client:?}");
-        assert!(text.contains("00D000000000001AAA") && !text.contains("PRIVATE"), "{text}");
+        assert!(
+            text.contains("00D000000000001EAA") && !text.contains("PRIVATE"),
+            "{text}"
+        );
         assert!(client.has_org(&org()));
         assert_eq!(client.api_usage(&org()), None);
-        let other = SalesforceId::parse("00D000000000002AAA").unwrap();
+        let other = SalesforceId::parse("00D000000000002").unwrap();
         assert!(matches!(
-            client.get_record(&other, "Account", "001000000000001", &[]).await,
+            client
+                .get_record(&other, "Account", "001000000000001", &[])
+                .await,
             Err(SalesforceError::UnknownOrg(_))
         ));
         for (object, id, fields) in [
@@ -1152,11 +1156,15 @@ mod tests {
             ));
         }
         assert!(matches!(
-            client.query_more(&org(), "https://evil.example/services/data/x").await,
+            client
+                .query_more(&org(), "https://evil.example/services/data/x")
+                .await,
             Err(SalesforceError::Decode { .. })
         ));
         assert!(matches!(
-            client.query_more(&org(), "/services/data/v62.0/query/../../x").await,
+            client
+                .query_more(&org(), "/services/data/v62.0/query/../../x")
+                .await,
             Err(SalesforceError::Decode { .. })
         ));
 
@@ -1213,15 +1221,12 @@ mod tests {
     #[test]
     fn credentials_come_from_the_org_config() {
         use crate::config::SalesforceFile;
-        let base = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("x");
-        let keys = PathBuf::from(file!())
-            .parent()
-            .unwrap()
-            .join("../../tests/fixtures/keys");
-        let keys = std::fs::canonicalize(&keys)
-            .or_else(|_| std::fs::canonicalize("/work/main/tests/fixtures/keys"))
-            .unwrap();
-        let env = MapEnv(HashMap::from([("SF_REFRESH", "5Aep-r"), ("SF_SECRET", "s")]));
+        let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let keys = PathBuf::from("tests/fixtures/keys");
+        let env = MapEnv(HashMap::from([
+            ("SF_REFRESH", "5Aep-r"),
+            ("SF_SECRET", "s"),
+        ]));
         let err_key = |sf: SalesforceFile| match OrgCredentials::from_org_config(
             2,
             &org_config(sf),
@@ -1248,7 +1253,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(creds.login_url, "https://test.salesforce.com");
-        assert!(matches!(creds.auth, Auth::JwtBearer { ref username, .. } if username == "u@example.com"));
+        assert!(
+            matches!(creds.auth, Auth::JwtBearer { ref username, .. } if username == "u@example.com")
+        );
 
         let refresh = SalesforceFile {
             client_id: Some("3MVG9".into()),

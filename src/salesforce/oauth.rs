@@ -197,11 +197,10 @@ pub(crate) fn parse_token_response(
             },
         });
     }
-    let body: TokenBody =
-        serde_json::from_slice(bytes).map_err(|e| SalesforceError::Decode {
-            org: org.clone(),
-            message: format!("token response: {e}"),
-        })?;
+    let body: TokenBody = serde_json::from_slice(bytes).map_err(|e| SalesforceError::Decode {
+        org: org.clone(),
+        message: format!("token response: {e}"),
+    })?;
     let instance_url = body.instance_url.trim_end_matches('/').to_owned();
     let valid_url = reqwest::Url::parse(&instance_url)
         .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
@@ -236,7 +235,7 @@ mod tests {
     const PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/keys/rsa-public.pem");
 
     fn org() -> SalesforceId {
-        SalesforceId::parse("00D000000000001AAA").unwrap()
+        SalesforceId::parse("00D000000000001EAA").unwrap()
     }
 
     #[test]
@@ -309,8 +308,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.retry(), Retry::Never);
         let text = err.to_string();
-        assert!(text.contains("00D000000000001AAA"), "{text}");
-        assert!(text.contains("user hasn't approved this consumer"), "{text}");
+        assert!(text.contains("00D000000000001EAA"), "{text}");
+        assert!(
+            text.contains("user hasn't approved this consumer"),
+            "{text}"
+        );
         assert!(text.contains("invalid_grant"), "{text}");
 
         let err = parse_token_response(
@@ -321,7 +323,8 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.retry(), Retry::Later);
-        let err = parse_token_response(&org(), "JWT bearer", 503, b"<html>down</html>").unwrap_err();
+        let err =
+            parse_token_response(&org(), "JWT bearer", 503, b"<html>down</html>").unwrap_err();
         assert_eq!(err.retry(), Retry::Later);
         let err = parse_token_response(&org(), "JWT bearer", 200, b"<html>").unwrap_err();
         assert_eq!(err.retry(), Retry::Later);

@@ -405,7 +405,11 @@ mod tests {
         );
         // An escaped quote does not end the template's literal.
         assert_eq!(
-            bind(r"WHERE Subject = 'it\'s :name' AND Name = :name", ctx.clone()).unwrap(),
+            bind(
+                r"WHERE Subject = 'it\'s :name' AND Name = :name",
+                ctx.clone()
+            )
+            .unwrap(),
             r"WHERE Subject = 'it\'s :name' AND Name = 'x'"
         );
         assert_eq!(

@@ -236,6 +236,95 @@ impl Drop for Slack {
     }
 }
 
+/// The Salesforce emulator (`sfrelay-emulator salesforce`), trusting the test RSA key.
+pub struct Salesforce {
+    pub url: String,
+    child: Child,
+    http: reqwest::Client,
+}
+
+pub const SF_CLIENT_ID: &str = "3MVG9test.client";
+
+impl Salesforce {
+    /// Starts the emulator with these records (`{"Opportunity": [...]}`).
+    pub fn start(records: &serde_json::Value) -> Salesforce {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data.json");
+        std::fs::write(&data, records.to_string()).expect("write data");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"))
+            .args([
+                "salesforce",
+                "--listen",
+                "127.0.0.1:0",
+                "--client-id",
+                SF_CLIENT_ID,
+            ])
+            .arg("--public-key")
+            .arg(fixture_path("keys/rsa-public.pem"))
+            .arg("--data")
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sfrelay-emulator salesforce");
+        let stdout = child.stdout.take().expect("emulator stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("emulator prints its address");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected emulator output {line:?}"))
+            .to_string();
+        Salesforce {
+            url,
+            child,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The `[orgs.salesforce]` section that points an org at this emulator.
+    pub fn org_section(&self) -> String {
+        format!(
+            "[orgs.salesforce]\ninstance_url = \"https://acme.my.salesforce.com\"\nlogin_url = \"{}\"\nclient_id = \"{SF_CLIENT_ID}\"\nusername = \"integration@acme.example\"\nprivate_key_file = \"{}\"\n",
+            self.url,
+            fixture_path("keys/rsa-private.pem").display()
+        )
+    }
+
+    pub async fn control(&self, path: &str, body: serde_json::Value) {
+        let status = self
+            .http
+            .post(format!("{}/_emulator/{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("emulator answers")
+            .status();
+        assert!(status.is_success(), "{path}: {status}");
+    }
+
+    /// Every API call received.
+    pub async fn requests(&self) -> Vec<serde_json::Value> {
+        self.http
+            .get(format!("{}/_emulator/requests", self.url))
+            .send()
+            .await
+            .expect("emulator answers")
+            .json()
+            .await
+            .expect("emulator JSON")
+    }
+}
+
+impl Drop for Salesforce {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The org every test uses, and its credentials.
 pub const ORG: &str = "00D5g000004ABCdEAO";
 pub const OTHER_ORG: &str = "00D5g000009XYZaEAO";
@@ -253,6 +342,10 @@ pub struct Options {
     pub shutdown_grace_secs: u64,
     /// Route files (name, TOML) to use instead of the shipped `routes/`.
     pub routes: Option<Vec<(&'static str, String)>>,
+    /// Templates (name, JSON) to add to the shipped ones.
+    pub templates: Vec<(&'static str, String)>,
+    /// The first org's `[orgs.salesforce]` section (API access), if any.
+    pub salesforce_section: Option<String>,
     /// Queue key namespace; two processes given the same one share a queue.
     pub namespace: String,
     pub max_attempts: u32,
@@ -290,6 +383,8 @@ impl Default for Options {
             workers: 2,
             shutdown_grace_secs: 10,
             routes: None,
+            templates: Vec::new(),
+            salesforce_section: None,
             namespace: fresh_namespace(),
             max_attempts: 50,
             visibility_timeout_secs: 30,
@@ -311,6 +406,11 @@ pub struct App {
 
 impl App {
     pub async fn spawn(options: Options) -> App {
+        App::spawn_with_env(options, Vec::new()).await
+    }
+
+    /// Like `spawn`, with more environment variables (keys of extra orgs).
+    pub async fn spawn_with_env(options: Options, more_env: Vec<(String, String)>) -> App {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let namespace = &options.namespace;
@@ -327,6 +427,23 @@ impl App {
                 dir
             }
         };
+        let templates_dir = if options.templates.is_empty() {
+            root.join("templates")
+        } else {
+            let dir = dir.path().join("templates");
+            std::fs::create_dir_all(&dir).expect("templates dir");
+            for entry in std::fs::read_dir(root.join("templates")).expect("shipped templates") {
+                let path = entry.expect("entry").path();
+                std::fs::copy(&path, dir.join(path.file_name().expect("name"))).expect("copy");
+            }
+            for (name, text) in &options.templates {
+                std::fs::write(dir.join(format!("{name}.json")), text).expect("template file");
+            }
+            dir
+        };
+        let salesforce_section = options.salesforce_section.clone().unwrap_or_else(|| {
+            "[orgs.salesforce]\ninstance_url = \"https://acme.my.salesforce.com\"\n".into()
+        });
         let toml = format!(
             r#"
 routes_dir = "{routes_dir}"
@@ -353,8 +470,7 @@ jwt_issuer = "salesforce-prod"
 jwt_audience = "sfrelay"
 outbound_message_token_env = "TEST_OM_TOKEN"
 
-[orgs.salesforce]
-instance_url = "https://acme.my.salesforce.com"
+{salesforce_section}
 
 [[orgs]]
 id = "{OTHER_ORG}"
@@ -370,7 +486,7 @@ jwt_public_key_file = "{ec}"
 {extra}
 "#,
             routes_dir = routes_dir.display(),
-            templates_dir = root.join("templates").display(),
+            templates_dir = templates_dir.display(),
             workers = options.workers,
             max_attempts = options.max_attempts,
             visibility = options.visibility_timeout_secs,
@@ -401,6 +517,7 @@ jwt_public_key_file = "{ec}"
             env.push(("SLACK_API_BASE".into(), api.clone()));
             env.push(("SLACK_BOT_TOKEN".into(), SLACK_TOKEN.into()));
         }
+        env.extend(more_env);
         let child = Command::new(env!("CARGO_BIN_EXE_sfrelay"))
             .arg("serve")
             .arg("--config")

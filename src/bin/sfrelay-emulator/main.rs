@@ -6,6 +6,7 @@
 
 mod gcra;
 mod params;
+mod salesforce;
 mod serve;
 mod slack;
 
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Emulate the Slack Web API (chat, conversations, users) with a control API for tests.
     Slack(slack::SlackArgs),
+    /// Emulate Salesforce's OAuth token endpoint and a SOQL/REST subset over seeded records.
+    Salesforce(salesforce::SalesforceArgs),
 }
 
 #[tokio::main]
@@ -36,6 +39,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Slack(args) => slack::run(args).await,
+        Command::Salesforce(args) => salesforce::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

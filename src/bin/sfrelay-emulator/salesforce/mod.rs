@@ -1,0 +1,188 @@
+//! `sfrelay-emulator salesforce`: a local Salesforce org — the OAuth token endpoint (JWT
+//! bearer and refresh-token flows), a small SOQL subset over in-memory records with paging,
+//! single records by Id, API usage headers — plus a control API for tests.
+//!
+//! Endpoints:
+//! - `POST /services/oauth2/token`
+//! - `GET /services/data/:version/query?q=…` and `…/query/<cursor>` (`nextRecordsUrl`)
+//! - `GET /services/data/:version/sobjects/:object/:id?fields=…`
+//! - `POST /_emulator/expire-tokens`: every issued token becomes invalid
+//! - `POST /_emulator/faults` `{"fail_next": n, "status": 503, "error_code": "…",
+//!   "message"?: "…", "endpoint"?: "api"|"token"}`; `GET` shows them
+//! - `GET /_emulator/requests`: `[{"method", "path", "q", "status", …}]`
+//! - `POST /_emulator/records` `{"Opportunity": [records…]}`: adds or replaces by Id
+//! - `GET /_emulator/stats`
+
+mod emulator;
+mod http;
+mod soql;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use jsonwebtoken::DecodingKey;
+
+use emulator::Emulator;
+use store::Store;
+
+/// The consumer key the token endpoint expects unless `--client-id` says otherwise.
+pub const DEFAULT_CLIENT_ID: &str = "3MVG9sfrelay.emulator";
+
+/// Command-line options of the `salesforce` subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SalesforceArgs {
+    /// Address to listen on; must be loopback. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// PEM public key (the connected app's certificate key) whose signatures the JWT bearer
+    /// flow accepts (repeatable).
+    #[arg(long = "public-key", value_name = "FILE")]
+    pub public_keys: Vec<PathBuf>,
+    /// The connected app's consumer key: the JWT `iss`, and `client_id` of refreshes.
+    #[arg(long, default_value = DEFAULT_CLIENT_ID)]
+    pub client_id: String,
+    /// The refresh token the refresh-token flow accepts (none: that flow always fails).
+    #[arg(long)]
+    pub refresh_token: Option<String>,
+    /// Hand out a new refresh token on every refresh and stop accepting the old one.
+    #[arg(long)]
+    pub rotate_refresh_tokens: bool,
+    /// JSON records to seed: `{"Opportunity": [{"Id": …, …}], "Account": […]}`.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Seconds an access token stays valid.
+    #[arg(long, default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_ttl_secs: u64,
+    /// Records per query page before `nextRecordsUrl`.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: u32,
+    /// The org's API request allowance reported in `Sforce-Limit-Info`; calls beyond it get
+    /// `REQUEST_LIMIT_EXCEEDED`.
+    #[arg(long, default_value_t = 15000)]
+    pub api_limit: u64,
+}
+
+/// Runs the Salesforce emulator until SIGINT or SIGTERM.
+pub async fn run(args: SalesforceArgs) -> anyhow::Result<()> {
+    let emulator = build(&args)?;
+    if emulator.keys.is_empty() {
+        tracing::warn!("no --public-key given: the JWT bearer flow will refuse every assertion");
+    }
+    let shared = Arc::new(Mutex::new(emulator));
+    crate::serve::serve(args.listen, http::router(shared)).await
+}
+
+/// The initial state described by the command line.
+fn build(args: &SalesforceArgs) -> anyhow::Result<Emulator> {
+    let mut keys = Vec::with_capacity(args.public_keys.len());
+    for path in &args.public_keys {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        if pem.windows(11).any(|w| w == b"PRIVATE KEY") {
+            bail!(
+                "{} holds a private key; give the public key",
+                path.display()
+            );
+        }
+        let key = DecodingKey::from_rsa_pem(&pem)
+            .with_context(|| format!("{} is not an RSA public key in PEM form", path.display()))?;
+        keys.push(key);
+    }
+    if args.client_id.trim().is_empty() {
+        bail!("--client-id must not be empty");
+    }
+    let mut store = Store::default();
+    if let Some(path) = &args.data {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let data: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let n = store
+            .upsert_all(data, &emulator::sf_now())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        tracing::info!(records = n, "seeded records");
+    }
+    Ok(Emulator::new(
+        args.client_id.clone(),
+        keys,
+        args.refresh_token.clone(),
+        args.rotate_refresh_tokens,
+        Duration::from_secs(args.token_ttl_secs),
+        usize::try_from(args.page_size).unwrap_or(usize::MAX),
+        args.api_limit,
+        store,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        salesforce: SalesforceArgs,
+    }
+
+    fn args(extra: &[&str]) -> Result<SalesforceArgs, clap::Error> {
+        let argv = std::iter::once("salesforce").chain(extra.iter().copied());
+        Cli::try_parse_from(argv).map(|c| c.salesforce)
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn defaults_and_seeds() {
+        let a = args(&[]).unwrap();
+        assert_eq!(a.page_size, 2000);
+        assert_eq!(a.api_limit, 15000);
+        assert_eq!(a.token_ttl_secs, 7200);
+        assert_eq!(a.client_id, DEFAULT_CLIENT_ID);
+        let emu = build(&a).unwrap();
+        assert!(emu.keys.is_empty());
+
+        let dir = std::env::temp_dir().join(format!("sf-emu-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = dir.join("data.json");
+        std::fs::write(
+            &data,
+            r#"{"Opportunity": [{"Id": "006000000000001", "Name": "A"}]}"#,
+        )
+        .unwrap();
+        let key = fixture("rsa-public.pem");
+        let a = args(&[
+            "--public-key",
+            &key,
+            "--data",
+            data.to_str().unwrap(),
+            "--page-size",
+            "3",
+            "--refresh-token",
+            "r",
+        ])
+        .unwrap();
+        let emu = build(&a).unwrap();
+        assert_eq!(emu.keys.len(), 1);
+        assert_eq!(emu.page_size, 3);
+        assert_eq!(emu.store.counts()["Opportunity"], 1);
+
+        std::fs::write(&data, r#"{"Opportunity": [{"Name": "no id"}]}"#).unwrap();
+        assert!(build(&a).is_err());
+        let bad_key = args(&["--public-key", &fixture("rsa-private.pem")]).unwrap();
+        assert!(build(&bad_key).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        assert!(args(&["--page-size", "0"]).is_err());
+        assert!(args(&["--token-ttl-secs", "0"]).is_err());
+        assert!(build(&args(&["--client-id", " "]).unwrap()).is_err());
+    }
+}

@@ -1,0 +1,205 @@
+//! Routes that enrich events from the Salesforce API (the emulator), and many orgs feeding one
+//! workspace.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{App, Options, Redis, Salesforce, Slack, eventually};
+
+const ENRICHED_ROUTE: &str = r##"
+object = "Opportunity"
+when = 'became("StageName", "Closed Won")'
+[enrich]
+query = "SELECT Id, Name, Amount, Account.Name, Owner.Email FROM Opportunity WHERE Id = :record.Id"
+name = "opp"
+[[actions]]
+type = "post"
+channel = "#deal-desk"
+template = "enriched"
+"##;
+
+const ENRICHED_TEMPLATE: &str = r#"{
+  "text": "Won: {{ opp.Name | default('unknown deal') }} for {{ opp.Account.Name | default('unknown account') }}, owner {{ slack_user(opp.Owner.Email) if opp.Owner.Email else 'unknown' }}",
+  "blocks": []
+}"#;
+
+fn callout(id: &str, name: &str) -> String {
+    json!({
+        "org_id": "00D5g000004ABCdEAO", "object": "Opportunity", "event_id": format!("ev-{id}-{name}"),
+        "changed_fields": ["StageName"],
+        "record": {"Id": id, "StageName": "Closed Won", "Name": name}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn callouts_with_only_ids_are_enriched_and_an_expired_token_refreshes_once() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    let salesforce = Salesforce::start(&json!({
+        "Opportunity": [
+            {"Id": "006Hs00000BkXyzIAF", "Name": "Acme Corp - Q3 Enterprise", "Amount": 75000,
+             "Account": {"Name": "Acme Corp"}, "Owner": {"Email": "dana.seller@example.com"}},
+            {"Id": "006000000000001AAA", "Name": "x' OR Name != '", "Amount": 1,
+             "Account": {"Name": "O'Brien \\ Sons"}, "Owner": {"Email": "sam.engineer@example.com"}}
+        ]
+    }));
+    let app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: Some(vec![("enriched", ENRICHED_ROUTE.to_string())]),
+        templates: vec![("enriched", ENRICHED_TEMPLATE.to_string())],
+        salesforce_section: Some(salesforce.org_section()),
+        ..Options::default()
+    })
+    .await;
+
+    assert_eq!(
+        app.post_events(callout("006Hs00000BkXyzIAF", "ignored"))
+            .await
+            .status(),
+        202
+    );
+    let messages = slack.wait_for_messages(1).await;
+    assert_eq!(
+        messages[0]["text"],
+        "Won: Acme Corp - Q3 Enterprise for Acme Corp, owner <@U0DANA0001>"
+    );
+
+    // The session expires: the next enrichment refreshes the token once and succeeds.
+    salesforce.control("expire-tokens", json!({})).await;
+    assert_eq!(
+        app.post_events(callout("006000000000001AAA", "x"))
+            .await
+            .status(),
+        202
+    );
+    let messages = slack.wait_for_messages(2).await;
+    assert_eq!(
+        messages[1]["text"],
+        "Won: x' OR Name != ' for O'Brien \\ Sons, owner <@U0SAM00001>"
+    );
+    let requests = salesforce.requests().await;
+    let tokens = requests
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("/oauth2/token")
+        })
+        .count();
+    assert_eq!(
+        tokens, 2,
+        "one token at first, one refresh after expiry: {requests:#?}"
+    );
+}
+
+const INJECTION_ROUTE: &str = r##"
+object = "Opportunity"
+[enrich]
+query = "SELECT Id, Name FROM Opportunity WHERE Name = :record.Name"
+name = "same"
+[[actions]]
+type = "post"
+channel = "#deal-desk"
+template = "same-name"
+"##;
+
+#[tokio::test]
+async fn a_soql_injection_attempt_binds_harmlessly() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    let salesforce = Salesforce::start(&json!({
+        "Opportunity": [{"Id": "006Hs00000BkXyzIAF", "Name": "Acme Corp - Q3 Enterprise"}]
+    }));
+    let app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: Some(vec![("same-name", INJECTION_ROUTE.to_string())]),
+        templates: vec![(
+            "same-name",
+            r#"{"text": "matches: {{ same_records | length }}", "blocks": []}"#.to_string(),
+        )],
+        salesforce_section: Some(salesforce.org_section()),
+        ..Options::default()
+    })
+    .await;
+    // `x' OR Name != '` would match every record if pasted into the query.
+    assert_eq!(
+        app.post_events(callout("006000000000002AAA", "x' OR Name != '"))
+            .await
+            .status(),
+        202
+    );
+    let messages = slack.wait_for_messages(1).await;
+    assert_eq!(messages[0]["text"], "matches: 0");
+    let queries: Vec<String> = salesforce
+        .requests()
+        .await
+        .iter()
+        .filter_map(|r| r["q"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        queries.iter().any(|q| q.contains(r"'x\' OR Name != \''")),
+        "{queries:?}"
+    );
+}
+
+#[tokio::test]
+async fn twenty_orgs_each_with_its_own_key_and_no_cross_org_posting() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    // Twenty more orgs, each with its own API key in its own header value.
+    let mut extra = String::new();
+    let mut orgs = Vec::new();
+    for n in 0..20u32 {
+        let id15 = format!("00D5g0000{n:06}");
+        let org = sfrelay::event::SalesforceId::parse(&id15)
+            .unwrap()
+            .to_string();
+        extra.push_str(&format!(
+            "\n[[orgs]]\nid = \"{org}\"\nname = \"org-{n}\"\napi_key_env = \"ORG_{n}_KEY\"\n"
+        ));
+        orgs.push((org, format!("org-{n}-key-0123456789abcdef")));
+    }
+    let app = App::spawn_with_env(
+        Options {
+            redis: Some(redis.url()),
+            slack_api: Some(slack.api_base()),
+            routes: support::deal_desk_only(),
+            extra_toml: extra,
+            ..Options::default()
+        },
+        orgs.iter()
+            .enumerate()
+            .map(|(n, (_, key))| (format!("ORG_{n}_KEY"), key.clone()))
+            .collect(),
+    )
+    .await;
+    for (n, (org, key)) in orgs.iter().enumerate() {
+        let mut body: Value = serde_json::from_str(&callout("006000000000001AAA", "x")).unwrap();
+        body["org_id"] = org.as_str().into();
+        body["event_id"] = format!("org-{n}").into();
+        body["record"]["Name"] = format!("Deal of org {n}").into();
+        let ok = app
+            .post_events_with(body.to_string(), &[("X-Api-Key", key)])
+            .await;
+        assert_eq!(ok.status(), 202, "org {n}");
+        // The next org's key cannot post this org's events.
+        let (_, other_key) = &orgs[(n + 1) % orgs.len()];
+        body["event_id"] = format!("cross-{n}").into();
+        let cross = app
+            .post_events_with(body.to_string(), &[("X-Api-Key", other_key)])
+            .await;
+        assert_eq!(cross.status(), 403, "org {n} via another org's key");
+    }
+    let messages = eventually("twenty messages", Duration::from_secs(60), || async {
+        let m = slack.messages().await;
+        (m.len() >= 20).then_some(m)
+    })
+    .await;
+    assert_eq!(messages.len(), 20);
+}
