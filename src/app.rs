@@ -179,6 +179,26 @@ pub fn build_queue(config: &Config) -> Result<Backends, QueueError> {
     Ok((queue, store))
 }
 
+/// The delivery side: Slack, the state store, the routes, Salesforce for enrichment.
+pub fn build_deliverer(
+    config: &Config,
+    slack: SlackSink,
+    store: Arc<dyn Store>,
+    routes: Arc<ArcSwap<RouteSet>>,
+) -> Result<Deliverer, ServeError> {
+    Ok(Deliverer::new(
+        slack,
+        store,
+        routes,
+        Arc::new(OrgDirectory::new(&config.orgs)),
+        Rate {
+            interval: config.slack.channel_interval,
+            burst: config.slack.channel_burst,
+        },
+        build_salesforce(config)?,
+    ))
+}
+
 /// The Salesforce API client for the orgs that have credentials (none: `None`).
 pub fn build_salesforce(config: &Config) -> Result<Option<Arc<SalesforceClient>>, ServeError> {
     if config.salesforce.is_empty() {
@@ -226,18 +246,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let slack = SlackSink::from_config(&config.slack)?;
     check_slack_token(&slack);
-    let deliverer = Arc::new(Deliverer::new(
+    let deliverer = Arc::new(build_deliverer(
+        &config,
         slack,
-        store,
+        store.clone(),
         routes.clone(),
-        Arc::new(OrgDirectory::new(&config.orgs)),
-        Rate {
-            interval: config.slack.channel_interval,
-            burst: config.slack.channel_burst,
-        },
-        build_salesforce(&config)?,
-    ));
-    spawn_reload_on_sighup(config.clone(), routes);
+    )?);
+    spawn_reload_on_sighup(config.clone(), routes.clone());
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -256,6 +271,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let stop = CancellationToken::new();
     let abandon = CancellationToken::new();
+    tokio::spawn(crate::schedule::run(
+        queue.clone(),
+        store,
+        routes,
+        config.salesforce.iter().map(|c| c.org_id.clone()).collect(),
+        config.dedupe_window,
+        stop.clone(),
+    ));
     let pool = WorkerPool::spawn(
         WorkerContext {
             queue,

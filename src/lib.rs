@@ -14,6 +14,7 @@ pub mod render;
 pub mod retry;
 pub mod routing;
 pub mod salesforce;
+pub mod schedule;
 pub mod slack;
 pub mod task;
 pub mod telemetry;

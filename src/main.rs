@@ -41,6 +41,11 @@ enum Command {
         #[arg(long)]
         route: Option<String>,
     },
+    /// Fire a scheduled route now, for every org it runs for (also for a Kubernetes CronJob).
+    Run {
+        /// The route's name.
+        route: String,
+    },
     /// Inspect and replay the dead-letter list of a running deployment (needs REDIS_URL).
     Dlq {
         #[command(subcommand)]
@@ -137,6 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Dlq { command } => runtime.block_on(dlq(&config, command)),
+        Command::Run { route } => runtime.block_on(run_now(config, &route)),
         Command::Render { event, route } => {
             let routes = sfrelay::app::load_routes(&config).map_err(|errors| {
                 anyhow::anyhow!(
@@ -219,4 +225,63 @@ async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a scheduled route at once, in this process: its query per org, then its deliveries.
+async fn run_now(config: Config, name: &str) -> anyhow::Result<ExitCode> {
+    use std::sync::Arc;
+    let routes = sfrelay::app::load_routes(&config).map_err(|errors| {
+        anyhow::anyhow!(
+            "routes and templates have problems (run `sfrelay check`):\n{}",
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let route = routes
+        .get(name)
+        .ok_or_else(|| anyhow::anyhow!("no route named {name:?}"))?;
+    anyhow::ensure!(route.schedule.is_some(), "route {name:?} has no schedule");
+    let orgs: Vec<_> = config.salesforce.iter().map(|c| c.org_id.clone()).collect();
+    let targets: Vec<_> = sfrelay::schedule::orgs_for(route, &orgs)
+        .into_iter()
+        .cloned()
+        .collect();
+    anyhow::ensure!(
+        !targets.is_empty(),
+        "no org with [orgs.salesforce] API credentials matches route {name:?}"
+    );
+    let (_, store) = sfrelay::app::build_queue(&config)?;
+    let slack = sfrelay::slack::SlackSink::from_config(&config.slack)?;
+    let routes = Arc::new(arc_swap::ArcSwap::from_pointee(routes));
+    let deliverer = sfrelay::app::build_deliverer(&config, slack, store, routes)?;
+    let tick = chrono::Utc::now().timestamp_millis();
+    let mut failed = 0;
+    for org in &targets {
+        match deliverer.run_scheduled(name, org, tick).await {
+            Ok(events) => {
+                for event in &events {
+                    if let Err(e) = deliverer.deliver_route(event, name).await {
+                        failed += 1;
+                        eprintln!("{name} for {} in org {org}: {e}", event.record_id);
+                    }
+                }
+                println!(
+                    "{name}: org {org}: done ({} record deliveries)",
+                    events.len()
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{name}: org {org}: {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

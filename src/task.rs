@@ -14,12 +14,10 @@ pub enum Task {
     Event { event: Event },
     /// Carry out one fired route for this event.
     Route { route: String, event: Event },
-}
-
-impl Task {
-    pub fn event(&self) -> &Event {
-        match self {
-            Task::Event { event } | Task::Route { event, .. } => event,
-        }
-    }
+    /// Run a scheduled route for one org at one tick (Unix ms).
+    Scheduled {
+        route: String,
+        org: crate::event::SalesforceId,
+        tick_ms: i64,
+    },
 }

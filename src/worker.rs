@@ -224,6 +224,23 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
     };
     match task {
         Task::Event { event } => fan_out(ctx, job, &event).await,
+        Task::Scheduled {
+            route,
+            org,
+            tick_ms,
+        } => match ctx.deliverer.run_scheduled(&route, &org, tick_ms).await {
+            Ok(events) if events.is_empty() => Outcome::Done,
+            Ok(events) => queue_route_jobs(ctx, job, &route, &events).await,
+            Err(e) => match e.postpone_for() {
+                Some(delay) => Outcome::Postpone { delay },
+                None => failure(
+                    ctx,
+                    job,
+                    &format!("scheduled route {route}: {e}"),
+                    e.retry(),
+                ),
+            },
+        },
         Task::Route { route, event } => match ctx.deliverer.deliver_route(&event, &route).await {
             Ok(()) => Outcome::Done,
             Err(e) => match e.postpone_for() {
@@ -289,6 +306,56 @@ async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event) -> Outcome {
         }
         Err(e) => failure(ctx, job, &format!("cannot queue routes: {e}"), Retry::Later),
     }
+}
+
+/// Queues one route job per record of a scheduled route (deduplicated, so a repeated run of
+/// the same tick queues nothing twice).
+async fn queue_route_jobs(
+    ctx: &WorkerContext,
+    job: &Job,
+    route: &str,
+    events: &[Event],
+) -> Outcome {
+    let routes = ctx.deliverer.routes.load_full();
+    let lane = match routes.get(route).map(|r| r.priority) {
+        Some(Priority::High) => Lane::High,
+        Some(Priority::Low) => Lane::Low,
+        _ => Lane::Normal,
+    };
+    let now = crate::queue::now_ms();
+    let mut jobs = Vec::with_capacity(events.len());
+    for event in events {
+        let task = Task::Route {
+            route: route.to_string(),
+            event: event.clone(),
+        };
+        match NewJob::with_lane(
+            event.id.clone(),
+            format!("r:{}:{route}", event.id),
+            &task,
+            now,
+            lane,
+        ) {
+            Ok(new) => jobs.push(new),
+            Err(e) => {
+                return Outcome::Dead {
+                    reason: format!("cannot queue {route}: {e}"),
+                };
+            }
+        }
+    }
+    for chunk in jobs.chunks(200) {
+        if let Err(e) = ctx.queue.enqueue(chunk, ctx.dedupe_window).await {
+            return failure(
+                ctx,
+                job,
+                &format!("cannot queue {route}: {e}"),
+                Retry::Later,
+            );
+        }
+    }
+    tracing::info!(%route, records = events.len(), "scheduled route queued one delivery per record");
+    Outcome::Done
 }
 
 /// Turns a failure into a retry with backoff, or a dead letter.

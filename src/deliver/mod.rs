@@ -204,23 +204,43 @@ impl Deliverer {
 
     /// Carries out route `name` for `event`, skipping actions the ledger says are done.
     pub async fn deliver_route(&self, event: &Event, name: &str) -> Result<(), DeliverError> {
+        self.deliver_route_with(event, name, serde_json::Value::Null)
+            .await
+    }
+
+    /// Like `deliver_route`, with extra template variables (a digest's records).
+    pub async fn deliver_route_with(
+        &self,
+        event: &Event,
+        name: &str,
+        base_extra: serde_json::Value,
+    ) -> Result<(), DeliverError> {
         let routes = self.routes.load_full();
         let route = routes.get(name).ok_or_else(|| {
             DeliverError::Permanent(format!("route {name:?} no longer exists (reloaded?)"))
         })?;
         if route.dedupe == Dedupe::OncePerRecord {
             let key = format!("once:{name}:{}:{}", event.org_id, event.record_id);
-            if let Some(holder) = self.store.claim(&key, &event.id, Some(ONCE_TTL)).await?
+            let ttl = route.dedupe_days.map_or(ONCE_TTL, |days| {
+                Duration::from_secs(days.max(1) * 24 * 3600)
+            });
+            if let Some(holder) = self.store.claim(&key, &event.id, Some(ttl)).await?
                 && holder != event.id
             {
                 tracing::info!(route = %name, first_event = %holder, "route already fired for this record; not again");
                 return Ok(());
             }
         }
-        let extra = match &route.enrich {
-            Some(enrich) => self.enrich(enrich, event).await?,
-            None => serde_json::Value::Null,
-        };
+        let mut extra = base_extra;
+        if let Some(enrich) = &route.enrich {
+            let enriched = self.enrich(enrich, event).await?;
+            match (&mut extra, enriched) {
+                (serde_json::Value::Object(base), serde_json::Value::Object(more)) => {
+                    base.extend(more)
+                }
+                (slot, enriched) => *slot = enriched,
+            }
+        }
         let empty = HashMap::new();
         let actions = routes
             .plan(route, &self.context(event, &empty, &extra))
@@ -249,6 +269,81 @@ impl Deliverer {
             tracing::info!(route = %name, action = action.index, channel = %landed.channel, ts = %landed.ts, latency_ms = latency.as_millis() as u64, "delivered to Slack");
         }
         Ok(())
+    }
+
+    /// Runs a scheduled route for one org at one tick: queries Salesforce, then either
+    /// delivers one digest now (its ledger keyed by the tick, so a retry never posts twice) or
+    /// returns one event per record for the caller to deliver like any other.
+    pub async fn run_scheduled(
+        &self,
+        name: &str,
+        org: &SalesforceId,
+        tick_ms: i64,
+    ) -> Result<Vec<Event>, DeliverError> {
+        let routes = self.routes.load_full();
+        let route = routes.get(name).ok_or_else(|| {
+            DeliverError::Permanent(format!("route {name:?} no longer exists (reloaded?)"))
+        })?;
+        let schedule = route
+            .schedule
+            .as_ref()
+            .ok_or_else(|| DeliverError::Permanent(format!("route {name:?} is not scheduled")))?;
+        let client = self.salesforce.as_ref().ok_or_else(|| {
+            DeliverError::Permanent(format!(
+                "org {org} has no [orgs.salesforce] API credentials"
+            ))
+        })?;
+        let mut params = schedule.params.clone();
+        params.insert("org_id".into(), org.to_string().into());
+        let soql = Soql::bind(&schedule.query, &params)
+            .map_err(|e| DeliverError::Permanent(format!("query: {e}")))?;
+        let records = client.query(org, &soql).await?;
+        let now = chrono::Utc::now();
+        if schedule.each {
+            let mut events = Vec::with_capacity(records.len());
+            for mut record in records {
+                record.remove("attributes");
+                let Some(id) = record
+                    .get("Id")
+                    .and_then(|v| v.as_str())
+                    .and_then(|id| SalesforceId::parse(id).ok())
+                else {
+                    tracing::warn!(route = %name, "a scheduled query returned a record without an Id; skipped");
+                    continue;
+                };
+                record.insert("Id".into(), id.to_string().into());
+                events.push(Event {
+                    id: format!("{name}:{org}:{id}:{tick_ms}"),
+                    org_id: org.clone(),
+                    object: route.object.clone(),
+                    record_id: id,
+                    record,
+                    change_type: crate::event::ChangeType::Update,
+                    changed_fields: None,
+                    prior: None,
+                    event_id: None,
+                    occurred_at: None,
+                    received_at: now,
+                });
+            }
+            return Ok(events);
+        }
+        let event = Event {
+            id: format!("{name}:{org}:{tick_ms}"),
+            org_id: org.clone(),
+            object: route.object.clone(),
+            record_id: org.clone(),
+            record: serde_json::Map::new(),
+            change_type: crate::event::ChangeType::Update,
+            changed_fields: None,
+            prior: None,
+            event_id: None,
+            occurred_at: chrono::DateTime::from_timestamp_millis(tick_ms),
+            received_at: now,
+        };
+        self.deliver_route_with(&event, name, digest(records))
+            .await?;
+        Ok(Vec::new())
     }
 
     /// Renders a template, resolving the people it mentions first.
@@ -640,6 +735,47 @@ impl Deliverer {
             .await?
             .and_then(|v| serde_json::from_str(&v).ok()))
     }
+}
+
+/// What a digest template sees: every record, the count and total amount, totals by stage
+/// (largest first) and the ten largest records. Templates show the summaries, so a digest stays
+/// inside Slack's limits however many records there are.
+pub fn digest(mut records: Vec<crate::salesforce::Record>) -> serde_json::Value {
+    for record in &mut records {
+        record.remove("attributes");
+    }
+    let amount =
+        |r: &crate::salesforce::Record| r.get("Amount").and_then(|a| a.as_f64()).unwrap_or(0.0);
+    let total: f64 = records.iter().map(amount).sum();
+    let mut stages: Vec<(String, usize, f64)> = Vec::new();
+    for record in &records {
+        let stage = record
+            .get("StageName")
+            .and_then(|s| s.as_str())
+            .unwrap_or("(none)")
+            .to_string();
+        match stages.iter_mut().find(|(s, _, _)| *s == stage) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 += amount(record);
+            }
+            None => stages.push((stage, 1, amount(record))),
+        }
+    }
+    stages.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let mut largest = records.clone();
+    largest.sort_by(|a, b| amount(b).total_cmp(&amount(a)));
+    largest.truncate(10);
+    json!({
+        "count": records.len(),
+        "total_amount": total,
+        "by_stage": stages
+            .iter()
+            .map(|(stage, count, amount)| json!({"stage": stage, "count": count, "amount": amount}))
+            .collect::<Vec<_>>(),
+        "largest": largest,
+        "records": records,
+    })
 }
 
 /// Lists, at the end of a room's briefing, the people who could not be invited.

@@ -80,6 +80,7 @@ impl RouteSet {
         templates_dir: &Path,
         options: RenderOptions,
     ) -> Result<RouteSet, Vec<LoadError>> {
+        let options_zone = options.time_zone;
         let templates = Templates::load_dir(templates_dir, options).map_err(|errors| {
             errors
                 .into_iter()
@@ -121,7 +122,7 @@ impl RouteSet {
             .iter()
             .map(|(p, t)| (p.as_path(), t.as_str()))
             .collect();
-        match Self::from_routes(&sources, templates) {
+        match Self::from_routes_in(&sources, templates, options_zone) {
             Ok(set) if errors.is_empty() => Ok(set),
             Ok(_) => Err(errors),
             Err(more) => {
@@ -131,15 +132,25 @@ impl RouteSet {
         }
     }
 
-    /// Builds a set from route sources (path, text) and loaded templates.
+    /// Builds a set from route sources (path, text) and loaded templates (schedules in UTC
+    /// unless they name a zone).
     pub fn from_routes(
         sources: &[(&Path, &str)],
         templates: Templates,
     ) -> Result<RouteSet, Vec<LoadError>> {
+        Self::from_routes_in(sources, templates, chrono_tz::UTC)
+    }
+
+    /// Like `from_routes`, with the default zone of schedules.
+    pub fn from_routes_in(
+        sources: &[(&Path, &str)],
+        templates: Templates,
+        zone: chrono_tz::Tz,
+    ) -> Result<RouteSet, Vec<LoadError>> {
         let mut errors = Vec::new();
         let mut routes: Vec<Route> = Vec::new();
         for (path, text) in sources {
-            match Route::parse(path, text, &templates) {
+            match Route::parse_in(path, text, &templates, zone) {
                 Ok(route) => {
                     if let Some(other) = routes.iter().find(|r| r.name == route.name) {
                         errors.push(LoadError {
@@ -188,7 +199,8 @@ impl RouteSet {
         self.routes
             .iter()
             .filter(|route| {
-                route.object == event.object
+                route.schedule.is_none()
+                    && route.object == event.object
                     && route.change_types.contains(&event.change_type)
                     && (route.orgs.is_empty() || route.orgs.contains(&event.org_id))
                     && route.when.as_ref().is_none_or(|c| {

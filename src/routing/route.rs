@@ -136,7 +136,40 @@ pub struct Route {
     pub fallback_channel: Option<ChannelRef>,
     /// A Salesforce query whose result the templates see, run before the actions.
     pub enrich: Option<Enrich>,
+    /// For a scheduled route: when it runs and what it queries. Such a route does not react
+    /// to events.
+    pub schedule: Option<Schedule>,
+    /// How long `once_per_record` holds (default: as long as sfrelay remembers anything).
+    pub dedupe_days: Option<u64>,
     pub actions: Vec<ActionSpec>,
+}
+
+/// When a scheduled route fires and what it asks Salesforce.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The cron expression as written (minute hour day-of-month month day-of-week).
+    pub cron_text: String,
+    pub cron: croner::Cron,
+    pub time_zone: chrono_tz::Tz,
+    /// SOQL with bound parameters (`:stages`) from `params`.
+    pub query: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// One delivery per record (each record is the event), or one message for all (digest).
+    pub each: bool,
+}
+
+impl Schedule {
+    /// The first tick strictly after `after`.
+    pub fn next_after(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let local = after.with_timezone(&self.time_zone);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
 }
 
 /// Route enrichment: SOQL with bound parameters (`:record.Id`), its first record exposed to
@@ -170,6 +203,14 @@ struct RouteFile {
     priority: Priority,
     fallback_channel: Option<Spanned<String>>,
     enrich: Option<Spanned<Enrich>>,
+    schedule: Option<Spanned<String>>,
+    time_zone: Option<Spanned<String>>,
+    query: Option<Spanned<String>>,
+    #[serde(default)]
+    params: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    each: bool,
+    dedupe_days: Option<u64>,
     actions: Vec<Spanned<ActionFile>>,
 }
 
@@ -197,6 +238,16 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 impl Route {
     /// Parses and checks one route file against the loaded templates.
     pub fn parse(file: &Path, text: &str, templates: &Templates) -> Result<Route, Vec<LoadError>> {
+        Self::parse_in(file, text, templates, chrono_tz::UTC)
+    }
+
+    /// Parses a route; `default_zone` is the zone schedules use unless they name one.
+    pub fn parse_in(
+        file: &Path,
+        text: &str,
+        templates: &Templates,
+        default_zone: chrono_tz::Tz,
+    ) -> Result<Route, Vec<LoadError>> {
         let mut errors = Vec::new();
         let err = |errors: &mut Vec<LoadError>, offset: usize, message: String| {
             errors.push(LoadError {
@@ -338,6 +389,73 @@ impl Route {
             }
         }
 
+        let schedule = match (&parsed.schedule, &parsed.query) {
+            (Some(cron_text), Some(query)) => {
+                // Five fields (minute hour day month weekday), or six with seconds first.
+                let cron = croner::parser::CronParser::builder()
+                    .seconds(croner::parser::Seconds::Optional)
+                    .build()
+                    .parse(cron_text.get_ref());
+                let zone = match &parsed.time_zone {
+                    Some(z) => z.get_ref().parse::<chrono_tz::Tz>().map_err(|_| {
+                        (
+                            z.span().start,
+                            format!("time_zone {:?} is not an IANA zone", z.get_ref()),
+                        )
+                    }),
+                    None => Ok(default_zone),
+                };
+                if let Err(problem) = crate::salesforce::Soql::bind_with(query.get_ref(), |name| {
+                    parsed
+                        .params
+                        .get(name)
+                        .cloned()
+                        .or(Some(serde_json::Value::Null))
+                }) {
+                    err(&mut errors, query.span().start, format!("query: {problem}"));
+                }
+                match (cron, zone) {
+                    (Ok(cron), Ok(time_zone)) => Some(Schedule {
+                        cron_text: cron_text.get_ref().clone(),
+                        cron,
+                        time_zone,
+                        query: query.get_ref().clone(),
+                        params: parsed.params.clone(),
+                        each: parsed.each,
+                    }),
+                    (Err(e), _) => {
+                        err(
+                            &mut errors,
+                            cron_text.span().start,
+                            format!("schedule: {e}"),
+                        );
+                        None
+                    }
+                    (_, Err((offset, message))) => {
+                        err(&mut errors, offset, message);
+                        None
+                    }
+                }
+            }
+            (Some(cron_text), None) => {
+                err(
+                    &mut errors,
+                    cron_text.span().start,
+                    "a scheduled route needs a `query`".into(),
+                );
+                None
+            }
+            (None, Some(query)) => {
+                err(
+                    &mut errors,
+                    query.span().start,
+                    "`query` belongs to a scheduled route: add `schedule`".into(),
+                );
+                None
+            }
+            (None, None) => None,
+        };
+
         if parsed.actions.is_empty() {
             err(
                 &mut errors,
@@ -457,6 +575,8 @@ impl Route {
             priority: parsed.priority,
             fallback_channel,
             enrich: parsed.enrich.map(Spanned::into_inner),
+            schedule,
+            dedupe_days: parsed.dedupe_days,
             actions,
         })
     }
