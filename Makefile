@@ -1,7 +1,7 @@
 # sfrelay: common tasks. `make test` is the one test command (README, CI).
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release demo emulator clean
+.PHONY: run test lint fmt build release demo emulator clean image k8s-render k8s-validate
 
 ## Run sfrelay on its embedded defaults (in-process queue, Slack messages logged).
 run:
@@ -49,6 +49,21 @@ demo: build
 	for i in $$(seq 50); do [ "$$(curl -s localhost:$(DEMO_SLACK_PORT)/_emulator/messages)" != "[]" ] && break; sleep 0.1; done; \
 	echo "== what Slack received (GET /_emulator/messages)"; \
 	curl -s localhost:$(DEMO_SLACK_PORT)/_emulator/messages; echo
+
+IMAGE ?= registry.example.com/sfrelay:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+OVERLAY ?= prod
+
+## Container image (needs a Docker engine with BuildKit).
+image:
+	docker build -t $(IMAGE) .
+
+## Render a kustomize overlay (OVERLAY=dev|prod).
+k8s-render:
+	kubectl kustomize --load-restrictor=LoadRestrictionsNone k8s/overlays/$(OVERLAY)
+
+## Validate k8s/, Dockerfile and deploy/ offline (installs its tools on first use).
+k8s-validate:
+	scripts/validate-deploy.sh
 
 clean:
 	$(CARGO) clean
