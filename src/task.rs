@@ -14,6 +14,8 @@ pub enum Task {
     Event { event: Event },
     /// Carry out one fired route for this event.
     Route { route: String, event: Event },
+    /// Fetch the records of a CDC gap event and route them (for routes with `on_gap = "fetch"`).
+    Gap { gap: crate::ingest::cdc::GapEvent },
     /// Run a scheduled route for one org at one tick (Unix ms).
     Scheduled {
         route: String,

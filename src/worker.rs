@@ -223,7 +223,22 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
         }
     };
     match task {
-        Task::Event { event } => fan_out(ctx, job, &event).await,
+        Task::Event { event } => fan_out(ctx, job, &event, false).await,
+        Task::Gap { gap } => match ctx.deliverer.fetch_gap(&gap).await {
+            Ok(events) => {
+                for event in &events {
+                    let outcome = fan_out(ctx, job, event, true).await;
+                    if outcome != Outcome::Done {
+                        return outcome;
+                    }
+                }
+                Outcome::Done
+            }
+            Err(e) => match e.postpone_for() {
+                Some(delay) => Outcome::Postpone { delay },
+                None => failure(ctx, job, &format!("CDC gap: {e}"), e.retry()),
+            },
+        },
         Task::Scheduled {
             route,
             org,
@@ -259,14 +274,18 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
 
 /// Routes an event and queues one job per fired route, in that route's lane. The jobs are
 /// deduplicated by (event, route), so repeating this after a crash queues nothing twice.
-async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event) -> Outcome {
+async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event, from_gap: bool) -> Outcome {
     let routes = ctx.deliverer.routes.load_full();
     let users = HashMap::new();
-    let fired = routes.fired(
+    let mut fired = routes.fired(
         event,
         &ctx.deliverer
             .context(event, &users, &serde_json::Value::Null),
     );
+    if from_gap {
+        // A record fetched for a gap event is routed only where the route asked for it.
+        fired.retain(|r| r.on_gap == crate::routing::OnGap::Fetch);
+    }
     if fired.is_empty() {
         tracing::info!("no route fired");
         return Outcome::Done;

@@ -203,3 +203,76 @@ async fn twenty_orgs_each_with_its_own_key_and_no_cross_org_posting() {
     .await;
     assert_eq!(messages.len(), 20);
 }
+
+#[tokio::test]
+async fn a_cdc_gap_event_is_fetched_and_routed_where_a_route_asks() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    let salesforce = Salesforce::start(&json!({
+        "Opportunity": [{"Id": "006Hs00000BkXyzIAF", "Name": "Acme Corp - Q3 Enterprise",
+                         "StageName": "Closed Won", "Amount": 75000, "Account": {"Name": "Acme Corp"}}]
+    }));
+    let fetching = r##"
+object = "Opportunity"
+on_gap = "fetch"
+when = 'record.StageName == "Closed Won"'
+[[actions]]
+type = "post"
+channel = "#deal-desk"
+template = "closed-won-briefing"
+"##;
+    let ignoring = r##"
+object = "Opportunity"
+[[actions]]
+type = "post"
+channel = "#smb-wins"
+template = "closed-won-win"
+"##;
+    let app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: Some(vec![
+            ("fetching", fetching.to_string()),
+            ("ignoring", ignoring.to_string()),
+        ]),
+        salesforce_section: Some(salesforce.org_section()),
+        ..Options::default()
+    })
+    .await;
+    let gap = json!({
+        "schema": "x",
+        "payload": {"ChangeEventHeader": {
+            "entityName": "Opportunity", "recordIds": ["006Hs00000BkXyzIAF"], "changeType": "GAP_UPDATE",
+            "changeOrigin": "", "transactionKey": "t-1", "sequenceNumber": 1,
+            "commitTimestamp": 1727712000000u64, "commitNumber": 1, "commitUser": "005Hs00000DnDefIAF",
+            "changedFields": [], "nulledFields": [], "diffFields": []}},
+        "event": {"replayId": 77}
+    });
+    let response = app
+        .post("/v1/cdc", "application/json", gap.to_string())
+        .await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["gaps"], 1);
+    let messages = slack.wait_for_messages(1).await;
+    assert_eq!(messages[0]["channel"], "C0DEALDESK");
+    assert!(
+        messages[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Acme Corp - Q3 Enterprise")
+    );
+    let settled = eventually("the queue to settle", Duration::from_secs(10), || async {
+        let ready = app.metric("sfrelay_queue_depth{state=\"ready\"}").await?;
+        let flight = app
+            .metric("sfrelay_queue_depth{state=\"in_flight\"}")
+            .await?;
+        (ready == 0.0 && flight == 0.0).then_some(())
+    });
+    settled.await;
+    assert_eq!(
+        slack.messages().await.len(),
+        1,
+        "the ignoring route must not fire"
+    );
+}

@@ -271,6 +271,58 @@ impl Deliverer {
         Ok(())
     }
 
+    /// The records of a CDC gap event, fetched from Salesforce, as events to route — only when
+    /// a route for that object asks for it (`on_gap = "fetch"`); otherwise none.
+    pub async fn fetch_gap(
+        &self,
+        gap: &crate::ingest::cdc::GapEvent,
+    ) -> Result<Vec<Event>, DeliverError> {
+        let routes = self.routes.load_full();
+        let wanted = routes.routes.iter().any(|r| {
+            r.on_gap == crate::routing::OnGap::Fetch
+                && r.object == gap.object
+                && (r.orgs.is_empty() || r.orgs.contains(&gap.org_id))
+        });
+        if !wanted {
+            tracing::info!(object = %gap.object, "gap event: no route fetches on gaps; ignored");
+            return Ok(Vec::new());
+        }
+        let client = self.salesforce.as_ref().ok_or_else(|| {
+            DeliverError::Permanent(format!(
+                "a route fetches on gaps but org {} has no [orgs.salesforce] API credentials",
+                gap.org_id
+            ))
+        })?;
+        let change_type = match gap.change_type.as_str() {
+            "GAP_CREATE" => crate::event::ChangeType::Create,
+            "GAP_DELETE" => crate::event::ChangeType::Delete,
+            "GAP_UNDELETE" => crate::event::ChangeType::Undelete,
+            _ => crate::event::ChangeType::Update,
+        };
+        let mut events = Vec::with_capacity(gap.record_ids.len());
+        for id in &gap.record_ids {
+            let mut record = client
+                .get_record(&gap.org_id, &gap.object, id.as_str(), &[])
+                .await?;
+            record.remove("attributes");
+            record.insert("Id".into(), id.to_string().into());
+            events.push(Event {
+                id: uuid::Uuid::now_v7().to_string(),
+                org_id: gap.org_id.clone(),
+                object: gap.object.clone(),
+                record_id: id.clone(),
+                record,
+                change_type,
+                changed_fields: None,
+                prior: None,
+                event_id: None,
+                occurred_at: gap.commit_timestamp,
+                received_at: chrono::Utc::now(),
+            });
+        }
+        Ok(events)
+    }
+
     /// Runs a scheduled route for one org at one tick: queries Salesforce, then either
     /// delivers one digest now (its ledger keyed by the tick, so a retry never posts twice) or
     /// returns one event per record for the caller to deliver like any other.

@@ -283,7 +283,45 @@ async fn accept_cdc(
     }
     let mut accepted = enqueue(state, &batch.events).await?;
     accepted.gaps = batch.gaps.len();
+    enqueue_gaps(state, &batch.gaps).await?;
     Ok(accepted)
+}
+
+/// Queues gap events that name records, so routes that ask for it can fetch and route them.
+async fn enqueue_gaps(state: &AppState, gaps: &[cdc::GapEvent]) -> Result<(), IngestError> {
+    let now = now_ms();
+    let mut jobs = Vec::new();
+    for gap in gaps.iter().filter(|g| !g.record_ids.is_empty()) {
+        let ids: Vec<&str> = gap.record_ids.iter().map(|id| id.as_str()).collect();
+        let key = format!(
+            "gap:{}:{}:{}:{}",
+            gap.org_id,
+            gap.transaction_key.as_deref().unwrap_or(""),
+            gap.commit_timestamp
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(0),
+            ids.join(",")
+        );
+        let id = uuid::Uuid::now_v7().to_string();
+        let task = Task::Gap { gap: gap.clone() };
+        jobs.push(
+            NewJob::new(id, key, &task, now).map_err(|e| IngestError::Internal(e.to_string()))?,
+        );
+    }
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let retry_after = state.config.queue.retry_after;
+    state
+        .queue
+        .enqueue(&jobs, state.config.dedupe_window)
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            QueueError::Full { depth } => IngestError::QueueFull { depth, retry_after },
+            QueueError::Unavailable(_) => IngestError::QueueUnavailable { retry_after },
+            QueueError::Corrupt(reason) => IngestError::Internal(reason),
+        })
 }
 
 /// `POST /v1/outbound-messages/{token}`: a Salesforce Outbound Message. Answered with the

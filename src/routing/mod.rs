@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::event::Event;
 use crate::render::template::{RenderContext, RenderOptions, Templates};
-pub use route::{ActionSpec, ChannelRef, Dedupe, LoadError, Priority, Route, Target};
+pub use route::{ActionSpec, ChannelRef, Dedupe, LoadError, OnGap, Priority, Route, Target};
 
 /// Every route and template, loaded and checked together; swapped whole on reload.
 pub struct RouteSet {

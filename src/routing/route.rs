@@ -141,7 +141,18 @@ pub struct Route {
     pub schedule: Option<Schedule>,
     /// How long `once_per_record` holds (default: as long as sfrelay remembers anything).
     pub dedupe_days: Option<u64>,
+    /// What a CDC gap event (no field values) means for this route.
+    pub on_gap: OnGap,
     pub actions: Vec<ActionSpec>,
+}
+
+/// A CDC gap event carries no field values: ignore it, or fetch the record and route that.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnGap {
+    #[default]
+    Ignore,
+    Fetch,
 }
 
 /// When a scheduled route fires and what it asks Salesforce.
@@ -211,6 +222,8 @@ struct RouteFile {
     #[serde(default)]
     each: bool,
     dedupe_days: Option<u64>,
+    #[serde(default)]
+    on_gap: OnGap,
     actions: Vec<Spanned<ActionFile>>,
 }
 
@@ -577,6 +590,7 @@ impl Route {
             enrich: parsed.enrich.map(Spanned::into_inner),
             schedule,
             dedupe_days: parsed.dedupe_days,
+            on_gap: parsed.on_gap,
             actions,
         })
     }
