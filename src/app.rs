@@ -271,6 +271,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let stop = CancellationToken::new();
     let abandon = CancellationToken::new();
+    if let Some(client) = deliverer.salesforce.clone() {
+        tokio::spawn(crate::reconcile::run(
+            client,
+            store.clone(),
+            queue.clone(),
+            config.orgs.clone(),
+            config.dedupe_window,
+            stop.clone(),
+        ));
+    }
     tokio::spawn(crate::schedule::run(
         queue.clone(),
         store,
@@ -285,6 +295,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             deliverer,
             queue_config: config.queue.clone(),
             dedupe_window: config.dedupe_window,
+            watched: Arc::new(crate::reconcile::Watched::new(&config.orgs)),
         },
         config.workers.count,
         stop.clone(),

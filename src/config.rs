@@ -176,6 +176,38 @@ struct OrgFile {
     outbound_message_token_env: Option<String>,
     outbound_message_token_file: Option<PathBuf>,
     salesforce: Option<SalesforceFile>,
+    #[serde(default)]
+    reconcile: Vec<ReconcileConfig>,
+}
+
+/// Reconciliation of one object of one org: every `every_seconds`, records modified in the last
+/// `window_minutes` (but not in the last `grace_minutes`, whose callouts may still be on their
+/// way) are compared with what sfrelay last saw; missed changes are routed as events.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileConfig {
+    pub object: String,
+    /// The fields the routes watch: a difference in any of them is a missed change.
+    pub fields: Vec<String>,
+    /// More fields to fetch for the templates (`Name`, `Account.Name`, …), not compared.
+    #[serde(default)]
+    pub also: Vec<String>,
+    #[serde(default = "default_reconcile_every")]
+    pub every_seconds: u64,
+    #[serde(default = "default_reconcile_window")]
+    pub window_minutes: u64,
+    #[serde(default = "default_reconcile_grace")]
+    pub grace_minutes: u64,
+}
+
+fn default_reconcile_every() -> u64 {
+    300
+}
+fn default_reconcile_window() -> u64 {
+    30
+}
+fn default_reconcile_grace() -> u64 {
+    2
 }
 
 /// The org's Salesforce API access (`[orgs.salesforce]`).
@@ -265,6 +297,7 @@ pub struct OrgConfig {
     /// `https://acme.my.salesforce.com`: record links in messages.
     pub instance_url: Option<String>,
     pub salesforce: SalesforceFile,
+    pub reconcile: Vec<ReconcileConfig>,
 }
 
 impl OrgConfig {
@@ -469,6 +502,30 @@ fn load_org(i: usize, org: OrgFile, base: &Path, env: &dyn Env) -> Result<OrgCon
     if id.key_prefix() != "00D" {
         return Err(invalid(key("id"), "not an org Id (must start with 00D)"));
     }
+    for (j, r) in org.reconcile.iter().enumerate() {
+        let bad_name = |n: &str| {
+            n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
+        if bad_name(&r.object)
+            || r.fields.is_empty()
+            || r.fields.iter().chain(&r.also).any(|f| bad_name(f))
+        {
+            return Err(invalid(
+                key(&format!("reconcile[{j}]")),
+                "needs an object and a non-empty list of field API names",
+            ));
+        }
+        if r.window_minutes <= r.grace_minutes {
+            return Err(invalid(
+                key(&format!("reconcile[{j}].window_minutes")),
+                "must be larger than grace_minutes",
+            ));
+        }
+    }
+    let reconcile = org.reconcile.clone();
     let salesforce = org.salesforce.unwrap_or_default();
     let instance_url = match &salesforce.instance_url {
         Some(url) => {
@@ -566,6 +623,7 @@ fn load_org(i: usize, org: OrgFile, base: &Path, env: &dyn Env) -> Result<OrgCon
         outbound_message_token,
         instance_url,
         salesforce,
+        reconcile,
     })
 }
 

@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod event;
 pub mod ingest;
 pub mod queue;
+pub mod reconcile;
 pub mod render;
 pub mod retry;
 pub mod routing;

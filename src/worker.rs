@@ -27,6 +27,8 @@ pub struct WorkerContext {
     pub deliverer: Arc<Deliverer>,
     pub queue_config: QueueConfig,
     pub dedupe_window: Duration,
+    /// Fields reconciliation compares, per org and object.
+    pub watched: Arc<crate::reconcile::Watched>,
 }
 
 /// How one attempt at a job ended.
@@ -285,6 +287,16 @@ async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event, from_gap: bool) 
     if from_gap {
         // A record fetched for a gap event is routed only where the route asked for it.
         fired.retain(|r| r.on_gap == crate::routing::OnGap::Fetch);
+    }
+    if let Err(e) =
+        crate::reconcile::note_seen(ctx.deliverer.store.as_ref(), &ctx.watched, event).await
+    {
+        return failure(
+            ctx,
+            job,
+            &format!("cannot note the record as seen: {e}"),
+            Retry::Later,
+        );
     }
     if fired.is_empty() {
         tracing::info!("no route fired");

@@ -276,3 +276,68 @@ template = "closed-won-win"
         "the ignoring route must not fire"
     );
 }
+
+#[tokio::test]
+async fn reconciliation_routes_a_change_whose_callout_never_came_and_nothing_twice() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    let five_minutes_ago = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    // In Salesforce both deals are Closed Won now.
+    let salesforce = Salesforce::start(&json!({"Opportunity": [
+        {"Id": "006000000000001AAA", "Name": "Missed deal", "StageName": "Closed Won",
+         "Amount": 10, "LastModifiedDate": five_minutes_ago},
+        {"Id": "006000000000002AAA", "Name": "Announced deal", "StageName": "Closed Won",
+         "Amount": 20, "LastModifiedDate": five_minutes_ago}
+    ]}));
+    let section = format!(
+        "{}\n[[orgs.reconcile]]\nobject = \"Opportunity\"\nfields = [\"StageName\", \"Amount\"]\nalso = [\"Name\"]\nevery_seconds = 1\nwindow_minutes = 30\ngrace_minutes = 2\n",
+        salesforce.org_section()
+    );
+    let app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: support::deal_desk_only(),
+        salesforce_section: Some(section),
+        ..Options::default()
+    })
+    .await;
+    // sfrelay heard of the first deal only while it was in negotiation (its Closed Won callout
+    // never came), and of the second one's Closed Won.
+    let mut missed: Value =
+        serde_json::from_str(&callout("006000000000001AAA", "Missed deal")).unwrap();
+    missed["record"]["StageName"] = "Negotiation/Review".into();
+    missed["record"]["Amount"] = 10.into();
+    assert_eq!(app.post_events(missed.to_string()).await.status(), 202);
+    let mut announced: Value =
+        serde_json::from_str(&callout("006000000000002AAA", "Announced deal")).unwrap();
+    announced["record"]["Amount"] = 20.into();
+    announced["prior"] = json!({"StageName": "Negotiation/Review"});
+    assert_eq!(app.post_events(announced.to_string()).await.status(), 202);
+
+    let messages = slack.wait_for_messages(2).await;
+    let texts: Vec<&str> = messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("Announced deal")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t.contains("Missed deal")), "{texts:?}");
+    // Several more passes find nothing new.
+    let passes_before = salesforce.requests().await.len();
+    eventually(
+        "three more reconciliation passes",
+        Duration::from_secs(15),
+        || async { (salesforce.requests().await.len() >= passes_before + 3).then_some(()) },
+    )
+    .await;
+    assert_eq!(slack.messages().await.len(), 2);
+    assert!(
+        app.metric("sfrelay_events_recovered_total{object=\"Opportunity\"}")
+            .await
+            >= Some(1.0)
+    );
+}
