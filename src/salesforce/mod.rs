@@ -1215,6 +1215,7 @@ mod tests {
             outbound_message_token: None,
             instance_url: None,
             salesforce: sf,
+            reconcile: Vec::new(),
         }
     }
 
