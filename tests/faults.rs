@@ -384,3 +384,73 @@ async fn when_slack_is_the_bottleneck_high_priority_goes_first_and_low_still_mov
     assert_eq!(leads, 2, "low-priority work starved");
     assert_eq!(messages.len(), 11);
 }
+
+#[tokio::test]
+async fn deal_rooms_are_made_once_while_processes_are_killed() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[
+        "--rate-per-channel",
+        "100",
+        "--burst",
+        "20",
+        "--latency-ms",
+        "30",
+    ]);
+    let namespace = fresh_namespace();
+    let room_route = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("routes/closed-won-deal-room.toml"),
+    )
+    .unwrap();
+    let options = || Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: Some(vec![("closed-won-deal-room", room_route.clone())]),
+        namespace: namespace.clone(),
+        visibility_timeout_secs: 2,
+        workers: 4,
+        extra_toml: FAST_SLACK.into(),
+        ..Options::default()
+    };
+    let deals = 8;
+    let mut app = App::spawn(options()).await;
+    for n in 1..=deals {
+        assert_eq!(app.post_events(event(n)).await.status(), 202);
+    }
+    for _ in 0..8 {
+        let before = slack.requests().await.len();
+        eventually("a Slack call", Duration::from_secs(30), || async {
+            (slack.requests().await.len() > before).then_some(())
+        })
+        .await;
+        app.kill();
+        if slack.messages().await.len() as u32 >= deals {
+            break;
+        }
+        app = App::spawn(options()).await;
+    }
+    let _last = App::spawn(options()).await;
+    let messages = eventually("every briefing", Duration::from_secs(60), || async {
+        let m = slack.messages().await;
+        (m.len() as u32 >= deals).then_some(m)
+    })
+    .await;
+    let channels: Vec<Value> = slack.get_json("/_emulator/channels").await;
+    let rooms: Vec<&str> = channels
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .filter(|name| name.starts_with("deal-deal-"))
+        .collect();
+    assert_eq!(rooms.len() as u32, deals, "one room per deal: {rooms:?}");
+    for n in 1..=deals {
+        let name = format!("deal-deal-{n}");
+        let room = channels
+            .iter()
+            .find(|c| c["name"] == name.as_str())
+            .expect("the room");
+        let briefings = messages
+            .iter()
+            .filter(|m| m["channel"] == room["id"])
+            .count();
+        assert_eq!(briefings, 1, "{name}");
+    }
+}
