@@ -1,7 +1,7 @@
 # sfrelay: common tasks. `make test` is the one test command (README, CI).
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release demo emulator clean image k8s-render k8s-validate
+.PHONY: run test lint fmt build release demo emulator clean image k8s-render k8s-validate bench bench-smoke
 
 ## Run sfrelay on its embedded defaults (in-process queue, Slack messages logged).
 run:
@@ -49,6 +49,21 @@ demo: build
 	for i in $$(seq 50); do [ "$$(curl -s localhost:$(DEMO_SLACK_PORT)/_emulator/messages)" != "[]" ] && break; sleep 0.1; done; \
 	echo "== what Slack received (GET /_emulator/messages)"; \
 	curl -s localhost:$(DEMO_SLACK_PORT)/_emulator/messages; echo
+
+BENCH := bench/target/release/sfrelay-bench
+
+## Benchmarks (bench/README.md): every measurement, 3 runs, medians; prints a table and
+## writes bench/results.json. Targets are reported, never enforced.
+bench:
+	$(CARGO) build --release --bins
+	$(CARGO) build --release --manifest-path bench/Cargo.toml
+	$(BENCH) run $(BENCH_ARGS)
+
+## The same at a tiny scale (1 run, 2 s phases, 100 messages over 10 channels), for CI.
+bench-smoke:
+	$(CARGO) build --release --bins
+	$(CARGO) build --release --manifest-path bench/Cargo.toml
+	$(BENCH) run --smoke $(BENCH_ARGS)
 
 IMAGE ?= registry.example.com/sfrelay:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OVERLAY ?= prod

@@ -28,7 +28,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::ensure!(args.listen.ip().is_loopback(), "the baseline listens on loopback only");
+    anyhow::ensure!(
+        args.listen.ip().is_loopback(),
+        "the baseline listens on loopback only"
+    );
     tokio::runtime::Runtime::new()?.block_on(serve(args))
 }
 
@@ -47,7 +50,10 @@ async fn ingest(State(mut redis): State<ConnectionManager>, body: Bytes) -> Stat
     if serde_json::from_slice::<serde_json::Value>(&body).is_err() {
         return StatusCode::BAD_REQUEST;
     }
-    match redis.lpush::<_, _, i64>("bench:baseline", body.as_ref()).await {
+    match redis
+        .lpush::<_, _, i64>("bench:baseline", body.as_ref())
+        .await
+    {
         Ok(_) => StatusCode::ACCEPTED,
         Err(_) => StatusCode::SERVICE_UNAVAILABLE,
     }

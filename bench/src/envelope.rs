@@ -88,7 +88,9 @@ impl Envelopes {
         for (piece, slot) in self.pieces.iter().zip(&self.slots) {
             out.extend_from_slice(piece.as_bytes());
             match slot {
-                Slot::EventId => out.extend_from_slice(format!("bench-{}-{seq}", self.nonce).as_bytes()),
+                Slot::EventId => {
+                    out.extend_from_slice(format!("bench-{}-{seq}", self.nonce).as_bytes())
+                }
                 Slot::Name => out.extend_from_slice(name(seq).as_bytes()),
                 Slot::Channel => out.extend_from_slice(channel.unwrap_or("").as_bytes()),
             }

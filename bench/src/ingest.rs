@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::Settings;
 use crate::envelope::Envelopes;
 use crate::loadgen::{self, Closed, MakeBody, Open};
 use crate::procs::{Baseline, Paths, Redis, Stack};
-use crate::report::{Row, ge, le, percentiles, per_sec};
-use crate::resources::Usage;
+use crate::report::{Row, ge, le, per_sec, percentiles};
+use crate::resources::{MachineCpu, Usage};
 use crate::stats::{Latency, median};
-use crate::Settings;
 
 /// sfrelay should accept at least this share of the baseline's rate.
 const RATIO_TARGET: f64 = 0.6;
@@ -51,6 +51,10 @@ pub struct Run {
     pub server_cores: f64,
     pub redis_cores: f64,
     pub loadgen_cores: f64,
+    /// The whole machine's busy cores (of `nproc`), and of those stolen by the hypervisor.
+    pub machine_cores: f64,
+    pub softirq_cores: f64,
+    pub steal_cores: f64,
     /// Server CPU milliseconds per 1,000 accepted events.
     pub cpu_ms_per_1k: f64,
     pub redis_cpu_ms_per_1k: f64,
@@ -96,8 +100,10 @@ pub async fn closed(
     loadgen::closed(plan(settings.warmup()), bodies(envelopes, 1 << 40)).await?;
 
     let (server_before, redis_before) = (Usage::of(server_pid)?, Usage::of(redis_pid)?);
+    let machine_before = MachineCpu::read()?;
     let out = loadgen::closed(plan(settings.duration()), bodies(envelopes, 0)).await?;
     let (server_after, redis_after) = (Usage::of(server_pid)?, Usage::of(redis_pid)?);
+    let machine_after = MachineCpu::read()?;
     let wall = out.window.as_secs_f64();
     let server_cpu = server_after.cpu_since(&server_before);
     let redis_cpu = redis_after.cpu_since(&redis_before);
@@ -112,6 +118,9 @@ pub async fn closed(
         server_cores: server_cpu / wall,
         redis_cores: redis_cpu / wall,
         loadgen_cores: out.loadgen_cores,
+        machine_cores: (machine_after.busy_secs - machine_before.busy_secs) / wall,
+        softirq_cores: (machine_after.softirq_secs - machine_before.softirq_secs) / wall,
+        steal_cores: (machine_after.steal_secs - machine_before.steal_secs) / wall,
         cpu_ms_per_1k: per_1k(server_cpu),
         redis_cpu_ms_per_1k: per_1k(redis_cpu),
         rss_end_kib: server_after.rss_kib,
@@ -128,7 +137,8 @@ pub struct OpenRun {
     pub rate: f64,
     /// Scheduled time → answer.
     pub latency: Latency,
-    /// Scheduled time → sent: the load generator's own lag, included in `latency`.
+    /// Scheduled time → sent: waiting for a free connection (all busy) or for the load
+    /// generator itself; included in `latency`.
     pub lateness: Latency,
     pub failed: u64,
     pub loadgen_cores: f64,
@@ -168,6 +178,9 @@ pub struct Side {
     pub server_cores: f64,
     pub redis_cores: f64,
     pub loadgen_cores: f64,
+    pub machine_cores: f64,
+    pub softirq_cores: f64,
+    pub steal_cores: f64,
     pub cpu_ms_per_1k: f64,
     pub redis_cpu_ms_per_1k: f64,
     pub peak_rss_mib: f64,
@@ -183,6 +196,9 @@ impl Side {
             server_cores: m(|r| r.server_cores),
             redis_cores: m(|r| r.redis_cores),
             loadgen_cores: m(|r| r.loadgen_cores),
+            machine_cores: m(|r| r.machine_cores),
+            softirq_cores: m(|r| r.softirq_cores),
+            steal_cores: m(|r| r.steal_cores),
             cpu_ms_per_1k: m(|r| r.cpu_ms_per_1k),
             redis_cpu_ms_per_1k: m(|r| r.redis_cpu_ms_per_1k),
             peak_rss_mib: m(|r| r.hwm_kib as f64 / 1024.0),
@@ -212,7 +228,15 @@ pub struct OpenSummary {
 }
 
 pub fn summarize(runs: Vec<Run>, open: Vec<OpenRun>) -> Summary {
-    let of = |s: Server| Side::of(&runs.iter().filter(|r| r.server == s).cloned().collect::<Vec<_>>());
+    let of = |s: Server| {
+        Side::of(
+            &runs
+                .iter()
+                .filter(|r| r.server == s)
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    };
     let (sfrelay, baseline) = (of(Server::Sfrelay), of(Server::Baseline));
     let open = (!open.is_empty()).then(|| OpenSummary {
         scheduled_rate: median(open.iter().map(|r| r.scheduled_rate)),
@@ -232,8 +256,33 @@ pub fn summarize(runs: Vec<Run>, open: Vec<OpenRun>) -> Summary {
     }
 }
 
+/// Where the machine's busy time went; "other" is everything not charged to the server,
+/// Redis, the load generator or interrupts: other processes on a shared machine. Interrupt
+/// time may be charged to the interrupted process too, so "other" is a lower bound.
+fn cores(s: &Side) -> String {
+    let known = s.server_cores + s.redis_cores + s.loadgen_cores + s.softirq_cores;
+    let steal = if s.steal_cores >= 0.01 {
+        format!(", steal {:.2}", s.steal_cores)
+    } else {
+        String::new()
+    };
+    format!(
+        "{:.2} / {:.2} / {:.2} / {:.2} / {:.2} of {:.2}{steal}",
+        s.server_cores,
+        s.redis_cores,
+        s.loadgen_cores,
+        s.softirq_cores,
+        (s.machine_cores - known).max(0.0),
+        s.machine_cores
+    )
+}
+
 fn side_value(s: &Side) -> String {
-    let failed = if s.failed > 0.0 { format!("; {} failed", s.failed) } else { String::new() };
+    let failed = if s.failed > 0.0 {
+        format!("; {} failed", s.failed)
+    } else {
+        String::new()
+    };
     format!("{}; {}{failed}", per_sec(s.rate), percentiles(&s.latency))
 }
 
@@ -244,28 +293,34 @@ pub fn rows(s: &Summary, connections: usize) -> Vec<Row> {
             side_value(&s.sfrelay),
         ),
         Row::new("1. ingest baseline (axum + LPUSH)", side_value(&s.baseline)),
-        Row::new("1. ingest ratio sfrelay/baseline", format!("{:.2}", s.ratio))
-            .target(format!("≥ {RATIO_TARGET}"), ge(s.ratio, RATIO_TARGET)),
         Row::new(
-            "1. CPU cores: sfrelay / redis / loadgen",
+            "1. ingest ratio sfrelay/baseline",
+            format!("{:.2}", s.ratio),
+        )
+        .target(format!("≥ {RATIO_TARGET}"), ge(s.ratio, RATIO_TARGET)),
+        Row::new(
+            "1. cores: server / redis / loadgen / irq / other",
             format!(
-                "{:.2} / {:.2} / {:.2} (baseline {:.2} / {:.2} / {:.2})",
-                s.sfrelay.server_cores,
-                s.sfrelay.redis_cores,
-                s.sfrelay.loadgen_cores,
-                s.baseline.server_cores,
-                s.baseline.redis_cores,
-                s.baseline.loadgen_cores
+                "sfrelay {} · baseline {}",
+                cores(&s.sfrelay),
+                cores(&s.baseline)
             ),
         ),
     ];
     if let Some(open) = &s.open {
-        let failed = if open.failed > 0.0 { format!("; {} failed", open.failed) } else { String::new() };
+        let failed = if open.failed > 0.0 {
+            format!("; {} failed", open.failed)
+        } else {
+            String::new()
+        };
         rows.push(
             Row::new(
-                format!("1. ingest open loop at {} (½ max)", per_sec(open.scheduled_rate)),
                 format!(
-                    "{}; lag p99 {:.2} ms{failed}",
+                    "1. ingest open loop at {} (½ max)",
+                    per_sec(open.scheduled_rate)
+                ),
+                format!(
+                    "{}; wait to send p99 {:.2} ms{failed}",
                     percentiles(&open.latency),
                     open.lateness.p99_ms
                 ),
@@ -282,7 +337,10 @@ pub fn rows(s: &Summary, connections: usize) -> Vec<Row> {
 /// The resource figures that come from the ingest runs.
 pub fn resource_rows(s: &Summary) -> Vec<Row> {
     vec![
-        Row::new("RSS at peak ingest (VmHWM)", format!("{:.1} MiB", s.sfrelay.peak_rss_mib)),
+        Row::new(
+            "RSS at peak ingest (VmHWM)",
+            format!("{:.1} MiB", s.sfrelay.peak_rss_mib),
+        ),
         Row::new(
             "CPU per 1,000 events ingested",
             format!(

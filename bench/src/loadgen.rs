@@ -29,7 +29,7 @@ pub type MakeBody = Arc<dyn Fn(u64) -> Bytes + Send + Sync>;
 /// A connection that cannot be (re)opened this many times gives up.
 const MAX_RECONNECTS: u32 = 20;
 
-/// What one load phase measured (only requests started after the warm-up count).
+/// What one load phase measured. (A warm-up is a phase of its own, not counted.)
 pub struct Outcome {
     /// Answered 202.
     pub accepted: u64,
@@ -42,7 +42,8 @@ pub struct Outcome {
     pub window: Duration,
     /// Per request: send → answer (closed loop) or scheduled → answer (open loop).
     pub latency: Histogram<u64>,
-    /// Open loop only: scheduled → actually sent (the load generator's own lag).
+    /// Open loop only: scheduled → actually sent (no free connection, or the load generator
+    /// itself lagging).
     pub lateness: Histogram<u64>,
     /// CPU the load generator used, in cores (1.0 = one core busy throughout).
     pub loadgen_cores: f64,
@@ -164,9 +165,7 @@ pub struct Closed {
     /// Connections are spread round-robin over these servers.
     pub targets: Vec<SocketAddr>,
     pub connections: usize,
-    /// Requests before this much time are sent but not counted.
-    pub warmup: Duration,
-    /// Counted time after the warm-up; the phase also ends after `max_requests`.
+    /// The phase ends after this long, or after `max_requests`.
     pub duration: Duration,
     pub max_requests: u64,
     /// Keep the sequence numbers answered 202 (for matching Slack messages later).
@@ -174,12 +173,14 @@ pub struct Closed {
 }
 
 pub async fn closed(plan: Closed, make_body: MakeBody) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(!plan.targets.is_empty() && plan.connections > 0, "nothing to load");
+    anyhow::ensure!(
+        !plan.targets.is_empty() && plan.connections > 0,
+        "nothing to load"
+    );
     let cpu_before = Usage::of_self()?;
     let started_unix_ms = unix_ms();
     let start = Instant::now();
-    let measure_from = start + plan.warmup;
-    let deadline = measure_from + plan.duration;
+    let deadline = start + plan.duration;
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for i in 0..plan.connections {
@@ -197,9 +198,7 @@ pub async fn closed(plan: Closed, make_body: MakeBody) -> anyhow::Result<Outcome
                 let Some(result) = client.post(make_body(seq)).await else {
                     break;
                 };
-                if sent >= measure_from {
-                    tally.add(seq, &result, sent.elapsed(), keep);
-                }
+                tally.add(seq, &result, sent.elapsed(), keep);
             }
             tally
         }));
@@ -207,7 +206,7 @@ pub async fn closed(plan: Closed, make_body: MakeBody) -> anyhow::Result<Outcome
     let tally = join(tasks).await?;
     let counted_out = next.load(Ordering::Relaxed) >= plan.max_requests;
     let window = match tally.last_answer {
-        Some(last) if counted_out => last.saturating_duration_since(measure_from),
+        Some(last) if counted_out => last.saturating_duration_since(start),
         _ => plan.duration,
     };
     finish(tally, window, cpu_before, start, started_unix_ms)
@@ -220,7 +219,6 @@ pub struct Open {
     pub connections: usize,
     /// Requests per second, scheduled evenly.
     pub rate: f64,
-    pub warmup: Duration,
     pub duration: Duration,
 }
 
@@ -229,8 +227,7 @@ pub async fn open(plan: Open, make_body: MakeBody) -> anyhow::Result<Outcome> {
     let cpu_before = Usage::of_self()?;
     let started_unix_ms = unix_ms();
     let start = Instant::now();
-    let measure_from = start + plan.warmup;
-    let total = ((plan.warmup + plan.duration).as_secs_f64() * plan.rate).ceil() as u64;
+    let total = (plan.duration.as_secs_f64() * plan.rate).ceil() as u64;
 
     // The schedule: a plain thread sleeping until each slot (nanosleep is accurate to tens
     // of microseconds; tokio's timer only to the millisecond), handing out (seq, slot).
@@ -263,10 +260,8 @@ pub async fn open(plan: Open, make_body: MakeBody) -> anyhow::Result<Outcome> {
                 let Some(result) = client.post(make_body(seq)).await else {
                     break;
                 };
-                if slot >= measure_from {
-                    tally.add(seq, &result, slot.elapsed(), false);
-                    record(&mut tally.lateness, sent.saturating_duration_since(slot));
-                }
+                tally.add(seq, &result, slot.elapsed(), false);
+                record(&mut tally.lateness, sent.saturating_duration_since(slot));
             }
             tally
         }));

@@ -48,7 +48,11 @@ pub fn ge(value: f64, limit: f64) -> Option<bool> {
 
 /// `1.23 ms`.
 pub fn ms(v: f64) -> String {
-    if v.is_nan() { "n/a".into() } else { format!("{v:.2} ms") }
+    if v.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{v:.2} ms")
+    }
 }
 
 /// `12,345/s`.
@@ -77,9 +81,8 @@ pub fn percentiles(l: &crate::stats::Latency) -> String {
 
 /// Prints the table to stdout.
 pub fn print(title: &str, rows: &[Row]) {
-    let width = |f: &dyn Fn(&Row) -> String| {
-        rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0)
-    };
+    let width =
+        |f: &dyn Fn(&Row) -> String| rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0);
     let w_name = width(&|r| r.name.clone());
     let w_value = width(&|r| r.value.clone());
     let w_target = width(&|r| r.target.clone().unwrap_or_default()).max(6);
@@ -96,17 +99,17 @@ pub fn print(title: &str, rows: &[Row]) {
             None if r.target.is_some() => "n/a",
             None => "",
         };
-        println!(
-            "{:<w_name$}  {:<w_value$}  {:<w_target$}  {verdict}",
+        let line = format!(
+            "{}  {}  {}  {verdict}",
             pad(&r.name, w_name),
             pad(&r.value, w_value),
             pad(r.target.as_deref().unwrap_or(""), w_target),
         );
+        println!("{}", line.trim_end());
     }
 }
 
-/// Pads by characters (the table holds `≤`, `→`, `µ`), for `{:<w$}` which pads by chars too
-/// but is kept explicit here so the intent is clear.
+/// Pads to `width` characters (the table holds `≤`, `→`, `½`: not bytes).
 fn pad(s: &str, width: usize) -> String {
     let n = s.chars().count();
     format!("{s}{}", " ".repeat(width.saturating_sub(n)))
@@ -133,6 +136,8 @@ pub fn machine() -> Value {
         "mem_total_mib": mem_total_mib,
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
         "redis_server": redis_version(),
+        // Others sharing the machine skew every figure; this says how busy it was.
+        "loadavg_at_start": std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.trim().to_string()),
     })
 }
 

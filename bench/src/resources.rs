@@ -10,10 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::Settings;
 use crate::procs::{Paths, Stack};
 use crate::report::{Row, le, ms};
 use crate::stats::median;
-use crate::Settings;
 
 /// How many times each run starts sfrelay to time its start-up.
 const STARTS_PER_RUN: usize = 5;
@@ -69,6 +69,39 @@ impl Usage {
     /// CPU seconds used between two readings.
     pub fn cpu_since(&self, before: &Usage) -> f64 {
         self.cpu_secs - before.cpu_secs
+    }
+}
+
+/// CPU time the whole machine spent busy (all processes, the kernel, interrupts) and the time
+/// the hypervisor stole, in seconds summed over cores, from the first line of `/proc/stat`.
+/// Tells whether the cores were saturated, whoever used them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineCpu {
+    pub busy_secs: f64,
+    /// Of `busy_secs`: interrupt handling (on loopback, mostly the TCP receive path), which
+    /// the kernel charges to no process.
+    pub softirq_secs: f64,
+    pub steal_secs: f64,
+}
+
+impl MachineCpu {
+    pub fn read() -> anyhow::Result<MachineCpu> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let fields: Vec<f64> = stat
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .context("malformed /proc/stat")?
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect();
+        // user nice system idle iowait irq softirq steal …
+        let get = |i: usize| fields.get(i).copied().unwrap_or(0.0) / clock_ticks_per_sec();
+        Ok(MachineCpu {
+            busy_secs: get(0) + get(1) + get(2) + get(5) + get(6) + get(7),
+            softirq_secs: get(5) + get(6),
+            steal_secs: get(7),
+        })
     }
 }
 
@@ -133,7 +166,10 @@ pub fn rows(s: &Summary) -> Vec<Row> {
             "start-up: spawn → /readyz 200",
             format!("{} (max {})", ms(s.startup_ms), ms(s.startup_max_ms)),
         )
-        .target(format!("≤ {STARTUP_TARGET_MS} ms"), le(s.startup_ms, STARTUP_TARGET_MS)),
+        .target(
+            format!("≤ {STARTUP_TARGET_MS} ms"),
+            le(s.startup_ms, STARTUP_TARGET_MS),
+        ),
         Row::new("RSS idle", format!("{:.1} MiB", s.idle_rss_mib)),
     ]
 }
