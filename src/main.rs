@@ -144,16 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq { command } => runtime.block_on(dlq(&config, command)),
         Command::Run { route } => runtime.block_on(run_now(config, &route)),
         Command::Render { event, route } => {
-            let routes = sfrelay::app::load_routes(&config).map_err(|errors| {
-                anyhow::anyhow!(
-                    "routes and templates have problems (run `sfrelay check`):\n{}",
-                    errors
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )
-            })?;
+            let routes = load_routes(&config)?;
             let body = std::fs::read(&event)
                 .with_context(|| format!("cannot read {}", event.display()))?;
             let events = parse_flow_request(&body, chrono::Utc::now()).map_err(|errors| {
@@ -230,16 +221,7 @@ async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> {
 /// Runs a scheduled route at once, in this process: its query per org, then its deliveries.
 async fn run_now(config: Config, name: &str) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
-    let routes = sfrelay::app::load_routes(&config).map_err(|errors| {
-        anyhow::anyhow!(
-            "routes and templates have problems (run `sfrelay check`):\n{}",
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let routes = load_routes(&config)?;
     let route = routes
         .get(name)
         .ok_or_else(|| anyhow::anyhow!("no route named {name:?}"))?;
@@ -283,5 +265,16 @@ async fn run_now(config: Config, name: &str) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// The routes and templates, or every problem with them (as `sfrelay check` names them).
+fn load_routes(config: &Config) -> anyhow::Result<sfrelay::routing::RouteSet> {
+    sfrelay::app::load_routes(config).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "routes and templates have problems (run `sfrelay check`):\n{}",
+            list.join("\n")
+        )
     })
 }

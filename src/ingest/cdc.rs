@@ -14,7 +14,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::flow::{FieldError, MAX_BATCH};
+use super::flow::{
+    FieldError, MAX_BATCH, error, expected, id, is_api_name, object_value, optional, pointer,
+    required, string, type_name,
+};
 use crate::event::{ChangeType, Event, SalesforceId};
 
 /// What a CDC body became: events to route, plus gap events (header only)
@@ -503,42 +506,6 @@ fn set_null(record: &mut Map<String, Value>, field: &str) {
     map.insert((*last).to_owned(), Value::Null);
 }
 
-/// Takes a required field out of `map`, reporting it when missing or null.
-fn required(
-    map: &mut Map<String, Value>,
-    key: &str,
-    base: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<Value> {
-    match map.remove(key) {
-        None => {
-            errors.push(error(pointer(base, key), "required field is missing"));
-            None
-        }
-        Some(Value::Null) => {
-            errors.push(error(pointer(base, key), "required field is null"));
-            None
-        }
-        Some(v) => Some(v),
-    }
-}
-
-/// Takes an optional field out of `map`; `null` counts as absent.
-fn optional(map: &mut Map<String, Value>, key: &str) -> Option<Value> {
-    map.remove(key).filter(|v| !v.is_null())
-}
-
-/// The string inside `value`, or an error at `path` naming the type.
-fn string(value: Value, path: String, errors: &mut Vec<FieldError>) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s),
-        other => {
-            errors.push(expected(path, "a string", &other));
-            None
-        }
-    }
-}
-
 /// The non-negative integer inside `value`, or an error at `path`.
 fn unsigned(value: Value, path: String, errors: &mut Vec<FieldError>) -> Option<u64> {
     let n = match &value {
@@ -554,72 +521,12 @@ fn unsigned(value: Value, path: String, errors: &mut Vec<FieldError>) -> Option<
     n
 }
 
-/// The object inside `value`, or an error at `path` naming the type.
-fn object_value(
-    value: Value,
-    path: String,
-    errors: &mut Vec<FieldError>,
-) -> Option<Map<String, Value>> {
-    match value {
-        Value::Object(map) => Some(map),
-        other => {
-            errors.push(expected(path, "an object", &other));
-            None
-        }
-    }
-}
-
-/// Parses a Salesforce Id, or records why it is not one.
-fn id(s: &str, path: String, errors: &mut Vec<FieldError>) -> Option<SalesforceId> {
-    SalesforceId::parse(s)
-        .map_err(|e| errors.push(error(path, format!("invalid Salesforce Id: {e}"))))
-        .ok()
-}
-
-/// Letters, digits and underscores, starting with a letter, at most 80
-/// characters: the shape of every sObject API name.
-fn is_api_name(name: &str) -> bool {
-    name.len() <= 80
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// Joins `base` and one key into a JSON Pointer, escaping `~` and `/`.
-fn pointer(base: &str, key: &str) -> String {
-    format!("{base}/{}", key.replace('~', "~0").replace('/', "~1"))
-}
-
-/// Builds a [`FieldError`].
-fn error(path: String, message: impl Into<String>) -> FieldError {
-    FieldError {
-        path,
-        message: message.into(),
-    }
-}
-
-/// A wrong-type error that names both the expected and the actual type.
-fn expected(path: String, what: &str, got: &Value) -> FieldError {
-    error(path, format!("expected {what}, got {}", type_name(got)))
-}
-
 /// A number's text (so a float or negative value is visible in the
 /// message), or the JSON type of anything else.
 fn describe(value: &Value) -> String {
     match value {
         Value::Number(n) => n.to_string(),
         other => type_name(other).into(),
-    }
-}
-
-/// The JSON type of `value`, as named in error messages.
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

@@ -245,7 +245,7 @@ fn parse_envelope(
 }
 
 /// Takes a required field out of `map`, reporting it when missing or null.
-fn required(
+pub(super) fn required(
     map: &mut Map<String, Value>,
     key: &str,
     base: &str,
@@ -266,12 +266,12 @@ fn required(
 
 /// Takes an optional field out of `map`; `null` counts as absent because
 /// Flow sends unset variables as null.
-fn optional(map: &mut Map<String, Value>, key: &str) -> Option<Value> {
+pub(super) fn optional(map: &mut Map<String, Value>, key: &str) -> Option<Value> {
     map.remove(key).filter(|v| !v.is_null())
 }
 
 /// The string inside `value`, or an error at `path` naming the type.
-fn string(value: Value, path: String, errors: &mut Vec<FieldError>) -> Option<String> {
+pub(super) fn string(value: Value, path: String, errors: &mut Vec<FieldError>) -> Option<String> {
     match value {
         Value::String(s) => Some(s),
         other => {
@@ -282,7 +282,7 @@ fn string(value: Value, path: String, errors: &mut Vec<FieldError>) -> Option<St
 }
 
 /// The object inside `value`, or an error at `path` naming the type.
-fn object_value(
+pub(super) fn object_value(
     value: Value,
     path: String,
     errors: &mut Vec<FieldError>,
@@ -297,7 +297,7 @@ fn object_value(
 }
 
 /// Parses a Salesforce Id, or records why it is not one.
-fn id(s: &str, path: String, errors: &mut Vec<FieldError>) -> Option<SalesforceId> {
+pub(super) fn id(s: &str, path: String, errors: &mut Vec<FieldError>) -> Option<SalesforceId> {
     SalesforceId::parse(s)
         .map_err(|e| errors.push(error(path, format!("invalid Salesforce Id: {e}"))))
         .ok()
@@ -305,19 +305,19 @@ fn id(s: &str, path: String, errors: &mut Vec<FieldError>) -> Option<SalesforceI
 
 /// Letters, digits and underscores, starting with a letter, at most 80
 /// characters: the shape of every sObject API name.
-fn is_api_name(name: &str) -> bool {
+pub(super) fn is_api_name(name: &str) -> bool {
     name.len() <= 80
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Joins `base` and one key into a JSON Pointer, escaping `~` and `/`.
-fn pointer(base: &str, key: &str) -> String {
+pub(super) fn pointer(base: &str, key: &str) -> String {
     format!("{base}/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
 /// Builds a [`FieldError`].
-fn error(path: String, message: impl Into<String>) -> FieldError {
+pub(super) fn error(path: String, message: impl Into<String>) -> FieldError {
     FieldError {
         path,
         message: message.into(),
@@ -325,12 +325,12 @@ fn error(path: String, message: impl Into<String>) -> FieldError {
 }
 
 /// A wrong-type error that names both the expected and the actual type.
-fn expected(path: String, what: &str, got: &Value) -> FieldError {
+pub(super) fn expected(path: String, what: &str, got: &Value) -> FieldError {
     error(path, format!("expected {what}, got {}", type_name(got)))
 }
 
 /// The JSON type of `value`, as named in error messages.
-fn type_name(value: &Value) -> &'static str {
+pub(super) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -317,11 +317,19 @@ async fn enqueue_gaps(state: &AppState, gaps: &[cdc::GapEvent]) -> Result<(), In
         .enqueue(&jobs, state.config.dedupe_window)
         .await
         .map(|_| ())
-        .map_err(|e| match e {
-            QueueError::Full { depth } => IngestError::QueueFull { depth, retry_after },
-            QueueError::Unavailable(_) => IngestError::QueueUnavailable { retry_after },
-            QueueError::Corrupt(reason) => IngestError::Internal(reason),
-        })
+        .map_err(|e| queue_refusal(e, retry_after))
+}
+
+/// What a queue failure means for the caller: 503 with `Retry-After`, nothing written.
+fn queue_refusal(e: QueueError, retry_after: Duration) -> IngestError {
+    match e {
+        QueueError::Full { depth } => IngestError::QueueFull { depth, retry_after },
+        QueueError::Unavailable(reason) => {
+            tracing::warn!(%reason, "queue unavailable; answering 503");
+            IngestError::QueueUnavailable { retry_after }
+        }
+        QueueError::Corrupt(reason) => IngestError::Internal(reason),
+    }
 }
 
 /// `POST /v1/outbound-messages/{token}`: a Salesforce Outbound Message. Answered with the
@@ -449,14 +457,7 @@ async fn enqueue(state: &AppState, events: &[Event]) -> Result<Accepted, IngestE
         .queue
         .enqueue(&jobs, state.config.dedupe_window)
         .await
-        .map_err(|e| match e {
-            QueueError::Full { depth } => IngestError::QueueFull { depth, retry_after },
-            QueueError::Unavailable(reason) => {
-                tracing::warn!(%reason, "queue unavailable; answering 503");
-                IngestError::QueueUnavailable { retry_after }
-            }
-            QueueError::Corrupt(reason) => IngestError::Internal(reason),
-        })?;
+        .map_err(|e| queue_refusal(e, retry_after))?;
     let mut accepted = Accepted {
         accepted: 0,
         duplicates: 0,
