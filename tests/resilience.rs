@@ -130,17 +130,8 @@ async fn slack_errors_and_rate_limits_are_retried_until_delivered_once() {
     assert!(app.logs().contains("will retry"));
 }
 
-#[tokio::test]
-async fn sigterm_drains_in_flight_work_and_exits_zero() {
-    let redis = Redis::start();
-    let slack = Slack::start(&["--latency-ms", "1500"]);
-    let mut app = App::spawn(Options {
-        redis: Some(redis.url()),
-        slack_api: Some(slack.api_base()),
-        routes: support::deal_desk_only(),
-        ..Options::default()
-    })
-    .await;
+/// Sends one Closed Won and waits until a worker holds it (Slack is slow in these tests).
+async fn post_one_and_wait_until_in_flight(app: &App) {
     assert_eq!(
         app.post_events(closed_won("006000000000001AAA"))
             .await
@@ -158,6 +149,20 @@ async fn sigterm_drains_in_flight_work_and_exits_zero() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_work_and_exits_zero() {
+    let redis = Redis::start();
+    let slack = Slack::start(&["--latency-ms", "1500"]);
+    let mut app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: support::deal_desk_only(),
+        ..Options::default()
+    })
+    .await;
+    post_one_and_wait_until_in_flight(&app).await;
 
     app.signal("TERM");
     // Readiness turns 503 at once while the job finishes.
@@ -195,23 +200,7 @@ async fn a_job_past_the_grace_period_goes_back_to_the_queue() {
         ..Options::default()
     })
     .await;
-    assert_eq!(
-        app.post_events(closed_won("006000000000001AAA"))
-            .await
-            .status(),
-        202
-    );
-    eventually(
-        "the job to be in flight",
-        Duration::from_secs(10),
-        || async {
-            let in_flight = app
-                .metric("sfrelay_queue_depth{state=\"in_flight\"}")
-                .await?;
-            (in_flight == 1.0).then_some(())
-        },
-    )
-    .await;
+    post_one_and_wait_until_in_flight(&app).await;
     app.signal("TERM");
     let status = app.wait_exit(Duration::from_secs(15)).await;
     assert!(status.success(), "exit status {status:?}");
