@@ -1,8 +1,9 @@
 //! Carries out one fired route against Slack: resolves channels and people, renders, posts,
 //! and records what it did, so a retried or recovered job skips what is already done.
 //!
-//! The one window left: Slack accepted a post and the process died before the ledger write.
-//! The ledger is written right after Slack answers, so the window is one Redis round trip.
+//! The window between Slack accepting a post and the ledger write is closed for top-level posts
+//! by a pending note and Slack message metadata (see `Deliverer::post`); thread replies, which
+//! the channel history does not show, keep a window of one Redis round trip.
 
 pub mod ratelimit;
 pub mod resolve;

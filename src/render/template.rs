@@ -71,7 +71,7 @@ impl Default for RenderOptions {
 pub struct RenderContext<'a> {
     /// The change being announced.
     pub event: &'a Event,
-    /// The org's instance URL (https://acme.my.salesforce.com) for record links; None when not configured.
+    /// The org's instance URL (`https://acme.my.salesforce.com`) for record links; None when not configured.
     pub instance_url: Option<&'a str>,
     /// Emails already resolved to Slack user ids (keys lowercase).
     pub users: &'a HashMap<String, String>,
