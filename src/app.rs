@@ -23,13 +23,13 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, ConfigError};
 use crate::deliver::ratelimit::Rate;
 use crate::deliver::store::{MemoryStore, RedisStore, Store};
-use crate::deliver::{Deliverer, OrgDirectory};
+use crate::deliver::{Deliverer, Deliverers, OrgDirectory};
 use crate::ingest::{self, auth::Authenticator};
 use crate::queue::{Queue, QueueError, memory::MemoryQueue, redis::RedisQueue};
 use crate::render::template::RenderOptions;
 use crate::routing::{LoadError, RouteSet};
 use crate::salesforce::{ClientOptions, SalesforceClient};
-use crate::slack::{SlackError, SlackSink};
+use crate::slack::{SlackClient, SlackError, SlackSink};
 use crate::telemetry;
 use crate::worker::{WorkerContext, WorkerPool};
 
@@ -179,24 +179,44 @@ pub fn build_queue(config: &Config) -> Result<Backends, QueueError> {
     Ok((queue, store))
 }
 
-/// The delivery side: Slack, the state store, the routes, Salesforce for enrichment.
+/// The delivery side: Slack (the default workspace, and one per org with its own bot
+/// token), the state store, the routes, Salesforce for enrichment.
 pub fn build_deliverer(
     config: &Config,
     slack: SlackSink,
     store: Arc<dyn Store>,
     routes: Arc<ArcSwap<RouteSet>>,
-) -> Result<Deliverer, ServeError> {
-    Ok(Deliverer::new(
-        slack,
-        store,
-        routes,
-        Arc::new(OrgDirectory::new(&config.orgs)),
-        Rate {
-            interval: config.slack.channel_interval,
-            burst: config.slack.channel_burst,
-        },
-        build_salesforce(config)?,
-    ))
+) -> Result<Deliverers, ServeError> {
+    let orgs = Arc::new(OrgDirectory::new(&config.orgs));
+    let rate = Rate {
+        interval: config.slack.channel_interval,
+        burst: config.slack.channel_burst,
+    };
+    let salesforce = build_salesforce(config)?;
+    let make = |slack: SlackSink, prefix: String| {
+        Arc::new(Deliverer::new(
+            slack,
+            store.clone(),
+            routes.clone(),
+            orgs.clone(),
+            rate,
+            salesforce.clone(),
+            prefix,
+        ))
+    };
+    let mut by_org = std::collections::HashMap::new();
+    for org in &config.orgs {
+        if let Some(token) = &org.slack_token {
+            let sink = SlackSink::Api(SlackClient::new(
+                &config.slack.api_base,
+                token.clone(),
+                config.slack.timeout,
+            )?);
+            check_slack_token(&sink);
+            by_org.insert(org.id.clone(), make(sink, format!("ws-{}:", org.id)));
+        }
+    }
+    Ok(Deliverers::new(make(slack, String::new()), by_org))
 }
 
 /// The Salesforce API client for the orgs that have credentials (none: `None`).

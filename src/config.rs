@@ -178,6 +178,15 @@ struct OrgFile {
     salesforce: Option<SalesforceFile>,
     #[serde(default)]
     reconcile: Vec<ReconcileConfig>,
+    slack: Option<OrgSlackFile>,
+}
+
+/// An org's own Slack bot token (`[orgs.slack]`), when it posts as another app or workspace.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OrgSlackFile {
+    bot_token_env: Option<String>,
+    bot_token_file: Option<PathBuf>,
 }
 
 /// Reconciliation of one object of one org: every `every_seconds`, records modified in the last
@@ -298,6 +307,8 @@ pub struct OrgConfig {
     pub instance_url: Option<String>,
     pub salesforce: SalesforceFile,
     pub reconcile: Vec<ReconcileConfig>,
+    /// The org's own Slack bot token; `None` posts with `SLACK_BOT_TOKEN`.
+    pub slack_token: Option<Secret<String>>,
 }
 
 impl OrgConfig {
@@ -526,6 +537,16 @@ fn load_org(i: usize, org: OrgFile, base: &Path, env: &dyn Env) -> Result<OrgCon
         }
     }
     let reconcile = org.reconcile.clone();
+    let slack = org.slack.unwrap_or_default();
+    let slack_token = secret_from(
+        env,
+        base,
+        &key("slack.bot_token_env"),
+        slack.bot_token_env.as_deref(),
+        &key("slack.bot_token_file"),
+        slack.bot_token_file.as_deref(),
+    )?
+    .map(Secret::new);
     let salesforce = org.salesforce.unwrap_or_default();
     let instance_url = match &salesforce.instance_url {
         Some(url) => {
@@ -624,6 +645,7 @@ fn load_org(i: usize, org: OrgFile, base: &Path, env: &dyn Env) -> Result<OrgCon
         instance_url,
         salesforce,
         reconcile,
+        slack_token,
     })
 }
 

@@ -238,10 +238,11 @@ async fn run_now(config: Config, name: &str) -> anyhow::Result<ExitCode> {
     let (_, store) = sfrelay::app::build_queue(&config)?;
     let slack = sfrelay::slack::SlackSink::from_config(&config.slack)?;
     let routes = Arc::new(arc_swap::ArcSwap::from_pointee(routes));
-    let deliverer = sfrelay::app::build_deliverer(&config, slack, store, routes)?;
+    let deliverers = sfrelay::app::build_deliverer(&config, slack, store, routes)?;
     let tick = chrono::Utc::now().timestamp_millis();
     let mut failed = 0;
     for org in &targets {
+        let deliverer = deliverers.for_org(org);
         match deliverer.run_scheduled(name, org, tick).await {
             Ok(events) => {
                 for event in &events {

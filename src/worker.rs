@@ -13,7 +13,7 @@ use tracing::Instrument;
 use std::collections::HashMap;
 
 use crate::config::QueueConfig;
-use crate::deliver::Deliverer;
+use crate::deliver::Deliverers;
 use crate::event::Event;
 use crate::queue::{ConsumerId, Job, Lane, NewJob, Queue, QueueError};
 use crate::routing::Priority;
@@ -24,7 +24,7 @@ use crate::task::Task;
 #[derive(Clone)]
 pub struct WorkerContext {
     pub queue: Arc<dyn Queue>,
-    pub deliverer: Arc<Deliverer>,
+    pub deliverer: Arc<Deliverers>,
     pub queue_config: QueueConfig,
     pub dedupe_window: Duration,
     /// Fields reconciliation compares, per org and object.
@@ -226,7 +226,7 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
     };
     match task {
         Task::Event { event } => fan_out(ctx, job, &event, false).await,
-        Task::Gap { gap } => match ctx.deliverer.fetch_gap(&gap).await {
+        Task::Gap { gap } => match ctx.deliverer.for_org(&gap.org_id).fetch_gap(&gap).await {
             Ok(events) => {
                 for event in &events {
                     let outcome = fan_out(ctx, job, event, true).await;
@@ -258,7 +258,12 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
                 ),
             },
         },
-        Task::Route { route, event } => match ctx.deliverer.deliver_route(&event, &route).await {
+        Task::Route { route, event } => match ctx
+            .deliverer
+            .for_org(&event.org_id)
+            .deliver_route(&event, &route)
+            .await
+        {
             Ok(()) => Outcome::Done,
             Err(e) => match e.postpone_for() {
                 Some(_) if too_old(ctx, job) => Outcome::Dead {

@@ -460,3 +460,62 @@ async fn a_room_made_before_a_crash_is_found_and_reused() {
     let channels: Vec<Value> = slack.get_json("/_emulator/channels").await;
     assert!(!channels.iter().any(|c| c["name"] == "deal-beta-ltd-2"));
 }
+
+#[tokio::test]
+async fn an_org_with_its_own_slack_token_posts_with_it() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    // The last configured org (the EC one) gets its own bot token; the emulator knows only
+    // the default one, so that org's posts are refused with invalid_auth while the others'
+    // go through: proof that each org posts with its own token.
+    let app = App::spawn_with_env(
+        Options {
+            redis: Some(redis.url()),
+            slack_api: Some(slack.api_base()),
+            routes: support::deal_desk_only(),
+            extra_toml: "[orgs.slack]\nbot_token_env = \"EC_ORG_SLACK_TOKEN\"\n".into(),
+            ..Options::default()
+        },
+        vec![("EC_ORG_SLACK_TOKEN".into(), "xoxb-another-workspace".into())],
+    )
+    .await;
+    let ec_org = "00D5g000001EcDsEAK";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &serde_json::json!({"exp": now + 120}),
+        &jsonwebtoken::EncodingKey::from_ec_pem(&fixture("keys/ec-private.pem")).unwrap(),
+    )
+    .unwrap();
+    let mut body: Value =
+        serde_json::from_slice(&fixture("flow-opportunity-closed-won.json")).unwrap();
+    body["org_id"] = ec_org.into();
+    let auth = format!("Bearer {token}");
+    let response = app
+        .post_events_with(body.to_string(), &[("Authorization", &auth)])
+        .await;
+    assert_eq!(response.status(), 202);
+    eventually(
+        "the other org's dead letter",
+        Duration::from_secs(10),
+        || async {
+            (app.metric("sfrelay_queue_depth{state=\"dead\"}").await? == 1.0).then_some(())
+        },
+    )
+    .await;
+    let (ok, out) = app.cli(&["dlq", "list"]);
+    assert!(ok && out.contains("invalid_auth"), "{out}");
+
+    // The default org still posts with the default token.
+    assert_eq!(
+        app.post_events(fixture("flow-opportunity-closed-won.json"))
+            .await
+            .status(),
+        202
+    );
+    let messages = slack.wait_for_messages(1).await;
+    assert_eq!(messages[0]["channel"], "C0DEALDESK");
+}

@@ -101,6 +101,31 @@ pub struct Landed {
     pub ts: String,
 }
 
+/// One deliverer per Slack workspace: the default one, and one for each org with its own bot
+/// token (`[orgs.slack]`). Everything else (store, routes, Salesforce) is shared.
+pub struct Deliverers {
+    default: Arc<Deliverer>,
+    by_org: HashMap<SalesforceId, Arc<Deliverer>>,
+}
+
+impl Deliverers {
+    pub fn new(default: Arc<Deliverer>, by_org: HashMap<SalesforceId, Arc<Deliverer>>) -> Self {
+        Deliverers { default, by_org }
+    }
+
+    /// The deliverer that posts on behalf of `org`.
+    pub fn for_org(&self, org: &SalesforceId) -> &Deliverer {
+        self.by_org.get(org).unwrap_or(&self.default)
+    }
+}
+
+impl std::ops::Deref for Deliverers {
+    type Target = Deliverer;
+    fn deref(&self) -> &Deliverer {
+        &self.default
+    }
+}
+
 /// The per-org facts templates need (record links).
 #[derive(Debug, Default)]
 pub struct OrgDirectory {
@@ -132,6 +157,8 @@ pub struct Deliverer {
     pub salesforce: Option<Arc<SalesforceClient>>,
     resolver: Resolver,
     limiter: Limiter,
+    /// Keeps this Slack workspace's state (names, limits, room names) apart in the store.
+    prefix: String,
 }
 
 impl Deliverer {
@@ -142,9 +169,15 @@ impl Deliverer {
         orgs: Arc<OrgDirectory>,
         channel_rate: Rate,
         salesforce: Option<Arc<SalesforceClient>>,
+        prefix: String,
     ) -> Self {
-        let limiter = Limiter::new(store.clone(), channel_rate, !slack.is_log());
-        let resolver = Resolver::new(slack.clone(), store.clone(), limiter.clone());
+        let limiter = Limiter::new(store.clone(), channel_rate, !slack.is_log(), prefix.clone());
+        let resolver = Resolver::new(
+            slack.clone(),
+            store.clone(),
+            limiter.clone(),
+            prefix.clone(),
+        );
         Deliverer {
             slack,
             store,
@@ -153,6 +186,7 @@ impl Deliverer {
             salesforce,
             resolver,
             limiter,
+            prefix,
         }
     }
 
@@ -671,7 +705,7 @@ impl Deliverer {
                 let stem: String = name.chars().take(80 - suffix.len()).collect();
                 format!("{}{suffix}", stem.trim_end_matches('-'))
             };
-            let claim_key = format!("roomname:{candidate}");
+            let claim_key = format!("{}roomname:{candidate}", self.prefix);
             let holder = self.store.claim(&claim_key, room_key, None).await?;
             if holder.as_deref().is_some_and(|h| h != room_key) {
                 continue; // another record's room, or known to be someone else's channel

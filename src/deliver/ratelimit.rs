@@ -43,14 +43,17 @@ pub struct Limiter {
     channel: Rate,
     /// Off for the log sink: nothing is sent, so nothing to limit.
     enabled: bool,
+    /// Keeps each Slack workspace's limits apart in the store.
+    prefix: String,
 }
 
 impl Limiter {
-    pub fn new(store: Arc<dyn Store>, channel: Rate, enabled: bool) -> Self {
+    pub fn new(store: Arc<dyn Store>, channel: Rate, enabled: bool, prefix: String) -> Self {
         Limiter {
             store,
             channel,
             enabled,
+            prefix,
         }
     }
 
@@ -71,8 +74,11 @@ impl Limiter {
             return call().await.map_err(DeliverError::from);
         }
         let (key, rate) = match channel {
-            Some(channel) => (format!("chan:{channel}"), self.channel),
-            None => (format!("method:{method}"), method_rate(method)),
+            Some(channel) => (format!("{}chan:{channel}", self.prefix), self.channel),
+            None => (
+                format!("{}method:{method}", self.prefix),
+                method_rate(method),
+            ),
         };
         if let Some(wait) = self
             .store

@@ -32,14 +32,17 @@ pub struct Resolver {
     slack: SlackSink,
     store: Arc<dyn Store>,
     limiter: Limiter,
+    /// Keeps each Slack workspace's names apart in the store.
+    prefix: String,
 }
 
 impl Resolver {
-    pub fn new(slack: SlackSink, store: Arc<dyn Store>, limiter: Limiter) -> Self {
+    pub fn new(slack: SlackSink, store: Arc<dyn Store>, limiter: Limiter, prefix: String) -> Self {
         Resolver {
             slack,
             store,
             limiter,
+            prefix,
         }
     }
 
@@ -53,7 +56,7 @@ impl Resolver {
         if self.slack.is_log() {
             return Ok(format!("#{name}"));
         }
-        let key = format!("chan:{name}");
+        let key = format!("{}chan:{name}", self.prefix);
         if let Some(id) = self.store.get(&key).await? {
             return Ok(id);
         }
@@ -61,7 +64,8 @@ impl Resolver {
         // off) resumes where it stopped instead of starting over, whichever job goes next.
         let mut found = None;
         for _ in 0..MAX_PAGES {
-            let cursor = self.store.get(SCAN_CURSOR).await?.unwrap_or_default();
+            let scan_cursor = format!("{}{SCAN_CURSOR}", self.prefix);
+            let cursor = self.store.get(&scan_cursor).await?.unwrap_or_default();
             let page = self
                 .limiter
                 .call("conversations.list", None, || {
@@ -71,11 +75,11 @@ impl Resolver {
             let entries: Vec<(String, String)> = page
                 .channels
                 .iter()
-                .map(|c| (format!("chan:{}", c.name), c.id.clone()))
+                .map(|c| (format!("{}chan:{}", self.prefix, c.name), c.id.clone()))
                 .collect();
             self.store.set_many(&entries, Some(CHANNEL_TTL)).await?;
             let next = page.next_cursor().unwrap_or_default().to_string();
-            self.store.set(SCAN_CURSOR, &next, Some(SCAN_TTL)).await?;
+            self.store.set(&scan_cursor, &next, Some(SCAN_TTL)).await?;
             if let Some(c) = page.channels.iter().find(|c| &c.name == name) {
                 found = Some(c.id.clone());
                 break;
@@ -97,7 +101,7 @@ impl Resolver {
         if self.slack.is_log() || email.is_empty() {
             return Ok(None);
         }
-        let key = format!("user:{email}");
+        let key = format!("{}user:{email}", self.prefix);
         if let Some(cached) = self.store.get(&key).await? {
             return Ok((cached != NOBODY).then_some(cached));
         }
@@ -117,7 +121,7 @@ impl Resolver {
 
     /// The DM conversation with a user.
     pub async fn dm(&self, user: &str) -> Result<String, DeliverError> {
-        let key = format!("dm:{user}");
+        let key = format!("{}dm:{user}", self.prefix);
         if let Some(id) = self.store.get(&key).await? {
             return Ok(id);
         }

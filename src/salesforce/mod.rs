@@ -1216,6 +1216,7 @@ mod tests {
             instance_url: None,
             salesforce: sf,
             reconcile: Vec::new(),
+            slack_token: None,
         }
     }
 
