@@ -2,8 +2,7 @@
 //! tokens, caching, refresh on an expired session, paging, error classification, API usage,
 //! and bound SOQL that an injection attempt cannot break.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -12,6 +11,10 @@ use sfrelay::event::SalesforceId;
 use sfrelay::salesforce::{
     ApiUsage, Auth, ClientOptions, OrgCredentials, Retry, SalesforceClient, SalesforceError, Soql,
 };
+
+mod support;
+
+use support::spawn_emulator;
 
 const CLIENT_ID: &str = "3MVG9test.client";
 const PUBLIC_KEY: &str = concat!(
@@ -32,7 +35,8 @@ struct Emulator {
 
 impl Emulator {
     fn start(extra: &[&str]) -> Emulator {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"));
+        command
             .args([
                 "salesforce",
                 "--listen",
@@ -40,21 +44,8 @@ impl Emulator {
                 "--client-id",
                 CLIENT_ID,
             ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sfrelay-emulator");
-        let stdout = child.stdout.take().expect("emulator stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("emulator prints its address");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected emulator output {line:?}"))
-            .to_string();
+            .args(extra);
+        let (child, url) = spawn_emulator(&mut command);
         Emulator {
             url,
             child,

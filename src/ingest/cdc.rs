@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::flow::{
-    FieldError, MAX_BATCH, error, expected, id, is_api_name, object_value, optional, pointer,
+    FieldError, MAX_BATCH, api_name, error, expected, id, object_value, optional, pointer,
     required, string, type_name,
 };
 use crate::event::{ChangeType, Event, SalesforceId};
@@ -294,18 +294,7 @@ fn parse_header(
     let path = |field: &str| pointer(base, field);
 
     let object = required(&mut header, "entityName", base, errors)
-        .and_then(|v| string(v, path("entityName"), errors))
-        .filter(|name| {
-            let valid = is_api_name(name);
-            if !valid {
-                errors.push(error(
-                    path("entityName"),
-                    "must be an sObject API name: letters, digits and underscores, \
-                     starting with a letter, at most 80 characters",
-                ));
-            }
-            valid
-        });
+        .and_then(|v| api_name(v, path("entityName"), errors));
 
     let kind = required(&mut header, "changeType", base, errors)
         .and_then(|v| string(v, path("changeType"), errors))

@@ -135,18 +135,7 @@ fn parse_envelope(
         });
 
     let object = required(&mut envelope, "object", base, errors)
-        .and_then(|v| string(v, path("object"), errors))
-        .filter(|name| {
-            let valid = is_api_name(name);
-            if !valid {
-                errors.push(error(
-                    path("object"),
-                    "must be an sObject API name: letters, digits and underscores, \
-                     starting with a letter, at most 80 characters",
-                ));
-            }
-            valid
-        });
+        .and_then(|v| api_name(v, path("object"), errors));
 
     let record = required(&mut envelope, "record", base, errors)
         .and_then(|v| object_value(v, path("record"), errors))
@@ -301,6 +290,21 @@ pub(super) fn id(s: &str, path: String, errors: &mut Vec<FieldError>) -> Option<
     SalesforceId::parse(s)
         .map_err(|e| errors.push(error(path, format!("invalid Salesforce Id: {e}"))))
         .ok()
+}
+
+/// The sObject API name inside `value`, or an error at `path` saying what one looks like.
+pub(super) fn api_name(value: Value, path: String, errors: &mut Vec<FieldError>) -> Option<String> {
+    let name = string(value, path.clone(), errors)?;
+    if is_api_name(&name) {
+        Some(name)
+    } else {
+        errors.push(error(
+            path,
+            "must be an sObject API name: letters, digits and underscores, \
+             starting with a letter, at most 80 characters",
+        ));
+        None
+    }
 }
 
 /// Letters, digits and underscores, starting with a letter, at most 80

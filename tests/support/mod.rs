@@ -125,6 +125,26 @@ impl Drop for Redis {
     }
 }
 
+/// Starts an emulator and reads the `listening on URL` line it prints first.
+pub fn spawn_emulator(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sfrelay-emulator");
+    let stdout = child.stdout.take().expect("emulator stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("emulator prints its address");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected emulator output {line:?}"))
+        .to_string();
+    (child, url)
+}
+
 /// The Slack Web API emulator (`sfrelay-emulator slack`).
 pub struct Slack {
     pub url: String,
@@ -136,23 +156,11 @@ pub const SLACK_TOKEN: &str = "xoxb-test-token";
 
 impl Slack {
     pub fn start(extra: &[&str]) -> Slack {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"));
+        command
             .args(["slack", "--listen", "127.0.0.1:0", "--token", SLACK_TOKEN])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sfrelay-emulator");
-        let stdout = child.stdout.take().expect("emulator stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("emulator prints its address");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected emulator output {line:?}"))
-            .to_string();
+            .args(extra);
+        let (child, url) = spawn_emulator(&mut command);
         Slack {
             url,
             child,
@@ -251,7 +259,8 @@ impl Salesforce {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data.json");
         std::fs::write(&data, records.to_string()).expect("write data");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"));
+        command
             .args([
                 "salesforce",
                 "--listen",
@@ -262,21 +271,8 @@ impl Salesforce {
             .arg("--public-key")
             .arg(fixture_path("keys/rsa-public.pem"))
             .arg("--data")
-            .arg(&data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sfrelay-emulator salesforce");
-        let stdout = child.stdout.take().expect("emulator stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("emulator prints its address");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected emulator output {line:?}"))
-            .to_string();
+            .arg(&data);
+        let (child, url) = spawn_emulator(&mut command);
         Salesforce {
             url,
             child,
