@@ -154,8 +154,9 @@ impl Default for SlackFile {
             api_base: "https://slack.com/api".into(),
             timeout_secs: 10,
             channel_messages_per_sec: 1.0,
-            // Slack tolerates "short bursts" without saying how short: stay on the safe side.
-            channel_burst: 2,
+            // Slack allows "short bursts >1" without saying how short; 3 is a short burst, and a
+            // 429 still closes the channel for every replica for exactly its Retry-After.
+            channel_burst: 3,
         }
     }
 }

@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{OrgConfig, ReconcileConfig};
 use crate::deliver::store::{Store, StoreError};
 use crate::event::{ChangeType, Event, SalesforceId};
-use crate::queue::{NewJob, Queue, now_ms};
+use crate::queue::{Queue, now_ms};
 use crate::salesforce::{SalesforceClient, Soql};
-use crate::task::Task;
+use crate::task::event_jobs;
 
 /// How long what sfrelay saw of a record is kept.
 const SEEN_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
@@ -226,33 +226,22 @@ pub async fn run(
             }
             match missed_changes(&client, store.as_ref(), org, spec, now).await {
                 Ok(events) if events.is_empty() => {}
-                Ok(events) => {
-                    let jobs: Result<Vec<NewJob>, _> = events
-                        .iter()
-                        .map(|event| {
-                            let task = Task::Event {
-                                event: event.clone(),
-                            };
-                            NewJob::new(event.id.clone(), event.dedupe_key(), &task, now_ms())
-                        })
-                        .collect();
-                    match jobs {
-                        Ok(jobs) => match queue.enqueue(&jobs, dedupe_window).await {
-                            Ok(outcome) => {
-                                let new = outcome
-                                    .results
-                                    .iter()
-                                    .filter(|r| matches!(r, crate::queue::Enqueued::New(_)))
-                                    .count();
-                                metrics::counter!("sfrelay_events_recovered_total", "object" => spec.object.clone())
+                Ok(events) => match event_jobs(&events, now_ms()) {
+                    Ok(jobs) => match queue.enqueue(&jobs, dedupe_window).await {
+                        Ok(outcome) => {
+                            let new = outcome
+                                .results
+                                .iter()
+                                .filter(|r| matches!(r, crate::queue::Enqueued::New(_)))
+                                .count();
+                            metrics::counter!("sfrelay_events_recovered_total", "object" => spec.object.clone())
                                     .increment(new as u64);
-                                tracing::warn!(%org, object = %spec.object, recovered = new, "reconciliation found changes whose callouts never came");
-                            }
-                            Err(e) => tracing::warn!(error = %e, "cannot queue reconciled events"),
-                        },
-                        Err(e) => tracing::error!(error = %e, "cannot build reconciled jobs"),
-                    }
-                }
+                            tracing::warn!(%org, object = %spec.object, recovered = new, "reconciliation found changes whose callouts never came");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot queue reconciled events"),
+                    },
+                    Err(e) => tracing::error!(error = %e, "cannot build reconciled jobs"),
+                },
                 Err(e) => {
                     tracing::warn!(%org, object = %spec.object, error = %e, "reconciliation failed; next interval retries")
                 }

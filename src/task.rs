@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+use crate::queue::{NewJob, QueueError};
 
 /// A job's payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,4 +23,71 @@ pub enum Task {
         org: crate::event::SalesforceId,
         tick_ms: i64,
     },
+}
+
+/// The two event-carrying variants of [`Task`] by reference, serialised exactly like them, so
+/// an event is queued without first being copied into an owned `Task`.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum TaskRef<'a> {
+    /// As [`Task::Event`].
+    Event { event: &'a Event },
+    /// As [`Task::Route`].
+    Route { route: &'a str, event: &'a Event },
+}
+
+/// The jobs that route `events`, one each, keyed for dedupe by the event's own key.
+pub fn event_jobs(events: &[Event], now_ms: i64) -> Result<Vec<NewJob>, QueueError> {
+    events
+        .iter()
+        .map(|event| {
+            NewJob::new(
+                event.id.clone(),
+                event.dedupe_key(),
+                &TaskRef::Event { event },
+                now_ms,
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ref_serialises_exactly_like_task() {
+        let body =
+            br#"{"org_id":"00D5g000004ABCdEAO","object":"Opportunity","change_type":"UPDATE",
+            "record":{"Id":"006Hs00000BkXyzIAF","StageName":"Closed Won","Amount":125000}}"#;
+        let mut events =
+            crate::ingest::flow::parse_flow_request(body, chrono::Utc::now()).expect("valid");
+        let event = events.remove(0);
+
+        let owned = serde_json::to_string(&Task::Event {
+            event: event.clone(),
+        })
+        .unwrap();
+        let borrowed = serde_json::to_string(&TaskRef::Event { event: &event }).unwrap();
+        assert_eq!(owned, borrowed);
+
+        let owned = serde_json::to_string(&Task::Route {
+            route: "deal-desk".into(),
+            event: event.clone(),
+        })
+        .unwrap();
+        let borrowed = serde_json::to_string(&TaskRef::Route {
+            route: "deal-desk",
+            event: &event,
+        })
+        .unwrap();
+        assert_eq!(owned, borrowed);
+        assert_eq!(
+            serde_json::from_str::<Task>(&borrowed).unwrap(),
+            Task::Route {
+                route: "deal-desk".into(),
+                event
+            }
+        );
+    }
 }

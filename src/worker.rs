@@ -14,11 +14,13 @@ use std::collections::HashMap;
 
 use crate::config::QueueConfig;
 use crate::deliver::Deliverers;
+use crate::deliver::ratelimit;
+use crate::deliver::store::Place;
 use crate::event::Event;
 use crate::queue::{ConsumerId, Job, Lane, NewJob, Queue, QueueError};
 use crate::routing::Priority;
 use crate::slack::Retry;
-use crate::task::Task;
+use crate::task::{Task, TaskRef};
 
 /// What a worker needs, shared by all workers.
 #[derive(Clone)]
@@ -112,15 +114,20 @@ fn hostname() -> String {
         .collect()
 }
 
-/// The queue's housekeeping: promote due retries (every 200 ms), heartbeat this process's
-/// consumers, and recover jobs of consumers that died (any replica may; the script is atomic).
+/// How often due retries and put-off jobs are moved back to the ready list: a job put off until
+/// its channel's next free second is sent at most this much after it.
+const PROMOTE_EVERY: Duration = Duration::from_millis(50);
+
+/// The queue's housekeeping: promote due retries (every [`PROMOTE_EVERY`]), heartbeat this
+/// process's consumers, and recover jobs of consumers that died (any replica may; the script is
+/// atomic).
 async fn maintain(
     queue: Arc<dyn Queue>,
     consumers: Vec<ConsumerId>,
     visibility: Duration,
     stop: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(PROMOTE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let heartbeat_every = (visibility / 4).max(Duration::from_millis(200));
     let recover_every = (visibility / 2).max(Duration::from_millis(500));
@@ -258,11 +265,13 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
                 ),
             },
         },
-        Task::Route { route, event } => match ctx
-            .deliverer
-            .for_org(&event.org_id)
-            .deliver_route(&event, &route)
-            .await
+        Task::Route { route, event } => match ratelimit::placed(
+            place_in_line(job.envelope.lane),
+            ctx.deliverer
+                .for_org(&event.org_id)
+                .deliver_route(&event, &route),
+        )
+        .await
         {
             Ok(()) => Outcome::Done,
             Err(e) => match e.postpone_for() {
@@ -276,6 +285,14 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
                 None => failure(ctx, job, &format!("route {route}: {e}"), e.retry()),
             },
         },
+    }
+}
+
+/// High priority work waits for a busy channel ahead of the rest.
+fn place_in_line(lane: Lane) -> Place {
+    match lane {
+        Lane::High => Place::Front,
+        Lane::Normal | Lane::Low => Place::Back,
     }
 }
 
@@ -310,9 +327,9 @@ async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event, from_gap: bool) 
     let now = crate::queue::now_ms();
     let mut jobs = Vec::with_capacity(fired.len());
     for route in &fired {
-        let task = Task::Route {
-            route: route.name.clone(),
-            event: event.clone(),
+        let task = TaskRef::Route {
+            route: &route.name,
+            event,
         };
         let lane = match route.priority {
             Priority::High => Lane::High,
@@ -361,10 +378,7 @@ async fn queue_route_jobs(
     let now = crate::queue::now_ms();
     let mut jobs = Vec::with_capacity(events.len());
     for event in events {
-        let task = Task::Route {
-            route: route.to_string(),
-            event: event.clone(),
-        };
+        let task = TaskRef::Route { route, event };
         match NewJob::with_lane(
             event.id.clone(),
             format!("r:{}:{route}", event.id),

@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sfrelay::deliver::store::{RedisStore, Store};
+use sfrelay::deliver::store::{JITTER_MARGIN, Place, RedisStore, Store};
 use sfrelay::queue::redis::RedisQueue;
 use sfrelay::queue::{ConsumerId, Enqueued, Lane, NewJob, Queue, QueueError};
 use support::{Redis, eventually, fresh_namespace};
@@ -177,24 +177,79 @@ async fn the_rate_limit_is_shared_by_replicas_and_a_pause_holds_all() {
     let one = RedisStore::new(queue(&redis, &namespace, 100));
     let two = RedisStore::new(queue(&redis, &namespace, 100));
     let second = Duration::from_secs(1);
-    // Burst 3 across both replicas, then the fourth waits about a second.
-    assert_eq!(one.rate_limit("chan:C1", second, 3).await.unwrap(), None);
-    assert_eq!(two.rate_limit("chan:C1", second, 3).await.unwrap(), None);
-    assert_eq!(one.rate_limit("chan:C1", second, 3).await.unwrap(), None);
-    let wait = two.rate_limit("chan:C1", second, 3).await.unwrap().unwrap();
+    let margin = JITTER_MARGIN;
+    // Burst 3 across both replicas (the third, at the edge, after the jitter margin)…
+    assert_eq!(
+        one.rate_limit("chan:C1", second, 3, Place::Back)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        two.rate_limit("chan:C1", second, 3, Place::Back)
+            .await
+            .unwrap(),
+        None
+    );
+    let wait = one
+        .rate_limit("chan:C1", second, 3, Place::Back)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(wait <= margin, "{wait:?}");
+    // …and callers told to wait are lined up a second apart, whichever replica asks.
+    let wait = two
+        .rate_limit("chan:C1", second, 3, Place::Back)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
-        wait > Duration::from_millis(900) && wait <= second,
+        wait > Duration::from_millis(900) && wait <= second + margin,
+        "{wait:?}"
+    );
+    let wait = one
+        .rate_limit("chan:C1", second, 3, Place::Back)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        wait > Duration::from_millis(1900) && wait <= 2 * second + margin,
+        "{wait:?}"
+    );
+    // High priority work is told the next free time, ahead of the line, and leaves it as is.
+    let wait = two
+        .rate_limit("chan:C1", second, 3, Place::Front)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(wait <= margin, "{wait:?}");
+    let wait = two
+        .rate_limit("chan:C1", second, 3, Place::Back)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        wait > Duration::from_millis(2900) && wait <= 3 * second + margin,
         "{wait:?}"
     );
     // Another channel is not affected.
-    assert_eq!(two.rate_limit("chan:C2", second, 3).await.unwrap(), None);
+    assert_eq!(
+        two.rate_limit("chan:C2", second, 3, Place::Back)
+            .await
+            .unwrap(),
+        None
+    );
     // A 429 on C2 seen by one replica holds it for the other.
     one.pause("chan:C2", Duration::from_secs(5), second, 3)
         .await
         .unwrap();
-    let wait = two.rate_limit("chan:C2", second, 3).await.unwrap().unwrap();
+    let wait = two
+        .rate_limit("chan:C2", second, 3, Place::Back)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
-        wait > Duration::from_millis(4900) && wait <= Duration::from_secs(5),
+        wait > Duration::from_millis(4900) && wait <= Duration::from_secs(5) + margin,
         "{wait:?}"
     );
     // Claims are atomic: the first holder wins.

@@ -5,8 +5,8 @@
 //!
 //! The theoretical minimum: each channel takes its burst at once, then one per second, so
 //! with k messages per channel the last lands (k − burst) / rate seconds after the first
-//! send. sfrelay's own limiter (burst 2 by default) allows (k − 2) / rate; both are reported,
-//! the target is against Slack's.
+//! send. sfrelay's own limiter (burst 3 by default, like Slack's here) allows
+//! (k − burst) / rate; both are reported, the target is against Slack's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

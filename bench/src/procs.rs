@@ -149,7 +149,7 @@ pub const SLACK_RATE: f64 = 1.0;
 pub const SLACK_BURST: u32 = 3;
 /// sfrelay's own per-channel limiter defaults (`[slack] channel_messages_per_sec`, `channel_burst`).
 pub const SFRELAY_RATE: f64 = 1.0;
-pub const SFRELAY_BURST: u32 = 2;
+pub const SFRELAY_BURST: u32 = 3;
 
 /// The Slack emulator, seeded with `channels` bench channels.
 pub struct Emulator {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::DeliverError;
-use super::store::Store;
+use super::store::{Place, Store};
 use crate::slack::SlackError;
 
 /// One limit: `burst` calls at once, then one every `interval`.
@@ -35,6 +35,19 @@ pub fn method_rate(method: &str) -> Rate {
         _ => Rate::per_minute(50, 5),
     }
 }
+
+tokio::task_local! {
+    /// Where the job being carried out waits for a busy key: its lane's place in line.
+    static PLACE: Place;
+}
+
+/// Runs `work` (one job) with every wait it meets for a busy key placed at `place`.
+pub async fn placed<F: Future>(place: Place, work: F) -> F::Output {
+    PLACE.scope(place, work).await
+}
+
+/// Waits up to this long are waited out in place: putting the job off would cost more.
+const WAIT_IN_PLACE: Duration = Duration::from_millis(50);
 
 /// The limiter every Slack call goes through.
 #[derive(Clone)]
@@ -80,11 +93,19 @@ impl Limiter {
                 method_rate(method),
             ),
         };
-        if let Some(wait) = self
+        let place = PLACE.try_with(|place| *place).unwrap_or(Place::Back);
+        let mut wait = self
             .store
-            .rate_limit(&key, rate.interval, rate.burst)
-            .await?
-        {
+            .rate_limit(&key, rate.interval, rate.burst, place)
+            .await?;
+        if let Some(short) = wait.filter(|w| *w <= WAIT_IN_PLACE) {
+            tokio::time::sleep(short).await;
+            wait = self
+                .store
+                .rate_limit(&key, rate.interval, rate.burst, place)
+                .await?;
+        }
+        if let Some(wait) = wait {
             metrics::counter!("sfrelay_rate_limit_waits_total", "source" => "limiter").increment(1);
             return Err(DeliverError::Busy { wait });
         }

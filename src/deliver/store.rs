@@ -38,11 +38,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// GCRA rate limit shared by every replica: `None` when a call may go now (it is counted),
     /// else how long to wait. Allows `burst` calls at once, then one per `interval`.
+    ///
+    /// Callers told to wait at [`Place::Back`] get wake-up times one `interval` apart, in the
+    /// order they asked, so when they come back each finds room, instead of all coming back at
+    /// once for the one free slot; [`Place::Front`] is told the next free time. A call that
+    /// follows others closely is let through [`JITTER_MARGIN`] after its exact time.
     async fn rate_limit(
         &self,
         key: &str,
         interval: Duration,
         burst: u32,
+        place: Place,
     ) -> Result<Option<Duration>, StoreError>;
 
     /// Holds `key` shut for `pause` (Slack answered 429 with that `Retry-After`), for every
@@ -61,9 +67,35 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// GCRA in one atomic script with Redis's clock, so all replicas share one limit. The key holds
-/// the theoretical arrival time (TAT, ms). KEYS: key; ARGV: interval ms, burst, mode
-/// ('take' or 'pause'), pause ms. Answers the wait in ms (0 = go).
+/// Where a caller told to wait is placed among those already waiting for the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// After everyone already waiting: normal and low priority work.
+    Back,
+    /// At the next free time, ahead of those waiting: high priority work.
+    Front,
+}
+
+impl Place {
+    fn as_str(self) -> &'static str {
+        match self {
+            Place::Back => "back",
+            Place::Front => "front",
+        }
+    }
+}
+
+/// How much later than its exact time a call that follows others closely is let through. The
+/// limit is counted here, but Slack counts arrivals: two calls whose trips to Slack differ by up
+/// to this much still arrive no closer together than Slack allows.
+pub const JITTER_MARGIN: Duration = Duration::from_millis(20);
+
+/// GCRA in one atomic script with Redis's clock, so all replicas share one limit. KEYS[1] holds
+/// the theoretical arrival time (TAT, ms), KEYS[2] the last wake-up time handed to a caller told
+/// to wait, KEYS[3] (while it lives) a front caller's claim on the next free time, which callers
+/// at the back leave to it. ARGV: interval ms, burst, mode ('take' or 'pause'), pause ms, jitter margin ms,
+/// place ('back' or 'front').
+/// Answers the wait in ms (0 = go). Mirrors `gcra_step`.
 const GCRA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -78,12 +110,25 @@ if ARGV[3] == 'pause' then
   return 0
 end
 local allow_at = tat - tolerance
-if now < allow_at then
+if tat > now then allow_at = allow_at + tonumber(ARGV[5]) end
+local front = ARGV[6] == 'front'
+local claimed = (not front) and redis.call('EXISTS', KEYS[3]) == 1
+if now >= allow_at and not (claimed and now < allow_at + interval) then
+  if front then redis.call('DEL', KEYS[3]) end
+  tat = tat + interval
+  redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
+  return 0
+end
+if front then
+  redis.call('SET', KEYS[3], '1', 'PX', math.ceil(allow_at - now + 2 * interval))
   return math.ceil(allow_at - now)
 end
-tat = tat + interval
-redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1000)
-return 0
+local wake = allow_at
+if claimed then wake = allow_at + interval end
+local last = tonumber(redis.call('GET', KEYS[2]))
+if last and last + interval > wake then wake = last + interval end
+redis.call('SET', KEYS[2], tostring(wake), 'PX', math.ceil(wake - now) + 1000)
+return math.ceil(wake - now)
 "#;
 
 /// The store on the queue's Redis, sharing its connection and namespace.
@@ -109,14 +154,19 @@ impl RedisStore {
         interval: Duration,
         burst: u32,
         pause: Option<Duration>,
+        place: Place,
     ) -> Result<u64, StoreError> {
         let mut conn = self.queue.connection().await.map_err(store_error)?;
         self.gcra
             .key(self.keys.other(&format!("rl:{key}")))
+            .key(self.keys.other(&format!("rl-wake:{key}")))
+            .key(self.keys.other(&format!("rl-front:{key}")))
             .arg(interval.as_millis() as u64)
             .arg(burst.max(1))
             .arg(if pause.is_some() { "pause" } else { "take" })
             .arg(pause.map_or(0, |p| p.as_millis() as u64))
+            .arg(JITTER_MARGIN.as_millis() as u64)
+            .arg(place.as_str())
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)
@@ -193,8 +243,9 @@ impl Store for RedisStore {
         key: &str,
         interval: Duration,
         burst: u32,
+        place: Place,
     ) -> Result<Option<Duration>, StoreError> {
-        let wait = self.gcra(key, interval, burst, None).await?;
+        let wait = self.gcra(key, interval, burst, None, place).await?;
         Ok((wait > 0).then(|| Duration::from_millis(wait)))
     }
 
@@ -205,7 +256,7 @@ impl Store for RedisStore {
         interval: Duration,
         burst: u32,
     ) -> Result<(), StoreError> {
-        self.gcra(key, interval, burst, Some(pause))
+        self.gcra(key, interval, burst, Some(pause), Place::Back)
             .await
             .map(|_| ())
     }
@@ -218,32 +269,70 @@ type Entries = HashMap<String, (String, Option<Instant>)>;
 #[derive(Default)]
 pub struct MemoryStore {
     entries: Mutex<Entries>,
-    /// GCRA theoretical arrival times.
-    limits: Mutex<HashMap<String, Instant>>,
+    /// GCRA state per key.
+    limits: Mutex<HashMap<String, Bucket>>,
 }
 
-/// The same GCRA as the Redis script, on this process's clock.
+/// One key's GCRA state: the theoretical arrival time, the last wake-up time handed out, and
+/// until when a front caller's claim on the next free time holds.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tat: Instant,
+    wake: Option<Instant>,
+    claim: Option<Instant>,
+}
+
+/// The same GCRA as the Redis script, on this process's clock: the new state and the wait.
 fn gcra_step(
-    tat: Option<Instant>,
+    bucket: Option<Bucket>,
     now: Instant,
     interval: Duration,
     burst: u32,
     pause: Option<Duration>,
-) -> (Instant, Option<Duration>) {
+    place: Place,
+) -> (Bucket, Option<Duration>) {
     let tolerance = interval * burst.max(1).saturating_sub(1);
-    let tat = tat.filter(|t| *t > now).unwrap_or(now);
+    let tat = bucket.map(|b| b.tat).filter(|t| *t > now).unwrap_or(now);
+    let wake = bucket.and_then(|b| b.wake);
+    let claim = bucket.and_then(|b| b.claim).filter(|until| *until > now);
     if let Some(pause) = pause {
-        return ((now + pause + tolerance).max(tat), None);
+        let tat = (now + pause + tolerance).max(tat);
+        return (Bucket { tat, wake, claim }, None);
     }
-    let allow_at = tat.checked_sub(tolerance).unwrap_or(now);
-    if now < allow_at {
-        return (tat, Some(allow_at - now));
+    let mut allow_at = tat.checked_sub(tolerance).unwrap_or(now);
+    if tat > now {
+        allow_at += JITTER_MARGIN;
     }
-    (tat + interval, None)
+    let front = place == Place::Front;
+    let claimed = !front && claim.is_some();
+    if now >= allow_at && !(claimed && now < allow_at + interval) {
+        let claim = if front { None } else { claim };
+        let tat = tat + interval;
+        return (Bucket { tat, wake, claim }, None);
+    }
+    if front {
+        let claim = Some(allow_at + 2 * interval);
+        return (Bucket { tat, wake, claim }, Some(allow_at - now));
+    }
+    let first_free = if claimed {
+        allow_at + interval
+    } else {
+        allow_at
+    };
+    let next = wake
+        .map(|last| last + interval)
+        .filter(|next| *next > first_free)
+        .unwrap_or(first_free);
+    let bucket = Bucket {
+        tat,
+        wake: Some(next),
+        claim,
+    };
+    (bucket, Some(next - now))
 }
 
 impl MemoryStore {
-    fn limits(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Instant>>, StoreError> {
+    fn limits(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Bucket>>, StoreError> {
         self.limits
             .lock()
             .map_err(|_| StoreError("memory store lock poisoned".into()))
@@ -309,11 +398,12 @@ impl Store for MemoryStore {
         key: &str,
         interval: Duration,
         burst: u32,
+        place: Place,
     ) -> Result<Option<Duration>, StoreError> {
         let mut limits = self.limits()?;
         let now = Instant::now();
-        let (tat, wait) = gcra_step(limits.get(key).copied(), now, interval, burst, None);
-        limits.insert(key.to_string(), tat);
+        let (bucket, wait) = gcra_step(limits.get(key).copied(), now, interval, burst, None, place);
+        limits.insert(key.to_string(), bucket);
         Ok(wait)
     }
 
@@ -326,8 +416,16 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut limits = self.limits()?;
         let now = Instant::now();
-        let (tat, _) = gcra_step(limits.get(key).copied(), now, interval, burst, Some(pause));
-        limits.insert(key.to_string(), tat);
+        let pause = Some(pause);
+        let (bucket, _) = gcra_step(
+            limits.get(key).copied(),
+            now,
+            interval,
+            burst,
+            pause,
+            Place::Back,
+        );
+        limits.insert(key.to_string(), bucket);
         Ok(())
     }
 }
@@ -336,42 +434,118 @@ impl Store for MemoryStore {
 mod tests {
     use super::*;
 
+    /// Steps `calls` times at `now` from `bucket`, answering the last state and every wait.
+    fn steps(
+        mut bucket: Option<Bucket>,
+        now: Instant,
+        calls: usize,
+        burst: u32,
+    ) -> (Option<Bucket>, Vec<Option<Duration>>) {
+        let mut waits = Vec::new();
+        for _ in 0..calls {
+            let (next, wait) = gcra_step(
+                bucket,
+                now,
+                Duration::from_secs(1),
+                burst,
+                None,
+                Place::Back,
+            );
+            bucket = Some(next);
+            waits.push(wait);
+        }
+        (bucket, waits)
+    }
+
     #[test]
     fn gcra_allows_the_burst_then_one_per_interval() {
         let second = Duration::from_secs(1);
+        let margin = JITTER_MARGIN;
         let start = Instant::now();
-        let mut tat = None;
-        // Three at once (burst 3), the fourth waits a whole interval.
-        for _ in 0..3 {
-            let (t, wait) = gcra_step(tat, start, second, 3, None);
-            assert_eq!(wait, None);
-            tat = Some(t);
-        }
-        let (_, wait) = gcra_step(tat, start, second, 3, None);
-        assert_eq!(wait, Some(second));
-        // One interval later, exactly one more.
-        let later = start + second;
-        let (t, wait) = gcra_step(tat, later, second, 3, None);
-        assert_eq!(wait, None);
-        let (_, wait) = gcra_step(Some(t), later, second, 3, None);
-        assert_eq!(wait, Some(second));
+        // Three at once (burst 3; the last, at the edge, after the margin), then the fourth
+        // waits a whole interval.
+        let (bucket, waits) = steps(None, start, 3, 3);
+        assert_eq!(waits, vec![None, None, Some(margin)]);
+        let (bucket, waits) = steps(bucket, start + margin, 2, 3);
+        assert_eq!(waits, vec![None, Some(second)]);
+        // At its time, exactly one more.
+        let (after, waits) = steps(bucket, start + second + margin, 2, 3);
+        assert_eq!(waits[0], None);
+        assert_eq!(waits[1], Some(second));
+        // The margin does not add up: one interval later, the next one goes.
+        assert_eq!(
+            steps(after, start + 2 * second + margin, 1, 3).1,
+            vec![None]
+        );
         // Burst 1 is one per interval from the first call.
-        let (t, wait) = gcra_step(None, start, second, 1, None);
+        let (_, waits) = steps(None, start, 2, 1);
+        assert_eq!(waits, vec![None, Some(second + margin)]);
+        // After a quiet spell, the whole burst again.
+        let (_, waits) = steps(after, start + 10 * second, 3, 3);
+        assert_eq!(waits, vec![None, None, Some(margin)]);
+    }
+
+    #[test]
+    fn callers_told_to_wait_are_given_wake_up_times_one_interval_apart() {
+        let second = Duration::from_secs(1);
+        let margin = JITTER_MARGIN;
+        let start = Instant::now();
+        // Burst 2 used, then five callers at once: five different times, in order.
+        let (bucket, waits) = steps(None, start, 2, 2);
+        assert_eq!(waits, vec![None, Some(margin)]);
+        let (bucket, waits) = steps(bucket, start + margin, 6, 2);
+        assert_eq!(waits[0], None);
+        let expected: Vec<_> = (1..=5u32).map(|k| Some(k * second)).collect();
+        assert_eq!(&waits[1..], &expected[..]);
+        // Each, coming back at its time, finds room; the next one still waits its turn.
+        let mut bucket = bucket;
+        for k in 1..=5u32 {
+            let (next, waits) = steps(bucket, start + k * second + margin, 1, 2);
+            assert_eq!(waits, vec![None], "caller {k}");
+            bucket = next;
+        }
+        // A newcomer after them waits for the next free time, not behind stale wake-ups.
+        let (_, waits) = steps(bucket, start + 5 * second + margin, 1, 2);
+        assert_eq!(waits, vec![Some(second)]);
+    }
+
+    #[test]
+    fn a_caller_at_the_front_is_told_the_next_free_time_ahead_of_those_waiting() {
+        let second = Duration::from_secs(1);
+        let start = Instant::now();
+        let (bucket, _) = steps(None, start, 1, 1);
+        // Three wait in line: 1, 2 and 3 seconds (and the margin).
+        let (bucket, waits) = steps(bucket, start, 3, 1);
+        assert_eq!(waits[2], Some(3 * second + JITTER_MARGIN));
+        // High priority work is told the next free time; newcomers still join the line's end.
+        let (bucket, wait) = gcra_step(bucket, start, second, 1, None, Place::Front);
+        assert_eq!(wait, Some(second + JITTER_MARGIN));
+        let (bucket, waits) = steps(Some(bucket), start, 1, 1);
+        assert_eq!(waits, vec![Some(4 * second + JITTER_MARGIN)]);
+        // At that time, whoever else comes first leaves it to the high priority caller…
+        let then = start + second + JITTER_MARGIN;
+        let (bucket, waits) = steps(bucket, then, 1, 1);
+        assert_eq!(waits, vec![Some(4 * second)]);
+        let (bucket, wait) = gcra_step(bucket, then, second, 1, None, Place::Front);
         assert_eq!(wait, None);
-        assert_eq!(gcra_step(Some(t), start, second, 1, None).1, Some(second));
+        // …and once it has gone, the line moves on as before.
+        let (_, waits) = steps(Some(bucket), then + second, 1, 1);
+        assert_eq!(waits, vec![None]);
     }
 
     #[test]
     fn a_pause_holds_everything_then_resumes_without_a_burst() {
         let second = Duration::from_secs(1);
         let start = Instant::now();
-        let (tat, _) = gcra_step(None, start, second, 3, Some(Duration::from_secs(5)));
-        let (_, wait) = gcra_step(Some(tat), start, second, 3, None);
-        assert_eq!(wait, Some(Duration::from_secs(5)));
-        let after = start + Duration::from_secs(5);
-        let (tat, wait) = gcra_step(Some(tat), after, second, 3, None);
+        let pause = Some(Duration::from_secs(5));
+        let (bucket, _) = gcra_step(None, start, second, 3, pause, Place::Back);
+        let (_, wait) = gcra_step(Some(bucket), start, second, 3, None, Place::Back);
+        assert_eq!(wait, Some(Duration::from_secs(5) + JITTER_MARGIN));
+        let after = start + Duration::from_secs(5) + JITTER_MARGIN;
+        let (bucket, wait) = gcra_step(Some(bucket), after, second, 3, None, Place::Back);
         assert_eq!(wait, None);
-        assert_eq!(gcra_step(Some(tat), after, second, 3, None).1, Some(second));
+        let (_, wait) = gcra_step(Some(bucket), after, second, 3, None, Place::Back);
+        assert_eq!(wait, Some(second));
     }
 
     #[tokio::test]

@@ -317,7 +317,15 @@ pub(super) fn is_api_name(name: &str) -> bool {
 
 /// Joins `base` and one key into a JSON Pointer, escaping `~` and `/`.
 pub(super) fn pointer(base: &str, key: &str) -> String {
-    format!("{base}/{}", key.replace('~', "~0").replace('/', "~1"))
+    let mut path = String::with_capacity(base.len() + 1 + key.len());
+    path.push_str(base);
+    path.push('/');
+    if key.contains(['~', '/']) {
+        path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    } else {
+        path.push_str(key);
+    }
+    path
 }
 
 /// Builds a [`FieldError`].

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::event::{Event, SalesforceId};
 use crate::queue::{Enqueued, NewJob, QueueError, now_ms};
-use crate::task::Task;
+use crate::task::{Task, event_jobs};
 use auth::{AuthError, Caller};
 use flow::FieldError;
 use problem::Problem;
@@ -442,16 +442,7 @@ async fn enqueue(state: &AppState, events: &[Event]) -> Result<Accepted, IngestE
         });
     }
     let now = now_ms();
-    let jobs = events
-        .iter()
-        .map(|event| {
-            let task = Task::Event {
-                event: event.clone(),
-            };
-            NewJob::new(event.id.clone(), event.dedupe_key(), &task, now)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| IngestError::Internal(e.to_string()))?;
+    let jobs = event_jobs(events, now).map_err(|e| IngestError::Internal(e.to_string()))?;
     let retry_after = state.config.queue.retry_after;
     let outcome = state
         .queue

@@ -122,17 +122,13 @@ impl NewJob {
         now_ms: i64,
         lane: Lane,
     ) -> Result<Self, QueueError> {
-        let payload = serde_json::value::to_raw_value(payload)
-            .map_err(|e| QueueError::Corrupt(e.to_string()))?;
-        let envelope = JobEnvelope {
-            id: id.clone(),
+        // Written in one pass, straight from the borrowed payload: the same JSON as a
+        // `JobEnvelope` with no failures yet.
+        let envelope = NewEnvelope {
+            id: &id,
             attempts: 0,
             lane,
             enqueued_at_ms: now_ms,
-            first_error: None,
-            first_failed_at_ms: None,
-            last_error: None,
-            last_failed_at_ms: None,
             payload,
         };
         let bytes =
@@ -144,6 +140,17 @@ impl NewJob {
             lane,
         })
     }
+}
+
+/// A fresh [`JobEnvelope`] as it is first written, borrowing its payload.
+#[derive(Serialize)]
+struct NewEnvelope<'a, P: Serialize + ?Sized> {
+    id: &'a str,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Lane::is_normal")]
+    lane: Lane,
+    enqueued_at_ms: i64,
+    payload: &'a P,
 }
 
 /// The result of one atomic enqueue: for every job in order, whether it was new, and its id
@@ -318,4 +325,25 @@ fn truncate_error(error: &str) -> String {
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_job_is_read_back_as_its_envelope() {
+        let payload = serde_json::json!({"task": "event", "n": [1, 2, 3]});
+        for lane in [Lane::High, Lane::Normal, Lane::Low] {
+            let job = NewJob::with_lane("j1".into(), "k1".into(), &payload, 1_700, lane).unwrap();
+            let read = Job::from_raw(job.bytes).unwrap().envelope;
+            assert_eq!(read.id, "j1");
+            assert_eq!(read.attempts, 0);
+            assert_eq!(read.lane, lane);
+            assert_eq!(read.enqueued_at_ms, 1_700);
+            assert!(read.first_error.is_none() && read.last_error.is_none());
+            let back: serde_json::Value = serde_json::from_str(read.payload.get()).unwrap();
+            assert_eq!(back, payload);
+        }
+    }
 }
