@@ -12,11 +12,6 @@ use sfrelay::ingest::flow::parse_flow_request;
 use sfrelay::slack::SlackClient;
 use sfrelay::telemetry::{self, LogFormat};
 
-/// Every request allocates a little on whichever thread serves it; mimalloc's per-thread heaps
-/// serve that without the lock contention of the system allocator's shared arenas.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "sfrelay",
@@ -99,17 +94,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let logs = telemetry::init_logging(format, default_level);
-    let code = match run(cli) {
+    telemetry::init_logging(format, default_level);
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("sfrelay: {e:#}");
             ExitCode::FAILURE
         }
-    };
-    drop(logs);
-    code
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -25,31 +25,13 @@ impl LogFormat {
     }
 }
 
-/// Lines a busy process may hold before a logging thread blocks on the writer (never dropped).
-const LOG_BUFFER_LINES: usize = 8_192;
-
-/// Keeps the log writer thread alive; dropping it writes out every line still held.
-#[must_use = "logs still held are lost unless this is kept until the process ends"]
-pub struct LogGuard {
-    _writer: tracing_appender::non_blocking::WorkerGuard,
-}
-
 /// Installs the tracing subscriber: filter from `SFRELAY_LOG` (else `default_level`), to stderr.
-///
-/// Lines are written by a thread of their own, in batches: a request never waits on a write to
-/// stderr, and a burst of events costs one write per batch instead of one per line. No line is
-/// dropped; when the writer falls behind by [`LOG_BUFFER_LINES`], logging waits for it.
-pub fn init_logging(format: LogFormat, default_level: &str) -> LogGuard {
+pub fn init_logging(format: LogFormat, default_level: &str) {
     let filter =
         EnvFilter::try_from_env("SFRELAY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_BUFFER_LINES)
-        .thread_name("sfrelay-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(std::io::stderr)
         .with_target(false);
     let _ = match format {
         LogFormat::Json => builder
@@ -59,7 +41,6 @@ pub fn init_logging(format: LogFormat, default_level: &str) -> LogGuard {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
-    LogGuard { _writer: guard }
 }
 
 /// The process-wide Prometheus recorder (installed once; later calls get the same handle).
