@@ -35,20 +35,20 @@ pub struct Paths {
 }
 
 impl Paths {
-    pub fn new(repo: &Path) -> anyhow::Result<Paths> {
+    pub fn new(repo: &Path, bin_dir: &Path) -> anyhow::Result<Paths> {
         let repo = repo
             .canonicalize()
             .with_context(|| format!("repository {}", repo.display()))?;
         let paths = Paths {
-            sfrelay: repo.join("target/release/sfrelay"),
-            emulator: repo.join("target/release/sfrelay-emulator"),
+            sfrelay: repo.join(bin_dir).join("sfrelay"),
+            emulator: repo.join(bin_dir).join("sfrelay-emulator"),
             me: std::env::current_exe().context("locating sfrelay-bench")?,
             repo,
         };
         for bin in [&paths.sfrelay, &paths.emulator] {
             if !bin.is_file() {
                 bail!(
-                    "{} is missing: run `cargo build --release --bins` in the repository first",
+                    "{} is missing: run `cargo build --release --bins` (or `cargo build --bins` for target/debug) in the repository first",
                     bin.display()
                 );
             }

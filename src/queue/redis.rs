@@ -188,6 +188,10 @@ end
 return #ARGV
 "#;
 
+/// How long a consumer's registration counts as fresh for its next take: a quarter of the
+/// shortest visibility timeout allowed.
+const REGISTRATION_FRESH: Duration = Duration::from_millis(500);
+
 /// The Redis-backed queue.
 pub struct RedisQueue {
     client: Client,
@@ -197,6 +201,11 @@ pub struct RedisQueue {
     /// One connection per consumer for blocking takes: a blocked `BLMOVE` would stall every
     /// other command sharing its connection.
     blocking: Mutex<HashMap<ConsumerId, MultiplexedConnection>>,
+    /// When each consumer of this process was last registered in the consumers set (the time
+    /// the registration was sent). Recovery takes a consumer for dead only after the visibility
+    /// timeout (at least 2 s) without one, so within [`REGISTRATION_FRESH`] a take need not
+    /// register again.
+    registered: std::sync::Mutex<HashMap<ConsumerId, std::time::Instant>>,
     enqueue: Script,
     move_held: Script,
     promote: Script,
@@ -220,6 +229,7 @@ impl RedisQueue {
             high_water_mark,
             manager: OnceCell::new(),
             blocking: Mutex::new(HashMap::new()),
+            registered: std::sync::Mutex::new(HashMap::new()),
             enqueue: Script::new(ENQUEUE),
             move_held: Script::new(MOVE_HELD),
             promote: Script::new(PROMOTE),
@@ -330,13 +340,17 @@ impl Queue for RedisQueue {
     async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError> {
         let mut conn = self.blocking_connection(consumer).await?;
         // Registering the consumer first means its in-flight list is always discoverable.
-        let _: i64 = self
-            .heartbeat
-            .key(self.keys.consumers())
-            .arg(&consumer.0)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.forget(consumer, e))?;
+        if !self.registered_recently(consumer) {
+            let sent = std::time::Instant::now();
+            let _: i64 = self
+                .heartbeat
+                .key(self.keys.consumers())
+                .arg(&consumer.0)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.forget(consumer, e))?;
+            self.note_registered(std::slice::from_ref(consumer), sent);
+        }
         let raw: Option<Vec<u8>> = redis::cmd("BLMOVE")
             .arg(self.keys.ready())
             .arg(self.keys.processing(consumer))
@@ -446,10 +460,12 @@ impl Queue for RedisQueue {
         for consumer in consumers {
             invocation.arg(&consumer.0);
         }
+        let sent = std::time::Instant::now();
         let _: i64 = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
+        self.note_registered(consumers, sent);
         Ok(())
     }
 
@@ -502,6 +518,7 @@ impl Queue for RedisQueue {
                 .map_err(unavailable)?;
         }
         self.blocking.lock().await.remove(consumer);
+        self.forget_registration(consumer);
         Ok(())
     }
 
@@ -642,7 +659,31 @@ impl RedisQueue {
         if let Ok(mut pool) = self.blocking.try_lock() {
             pool.remove(consumer);
         }
+        // Redis may have restarted empty: register again before the next take.
+        self.forget_registration(consumer);
         unavailable(e)
+    }
+
+    fn registered_recently(&self, consumer: &ConsumerId) -> bool {
+        self.registered.lock().is_ok_and(|registered| {
+            registered
+                .get(consumer)
+                .is_some_and(|sent| sent.elapsed() < REGISTRATION_FRESH)
+        })
+    }
+
+    fn note_registered(&self, consumers: &[ConsumerId], sent: std::time::Instant) {
+        if let Ok(mut registered) = self.registered.lock() {
+            for consumer in consumers {
+                registered.insert(consumer.clone(), sent);
+            }
+        }
+    }
+
+    fn forget_registration(&self, consumer: &ConsumerId) {
+        if let Ok(mut registered) = self.registered.lock() {
+            registered.remove(consumer);
+        }
     }
 }
 
