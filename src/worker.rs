@@ -343,7 +343,7 @@ async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event, from_gap: bool) 
             now,
             lane,
         ) {
-            Ok(new) => jobs.push(new),
+            Ok(new) => jobs.push(new.ahead()),
             Err(e) => {
                 return Outcome::Dead {
                     reason: format!("cannot queue route {}: {e}", route.name),

@@ -45,6 +45,14 @@ async fn lanes_dedupe_and_all_or_nothing_enqueue() {
                 )
                 .unwrap(),
                 job("n1"),
+                NewJob::new(
+                    "ahead".into(),
+                    "k-ahead".into(),
+                    &serde_json::json!({"n": "ahead"}),
+                    0,
+                )
+                .unwrap()
+                .ahead(),
                 NewJob::with_lane(
                     "high".into(),
                     "k-high".into(),
@@ -59,13 +67,13 @@ async fn lanes_dedupe_and_all_or_nothing_enqueue() {
         )
         .await
         .unwrap();
-    assert_eq!(out.results[3], Enqueued::Duplicate("n1".into()));
+    assert_eq!(out.results[4], Enqueued::Duplicate("n1".into()));
     let mut order = Vec::new();
     while let Some(j) = q.take(&c, WAIT).await.unwrap() {
         order.push(j.envelope.id.clone());
         q.ack(&c, &j).await.unwrap();
     }
-    assert_eq!(order, vec!["high", "n1"]);
+    assert_eq!(order, vec!["high", "ahead", "n1"]);
     q.promote_due().await.unwrap();
     assert_eq!(q.take(&c, WAIT).await.unwrap().unwrap().envelope.id, "low");
 

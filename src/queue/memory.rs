@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Queue, QueueDepth,
-    QueueError, after_failure, dead_letter_bytes, now_ms,
+    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Placement, Queue,
+    QueueDepth, QueueError, after_failure, dead_letter_bytes, now_ms,
 };
 
 #[derive(Default)]
@@ -87,10 +87,10 @@ impl Queue for MemoryQueue {
             state
                 .dedupe
                 .insert(job.dedupe_key.clone(), (job.id.clone(), now + dedupe_for));
-            match job.lane {
-                Lane::High => state.ready.push_front(job.bytes.clone()),
-                Lane::Normal => state.ready.push_back(job.bytes.clone()),
-                Lane::Low => state.low.push_back(job.bytes.clone()),
+            match job.placement() {
+                Placement::Head => state.ready.push_front(job.bytes.clone()),
+                Placement::Tail => state.ready.push_back(job.bytes.clone()),
+                Placement::Low => state.low.push_back(job.bytes.clone()),
             }
             results.push(Enqueued::New(job.id.clone()));
         }
@@ -388,6 +388,7 @@ mod tests {
             .unwrap(),
             job("n1", "k1"),
             job("n2", "k2"),
+            job("ahead", "k4").ahead(),
             NewJob::with_lane(
                 "high".into(),
                 "k3".into(),
@@ -398,13 +399,13 @@ mod tests {
             .unwrap(),
         ];
         q.enqueue(&jobs, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(q.depth().await.unwrap().ready, 4);
+        assert_eq!(q.depth().await.unwrap().ready, 5);
         let mut order = Vec::new();
         while let Some(j) = q.take(&c, Duration::ZERO).await.unwrap() {
             order.push(j.envelope.id.clone());
             q.ack(&c, &j).await.unwrap();
         }
-        assert_eq!(order, vec!["high", "n1", "n2"]);
+        assert_eq!(order, vec!["high", "ahead", "n1", "n2"]);
         // The low job moves in at the next promotion, since the ready list is short.
         assert_eq!(q.promote_due().await.unwrap(), 1);
         let low = q.take(&c, Duration::ZERO).await.unwrap().unwrap();

@@ -101,6 +101,19 @@ pub struct NewJob {
     pub dedupe_key: String,
     pub bytes: Vec<u8>,
     pub lane: Lane,
+    /// Goes to the head of the ready list, like the high lane (see [`NewJob::ahead`]).
+    pub ahead: bool,
+}
+
+/// Where a new job is pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// The head of the ready list: taken next.
+    Head,
+    /// The tail of the ready list.
+    Tail,
+    /// The low lane's list.
+    Low,
 }
 
 impl NewJob {
@@ -138,7 +151,26 @@ impl NewJob {
             dedupe_key,
             bytes,
             lane,
+            ahead: false,
         })
+    }
+
+    /// Puts a normal-lane job at the head of the ready list instead of its tail: for a fired
+    /// route of an event already being handled, so work already begun is finished before new
+    /// events are started (after a burst of events, the first messages go out at once instead
+    /// of after the whole burst has been routed). Its retries return to the normal lane.
+    pub fn ahead(mut self) -> Self {
+        self.ahead = true;
+        self
+    }
+
+    pub(crate) fn placement(&self) -> Placement {
+        match self.lane {
+            Lane::High => Placement::Head,
+            Lane::Normal if self.ahead => Placement::Head,
+            Lane::Normal => Placement::Tail,
+            Lane::Low => Placement::Low,
+        }
     }
 }
 

@@ -22,8 +22,8 @@ use redis::{AsyncConnectionConfig, Client, Script};
 use tokio::sync::{Mutex, OnceCell};
 
 use super::{
-    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Queue, QueueDepth,
-    QueueError, after_failure, dead_letter_bytes, now_ms,
+    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Placement, Queue,
+    QueueDepth, QueueError, after_failure, dead_letter_bytes, now_ms,
 };
 
 /// Builds the keys of one namespace.
@@ -69,9 +69,9 @@ impl Keys {
 }
 
 /// All-or-nothing enqueue with dedupe, in one round trip. Consumers take from the right of
-/// `ready`, so a high job is pushed there (next to go) and a normal one to the left.
-/// KEYS: ready, low, dedupe keys…; ARGV: high-water mark, ttl seconds, then (id, bytes, lane)
-/// per job.
+/// `ready`, so a job placed at the head (high lane, or a fired route) is pushed there (next to
+/// go) and any other to the left. KEYS: ready, low, dedupe keys…; ARGV: high-water mark, ttl
+/// seconds, then (id, bytes, placement: 'head', 'tail' or 'low') per job.
 const ENQUEUE: &str = r#"
 local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
 if depth >= tonumber(ARGV[1]) then
@@ -81,11 +81,11 @@ local out = {}
 for i = 3, #KEYS do
   local id = ARGV[3 * i - 6]
   local bytes = ARGV[3 * i - 5]
-  local lane = ARGV[3 * i - 4]
+  local place = ARGV[3 * i - 4]
   if redis.call('SET', KEYS[i], id, 'NX', 'EX', ARGV[2]) then
-    if lane == 'high' then
+    if place == 'head' then
       redis.call('RPUSH', KEYS[1], bytes)
-    elseif lane == 'low' then
+    elseif place == 'low' then
       redis.call('LPUSH', KEYS[2], bytes)
     else
       redis.call('LPUSH', KEYS[1], bytes)
@@ -328,7 +328,11 @@ impl Queue for RedisQueue {
             invocation
                 .arg(&job.id)
                 .arg(&job.bytes[..])
-                .arg(job.lane.as_str());
+                .arg(match job.placement() {
+                    Placement::Head => "head",
+                    Placement::Tail => "tail",
+                    Placement::Low => "low",
+                });
         }
         let reply: Vec<redis::Value> = invocation
             .invoke_async(&mut conn)
