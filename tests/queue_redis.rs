@@ -178,88 +178,48 @@ async fn a_dead_consumers_jobs_are_recovered_by_another_replica() {
     assert_eq!((depth.ready, depth.in_flight), (0, 0));
 }
 
+/// The wait `store` is told for `key` (one call a second, bursts of 3) at `place`.
+async fn wait_for(store: &RedisStore, key: &str, place: Place) -> Option<Duration> {
+    store
+        .rate_limit(key, Duration::from_secs(1), 3, place)
+        .await
+        .unwrap()
+}
+
+/// Asserts a wait of about `seconds` (and the jitter margin), less the time the calls took.
+fn assert_about(wait: Option<Duration>, seconds: u32) {
+    let wait = wait.expect("a wait");
+    let exact = Duration::from_secs(seconds.into()) + JITTER_MARGIN;
+    assert!(
+        wait <= exact && wait + Duration::from_millis(100) > exact,
+        "{wait:?}, expected about {exact:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_rate_limit_is_shared_by_replicas_and_a_pause_holds_all() {
     let redis = Redis::start();
     let namespace = fresh_namespace();
     let one = RedisStore::new(queue(&redis, &namespace, 100));
     let two = RedisStore::new(queue(&redis, &namespace, 100));
-    let second = Duration::from_secs(1);
-    let margin = JITTER_MARGIN;
     // Burst 3 across both replicas (the third, at the edge, after the jitter margin)…
-    assert_eq!(
-        one.rate_limit("chan:C1", second, 3, Place::Back)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        two.rate_limit("chan:C1", second, 3, Place::Back)
-            .await
-            .unwrap(),
-        None
-    );
-    let wait = one
-        .rate_limit("chan:C1", second, 3, Place::Back)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(wait <= margin, "{wait:?}");
+    assert_eq!(wait_for(&one, "chan:C1", Place::Back).await, None);
+    assert_eq!(wait_for(&two, "chan:C1", Place::Back).await, None);
+    assert_about(wait_for(&one, "chan:C1", Place::Back).await, 0);
     // …and callers told to wait are lined up a second apart, whichever replica asks.
-    let wait = two
-        .rate_limit("chan:C1", second, 3, Place::Back)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        wait > Duration::from_millis(900) && wait <= second + margin,
-        "{wait:?}"
-    );
-    let wait = one
-        .rate_limit("chan:C1", second, 3, Place::Back)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        wait > Duration::from_millis(1900) && wait <= 2 * second + margin,
-        "{wait:?}"
-    );
+    assert_about(wait_for(&two, "chan:C1", Place::Back).await, 1);
+    assert_about(wait_for(&one, "chan:C1", Place::Back).await, 2);
     // High priority work is told the next free time, ahead of the line, and leaves it as is.
-    let wait = two
-        .rate_limit("chan:C1", second, 3, Place::Front)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(wait <= margin, "{wait:?}");
-    let wait = two
-        .rate_limit("chan:C1", second, 3, Place::Back)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        wait > Duration::from_millis(2900) && wait <= 3 * second + margin,
-        "{wait:?}"
-    );
+    assert_about(wait_for(&two, "chan:C1", Place::Front).await, 0);
+    assert_about(wait_for(&two, "chan:C1", Place::Back).await, 3);
     // Another channel is not affected.
-    assert_eq!(
-        two.rate_limit("chan:C2", second, 3, Place::Back)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(wait_for(&two, "chan:C2", Place::Back).await, None);
     // A 429 on C2 seen by one replica holds it for the other.
+    let second = Duration::from_secs(1);
     one.pause("chan:C2", Duration::from_secs(5), second, 3)
         .await
         .unwrap();
-    let wait = two
-        .rate_limit("chan:C2", second, 3, Place::Back)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        wait > Duration::from_millis(4900) && wait <= Duration::from_secs(5) + margin,
-        "{wait:?}"
-    );
+    assert_about(wait_for(&two, "chan:C2", Place::Back).await, 5);
     // Claims are atomic: the first holder wins.
     assert_eq!(one.claim("once:r:x", "e1", None).await.unwrap(), None);
     assert_eq!(
