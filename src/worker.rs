@@ -288,6 +288,15 @@ async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
     }
 }
 
+/// The lane a route's jobs wait in.
+fn lane_of(priority: Priority) -> Lane {
+    match priority {
+        Priority::High => Lane::High,
+        Priority::Normal => Lane::Normal,
+        Priority::Low => Lane::Low,
+    }
+}
+
 /// High priority work waits for a busy channel ahead of the rest.
 fn place_in_line(lane: Lane) -> Place {
     match lane {
@@ -331,11 +340,7 @@ async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event, from_gap: bool) 
             route: &route.name,
             event,
         };
-        let lane = match route.priority {
-            Priority::High => Lane::High,
-            Priority::Normal => Lane::Normal,
-            Priority::Low => Lane::Low,
-        };
+        let lane = lane_of(route.priority);
         match NewJob::with_lane(
             format!("{}/{}", event.id, route.name),
             format!("r:{}:{}", event.id, route.name),
@@ -370,11 +375,9 @@ async fn queue_route_jobs(
     events: &[Event],
 ) -> Outcome {
     let routes = ctx.deliverer.routes.load_full();
-    let lane = match routes.get(route).map(|r| r.priority) {
-        Some(Priority::High) => Lane::High,
-        Some(Priority::Low) => Lane::Low,
-        _ => Lane::Normal,
-    };
+    let lane = routes
+        .get(route)
+        .map_or(Lane::Normal, |r| lane_of(r.priority));
     let now = crate::queue::now_ms();
     let mut jobs = Vec::with_capacity(events.len());
     for event in events {

@@ -467,38 +467,32 @@ async fn records_by_id_and_error_classes() {
     );
     assert_eq!(err.retry(), Retry::Never);
 
-    emu.post(
-        "/_emulator/faults",
+    // The next query answered with `fault`: the error the client makes of it.
+    let query_failing_with = async |fault: Value| {
+        emu.post("/_emulator/faults", fault).await;
+        client
+            .query(&org(), &all_opportunities())
+            .await
+            .unwrap_err()
+    };
+
+    let err = query_failing_with(
         json!({"fail_next": 1, "status": 400, "error_code": "UNABLE_TO_LOCK_ROW"}),
     )
     .await;
-    let err = client
-        .query(&org(), &all_opportunities())
-        .await
-        .unwrap_err();
     assert_eq!(err.retry(), Retry::Later, "{err}");
 
-    emu.post(
-        "/_emulator/faults",
+    let err = query_failing_with(
         json!({"fail_next": 1, "status": 403, "error_code": "REQUEST_LIMIT_EXCEEDED"}),
     )
     .await;
-    let err = client
-        .query(&org(), &all_opportunities())
-        .await
-        .unwrap_err();
     assert_eq!(err.retry(), Retry::Later, "{err}");
     assert!(
         err.retry_after().is_some_and(|d| d.as_secs() >= 60),
         "{err}"
     );
 
-    emu.post("/_emulator/faults", json!({"fail_next": 1, "status": 503}))
-        .await;
-    let err = client
-        .query(&org(), &all_opportunities())
-        .await
-        .unwrap_err();
+    let err = query_failing_with(json!({"fail_next": 1, "status": 503})).await;
     assert_eq!(err.retry(), Retry::Later, "{err}");
 
     // Records added later are found.
