@@ -2,12 +2,11 @@
 //! queue, workers and HTTP server together and drains them on SIGTERM.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -21,15 +20,17 @@ use tokio_util::sync::CancellationToken;
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, ConfigError};
-use crate::deliver::ratelimit::Rate;
-use crate::deliver::store::{MemoryStore, RedisStore, Store};
-use crate::deliver::{Deliverer, Deliverers, OrgDirectory};
-use crate::ingest::{self, auth::Authenticator};
+use crate::deliver::{Deliverer, OrgDirectory, Workspaces};
+use crate::ingest::{self, IngestState, auth::Authenticator};
+use crate::jobs::Jobs;
+use crate::keys::Workspace;
+pub use crate::lifecycle::Lifecycle;
 use crate::queue::{Queue, QueueError, memory::MemoryQueue, redis::RedisQueue};
 use crate::render::template::RenderOptions;
 use crate::routing::{LoadError, RouteSet};
 use crate::salesforce::{ClientOptions, SalesforceClient};
-use crate::slack::{SlackClient, SlackError, SlackSink};
+use crate::slack::{Rate, SlackClient, SlackError, SlackSink};
+use crate::store::{MemoryStore, RedisStore, Store};
 use crate::telemetry;
 use crate::worker::{WorkerContext, WorkerPool};
 
@@ -55,21 +56,6 @@ pub enum ServeError {
     Routes(Vec<LoadError>),
 }
 
-/// Whether the process should receive traffic: false once a shutdown has begun.
-#[derive(Debug, Default)]
-pub struct Lifecycle {
-    draining: AtomicBool,
-}
-
-impl Lifecycle {
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-}
-
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -78,6 +64,17 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub lifecycle: Arc<Lifecycle>,
     pub metrics: PrometheusHandle,
+}
+
+impl FromRef<AppState> for IngestState {
+    fn from_ref(state: &AppState) -> Self {
+        IngestState {
+            config: state.config.clone(),
+            queue: state.queue.clone(),
+            auth: state.auth.clone(),
+            lifecycle: state.lifecycle.clone(),
+        }
+    }
 }
 
 /// The HTTP API, built in one place.
@@ -179,29 +176,24 @@ pub fn build_queue(config: &Config) -> Result<Backends, QueueError> {
     Ok((queue, store))
 }
 
-/// The delivery side: Slack (the default workspace, and one per org with its own bot
-/// token), the state store, the routes, Salesforce for enrichment.
-pub fn build_deliverer(
+/// The Slack side: the default workspace, and one per org with its own bot token.
+pub fn build_workspaces(
     config: &Config,
     slack: SlackSink,
     store: Arc<dyn Store>,
-    routes: Arc<ArcSwap<RouteSet>>,
-) -> Result<Deliverers, ServeError> {
-    let orgs = Arc::new(OrgDirectory::new(&config.orgs));
+    orgs: Arc<OrgDirectory>,
+) -> Result<Workspaces, ServeError> {
     let rate = Rate {
         interval: config.slack.channel_interval,
         burst: config.slack.channel_burst,
     };
-    let salesforce = build_salesforce(config)?;
-    let make = |slack: SlackSink, prefix: String| {
+    let make = |slack: SlackSink, workspace: Workspace| {
         Arc::new(Deliverer::new(
             slack,
             store.clone(),
-            routes.clone(),
             orgs.clone(),
             rate,
-            salesforce.clone(),
-            prefix,
+            workspace,
         ))
     };
     let mut by_org = std::collections::HashMap::new();
@@ -213,10 +205,37 @@ pub fn build_deliverer(
                 config.slack.timeout,
             )?);
             check_slack_token(&sink);
-            by_org.insert(org.id.clone(), make(sink, format!("ws-{}:", org.id)));
+            by_org.insert(org.id.clone(), make(sink, Workspace::of_org(&org.id)));
         }
     }
-    Ok(Deliverers::new(make(slack, String::new()), by_org))
+    Ok(Workspaces::new(
+        make(slack, Workspace::default_app()),
+        by_org,
+    ))
+}
+
+/// What the job handlers share: the queue and store, routes, Slack per workspace, and
+/// Salesforce for the orgs with API credentials.
+pub fn build_jobs(
+    config: &Config,
+    backends: Backends,
+    slack: SlackSink,
+    routes: Arc<ArcSwap<RouteSet>>,
+) -> Result<Jobs, ServeError> {
+    let (queue, store) = backends;
+    let orgs = Arc::new(OrgDirectory::new(&config.orgs));
+    let workspaces = build_workspaces(config, slack, store.clone(), orgs.clone())?;
+    Ok(Jobs {
+        queue,
+        store,
+        routes,
+        orgs,
+        salesforce: build_salesforce(config)?,
+        slack: Arc::new(workspaces),
+        watched: Arc::new(crate::jobs::reconcile::Watched::new(&config.orgs)),
+        dedupe_window: config.dedupe_window,
+        max_age: config.queue.max_age,
+    })
 }
 
 /// The Salesforce API client for the orgs that have credentials (none: `None`).
@@ -266,10 +285,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let slack = SlackSink::from_config(&config.slack)?;
     check_slack_token(&slack);
-    let deliverer = Arc::new(build_deliverer(
+    let jobs = Arc::new(build_jobs(
         &config,
+        (queue.clone(), store.clone()),
         slack,
-        store.clone(),
         routes.clone(),
     )?);
     spawn_reload_on_sighup(config.clone(), routes.clone());
@@ -291,8 +310,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     let stop = CancellationToken::new();
     let abandon = CancellationToken::new();
-    if let Some(client) = deliverer.salesforce.clone() {
-        tokio::spawn(crate::reconcile::run(
+    if let Some(client) = jobs.salesforce.clone() {
+        tokio::spawn(crate::jobs::reconcile::run(
             client,
             store.clone(),
             queue.clone(),
@@ -301,7 +320,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             stop.clone(),
         ));
     }
-    tokio::spawn(crate::schedule::run(
+    tokio::spawn(crate::jobs::clock::run(
         queue.clone(),
         store,
         routes,
@@ -312,10 +331,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let pool = WorkerPool::spawn(
         WorkerContext {
             queue,
-            deliverer,
+            jobs,
             queue_config: config.queue.clone(),
-            dedupe_window: config.dedupe_window,
-            watched: Arc::new(crate::reconcile::Watched::new(&config.orgs)),
         },
         config.workers.count,
         stop.clone(),

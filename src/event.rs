@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::keys::DedupeKey;
+
 /// Characters Salesforce maps the 5-bit case pattern of each chunk onto.
 const SUFFIX_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
 
@@ -194,7 +196,7 @@ impl Event {
     /// `record.LastModifiedDate`, `record.SystemModstamp` and `occurred_at`.
     pub fn dedupe_key(&self) -> String {
         if let Some(event_id) = &self.event_id {
-            return format!("e:{}:{}", self.org_id, sha256_hex(event_id));
+            return DedupeKey::event(&self.org_id, &sha256_hex(event_id)).into();
         }
         let changed_fields = self.changed_fields.as_ref().map(|fields| {
             let mut fields = fields.clone();
@@ -222,8 +224,30 @@ impl Event {
             changed_fields,
             when,
         ]);
-        format!("c:{}", sha256_hex(&canonical.to_string()))
+        DedupeKey::content(&sha256_hex(&canonical.to_string())).into()
     }
+}
+
+/// A `GAP_*` or `GAP_OVERFLOW` event: Salesforce could not include field
+/// values, so the records must be read back before a message can say
+/// anything useful about them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GapEvent {
+    /// The org the credential belongs to; the payload names none.
+    pub org_id: SalesforceId,
+    /// sObject API name (`entityName`), needed to query the records back.
+    pub object: String,
+    /// The records to fetch; empty for `GAP_OVERFLOW`, whose header only
+    /// holds Salesforce's empty Id because the records are not known.
+    pub record_ids: Vec<SalesforceId>,
+    /// The wire spelling, `GAP_CREATE` … `GAP_OVERFLOW`, kept as a string
+    /// because it is not a [`ChangeType`] until the records are fetched.
+    pub change_type: String,
+    /// When the change was committed, when the header says.
+    pub commit_timestamp: Option<DateTime<Utc>>,
+    /// The transaction, to group the gap with its siblings when the header
+    /// says.
+    pub transaction_key: Option<String>,
 }
 
 /// Lowercase hex SHA-256, the fixed hash behind dedupe keys.

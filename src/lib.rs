@@ -1,7 +1,8 @@
 //! sfrelay turns Salesforce record changes into Slack messages people act on.
 //!
 //! Data flows one way: `ingest` (HTTP, auth, validation) → `queue` (Redis list) → `worker`
-//! → `routing` (what to send) → `render` (Block Kit) → `slack`.
+//! → `jobs` (one handler per task kind) → `routing` (what to send) → `render` (Block Kit) →
+//! `deliver` (Slack effects, through `slack`). `docs/architecture.md` has the picture.
 
 pub mod app;
 pub mod check;
@@ -9,14 +10,16 @@ pub mod config;
 pub mod deliver;
 pub mod event;
 pub mod ingest;
+pub mod jobs;
+pub mod keys;
+pub mod lifecycle;
 pub mod queue;
-pub mod reconcile;
 pub mod render;
 pub mod retry;
 pub mod routing;
 pub mod salesforce;
-pub mod schedule;
 pub mod slack;
+pub mod store;
 pub mod task;
 pub mod telemetry;
 pub mod worker;

@@ -227,7 +227,7 @@ async fn run_now(config: Config, name: &str) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| anyhow::anyhow!("no route named {name:?}"))?;
     anyhow::ensure!(route.schedule.is_some(), "route {name:?} has no schedule");
     let orgs: Vec<_> = config.salesforce.iter().map(|c| c.org_id.clone()).collect();
-    let targets: Vec<_> = sfrelay::schedule::orgs_for(route, &orgs)
+    let targets: Vec<_> = sfrelay::jobs::clock::orgs_for(route, &orgs)
         .into_iter()
         .cloned()
         .collect();
@@ -235,25 +235,24 @@ async fn run_now(config: Config, name: &str) -> anyhow::Result<ExitCode> {
         !targets.is_empty(),
         "no org with [orgs.salesforce] API credentials matches route {name:?}"
     );
-    let (_, store) = sfrelay::app::build_queue(&config)?;
+    let backends = sfrelay::app::build_queue(&config)?;
     let slack = sfrelay::slack::SlackSink::from_config(&config.slack)?;
     let routes = Arc::new(arc_swap::ArcSwap::from_pointee(routes));
-    let deliverers = sfrelay::app::build_deliverer(&config, slack, store, routes)?;
+    let jobs = sfrelay::app::build_jobs(&config, backends, slack, routes)?;
     let tick = chrono::Utc::now().timestamp_millis();
     let mut failed = 0;
     for org in &targets {
-        let deliverer = deliverers.for_org(org);
-        match deliverer.run_scheduled(name, org, tick).await {
-            Ok(events) => {
-                for event in &events {
-                    if let Err(e) = deliverer.deliver_route(event, name).await {
+        match sfrelay::jobs::scheduled::run_here(&jobs, name, org, tick).await {
+            Ok(deliveries) => {
+                for (event, outcome) in &deliveries {
+                    if let Err(e) = outcome {
                         failed += 1;
                         eprintln!("{name} for {} in org {org}: {e}", event.record_id);
                     }
                 }
                 println!(
                     "{name}: org {org}: done ({} record deliveries)",
-                    events.len()
+                    deliveries.len()
                 );
             }
             Err(e) => {

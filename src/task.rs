@@ -16,7 +16,7 @@ pub enum Task {
     /// Carry out one fired route for this event.
     Route { route: String, event: Event },
     /// Fetch the records of a CDC gap event and route them (for routes with `on_gap = "fetch"`).
-    Gap { gap: crate::ingest::cdc::GapEvent },
+    Gap { gap: crate::event::GapEvent },
     /// Run a scheduled route for one org at one tick (Unix ms).
     Scheduled {
         route: String,

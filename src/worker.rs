@@ -1,6 +1,6 @@
-//! The worker pool: tokio tasks in the same process that take jobs, decide what to send, post
-//! to Slack and settle each job (ack, retry later, or dead-letter). Nothing is dropped: a job
-//! leaves a worker's in-flight list only by one of those moves.
+//! The worker pool: tokio tasks in the same process that take jobs, run each through
+//! [`crate::jobs`], and settle it (ack, retry later with backoff, or dead-letter). Nothing is
+//! dropped: a job leaves a worker's in-flight list only by one of those moves.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,27 +10,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use std::collections::HashMap;
-
 use crate::config::QueueConfig;
-use crate::deliver::Deliverers;
-use crate::deliver::ratelimit;
-use crate::deliver::store::Place;
-use crate::event::Event;
-use crate::queue::{ConsumerId, Job, Lane, NewJob, Queue, QueueError};
-use crate::routing::Priority;
-use crate::slack::Retry;
-use crate::task::{Task, TaskRef};
+use crate::jobs::{self, JobError, Jobs};
+use crate::queue::{ConsumerId, Job, Queue, QueueError};
+use crate::retry::Retry;
 
 /// What a worker needs, shared by all workers.
 #[derive(Clone)]
 pub struct WorkerContext {
     pub queue: Arc<dyn Queue>,
-    pub deliverer: Arc<Deliverers>,
+    pub jobs: Arc<Jobs>,
     pub queue_config: QueueConfig,
-    pub dedupe_window: Duration,
-    /// Fields reconciliation compares, per org and object.
-    pub watched: Arc<crate::reconcile::Watched>,
 }
 
 /// How one attempt at a job ended.
@@ -221,194 +211,13 @@ async fn run_worker(
     }
 }
 
-/// Performs one attempt of a job.
+/// Performs one attempt of a job and says how it ended.
 async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
-    let task: Task = match serde_json::from_str(job.envelope.payload.get()) {
-        Ok(task) => task,
-        Err(e) => {
-            return Outcome::Dead {
-                reason: format!("payload is not a task: {e}"),
-            };
-        }
-    };
-    match task {
-        Task::Event { event } => fan_out(ctx, job, &event, false).await,
-        Task::Gap { gap } => match ctx.deliverer.for_org(&gap.org_id).fetch_gap(&gap).await {
-            Ok(events) => {
-                for event in &events {
-                    let outcome = fan_out(ctx, job, event, true).await;
-                    if outcome != Outcome::Done {
-                        return outcome;
-                    }
-                }
-                Outcome::Done
-            }
-            Err(e) => match e.postpone_for() {
-                Some(delay) => Outcome::Postpone { delay },
-                None => failure(ctx, job, &format!("CDC gap: {e}"), e.retry()),
-            },
-        },
-        Task::Scheduled {
-            route,
-            org,
-            tick_ms,
-        } => match ctx.deliverer.run_scheduled(&route, &org, tick_ms).await {
-            Ok(events) if events.is_empty() => Outcome::Done,
-            Ok(events) => queue_route_jobs(ctx, job, &route, &events).await,
-            Err(e) => match e.postpone_for() {
-                Some(delay) => Outcome::Postpone { delay },
-                None => failure(
-                    ctx,
-                    job,
-                    &format!("scheduled route {route}: {e}"),
-                    e.retry(),
-                ),
-            },
-        },
-        Task::Route { route, event } => match ratelimit::placed(
-            place_in_line(job.envelope.lane),
-            ctx.deliverer
-                .for_org(&event.org_id)
-                .deliver_route(&event, &route),
-        )
-        .await
-        {
-            Ok(()) => Outcome::Done,
-            Err(e) => match e.postpone_for() {
-                Some(_) if too_old(ctx, job) => Outcome::Dead {
-                    reason: format!(
-                        "route {route}: older than the {}s age limit and still rate limited: {e}",
-                        ctx.queue_config.max_age.as_secs()
-                    ),
-                },
-                Some(delay) => Outcome::Postpone { delay },
-                None => failure(ctx, job, &format!("route {route}: {e}"), e.retry()),
-            },
-        },
+    match jobs::run(&ctx.jobs, job).await {
+        Ok(()) => Outcome::Done,
+        Err(JobError::Postponed { delay }) => Outcome::Postpone { delay },
+        Err(JobError::Failed { error, retry }) => failure(ctx, job, &error, retry),
     }
-}
-
-/// The lane a route's jobs wait in.
-fn lane_of(priority: Priority) -> Lane {
-    match priority {
-        Priority::High => Lane::High,
-        Priority::Normal => Lane::Normal,
-        Priority::Low => Lane::Low,
-    }
-}
-
-/// High priority work waits for a busy channel ahead of the rest.
-fn place_in_line(lane: Lane) -> Place {
-    match lane {
-        Lane::High => Place::Front,
-        Lane::Normal | Lane::Low => Place::Back,
-    }
-}
-
-/// Routes an event and queues one job per fired route, in that route's lane. The jobs are
-/// deduplicated by (event, route), so repeating this after a crash queues nothing twice.
-async fn fan_out(ctx: &WorkerContext, job: &Job, event: &Event, from_gap: bool) -> Outcome {
-    let routes = ctx.deliverer.routes.load_full();
-    let users = HashMap::new();
-    let mut fired = routes.fired(
-        event,
-        &ctx.deliverer
-            .context(event, &users, &serde_json::Value::Null),
-    );
-    if from_gap {
-        // A record fetched for a gap event is routed only where the route asked for it.
-        fired.retain(|r| r.on_gap == crate::routing::OnGap::Fetch);
-    }
-    if let Err(e) =
-        crate::reconcile::note_seen(ctx.deliverer.store.as_ref(), &ctx.watched, event).await
-    {
-        return failure(
-            ctx,
-            job,
-            &format!("cannot note the record as seen: {e}"),
-            Retry::Later,
-        );
-    }
-    if fired.is_empty() {
-        tracing::info!("no route fired");
-        return Outcome::Done;
-    }
-    let now = crate::queue::now_ms();
-    let mut jobs = Vec::with_capacity(fired.len());
-    for route in &fired {
-        let task = TaskRef::Route {
-            route: &route.name,
-            event,
-        };
-        let lane = lane_of(route.priority);
-        match NewJob::with_lane(
-            format!("{}/{}", event.id, route.name),
-            format!("r:{}:{}", event.id, route.name),
-            &task,
-            now,
-            lane,
-        ) {
-            Ok(new) => jobs.push(new.ahead()),
-            Err(e) => {
-                return Outcome::Dead {
-                    reason: format!("cannot queue route {}: {e}", route.name),
-                };
-            }
-        }
-    }
-    let names: Vec<&str> = fired.iter().map(|r| r.name.as_str()).collect();
-    match ctx.queue.enqueue(&jobs, ctx.dedupe_window).await {
-        Ok(_) => {
-            tracing::info!(routes = ?names, "routes fired");
-            Outcome::Done
-        }
-        Err(e) => failure(ctx, job, &format!("cannot queue routes: {e}"), Retry::Later),
-    }
-}
-
-/// Queues one route job per record of a scheduled route (deduplicated, so a repeated run of
-/// the same tick queues nothing twice).
-async fn queue_route_jobs(
-    ctx: &WorkerContext,
-    job: &Job,
-    route: &str,
-    events: &[Event],
-) -> Outcome {
-    let routes = ctx.deliverer.routes.load_full();
-    let lane = routes
-        .get(route)
-        .map_or(Lane::Normal, |r| lane_of(r.priority));
-    let now = crate::queue::now_ms();
-    let mut jobs = Vec::with_capacity(events.len());
-    for event in events {
-        let task = TaskRef::Route { route, event };
-        match NewJob::with_lane(
-            event.id.clone(),
-            format!("r:{}:{route}", event.id),
-            &task,
-            now,
-            lane,
-        ) {
-            Ok(new) => jobs.push(new),
-            Err(e) => {
-                return Outcome::Dead {
-                    reason: format!("cannot queue {route}: {e}"),
-                };
-            }
-        }
-    }
-    for chunk in jobs.chunks(200) {
-        if let Err(e) = ctx.queue.enqueue(chunk, ctx.dedupe_window).await {
-            return failure(
-                ctx,
-                job,
-                &format!("cannot queue {route}: {e}"),
-                Retry::Later,
-            );
-        }
-    }
-    tracing::info!(%route, records = events.len(), "scheduled route queued one delivery per record");
-    Outcome::Done
 }
 
 /// Turns a failure into a retry with backoff, or a dead letter.
@@ -423,7 +232,7 @@ fn failure(ctx: &WorkerContext, job: &Job, error: &str, retry: Retry) -> Outcome
             reason: format!("gave up after {attempts} attempts: {error}"),
         };
     }
-    if too_old(ctx, job) {
+    if jobs::too_old(job, ctx.queue_config.max_age) {
         return Outcome::Dead {
             reason: format!(
                 "gave up: older than the {}s age limit: {error}",
@@ -437,12 +246,6 @@ fn failure(ctx: &WorkerContext, job: &Job, error: &str, retry: Retry) -> Outcome
         attempts,
     );
     Outcome::RetryAfter { delay, error }
-}
-
-/// Whether the job has outlived the age limit (counted from its first queueing).
-fn too_old(ctx: &WorkerContext, job: &Job) -> bool {
-    let age_ms = crate::queue::now_ms().saturating_sub(job.envelope.enqueued_at_ms);
-    u128::try_from(age_ms).unwrap_or(0) > ctx.queue_config.max_age.as_millis()
 }
 
 /// Exponential backoff with full jitter: a random delay in [0, min(cap, base × 2^attempts)].

@@ -6,9 +6,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sfrelay::deliver::store::{JITTER_MARGIN, Place, RedisStore, Store};
 use sfrelay::queue::redis::RedisQueue;
 use sfrelay::queue::{ConsumerId, Enqueued, Lane, NewJob, Queue, QueueError};
+use sfrelay::store::{JITTER_MARGIN, Place, RedisStore, Store};
 use support::{Redis, eventually, fresh_namespace};
 
 fn job(id: &str) -> NewJob {

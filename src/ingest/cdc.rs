@@ -11,14 +11,14 @@
 //! malformed body in one go.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+
 use serde_json::{Map, Value};
 
 use super::flow::{
     FieldError, MAX_BATCH, api_name, error, expected, id, object_value, optional, pointer,
     required, string, type_name,
 };
-use crate::event::{ChangeType, Event, SalesforceId};
+use crate::event::{ChangeType, Event, GapEvent, SalesforceId};
 
 /// What a CDC body became: events to route, plus gap events (header only)
 /// that need the record fetched.
@@ -31,28 +31,6 @@ pub struct CdcBatch {
     pub events: Vec<Event>,
     /// Gap and overflow events, in body order.
     pub gaps: Vec<GapEvent>,
-}
-
-/// A `GAP_*` or `GAP_OVERFLOW` event: Salesforce could not include field
-/// values, so the records must be read back before a message can say
-/// anything useful about them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GapEvent {
-    /// The org the credential belongs to; the payload names none.
-    pub org_id: SalesforceId,
-    /// sObject API name (`entityName`), needed to query the records back.
-    pub object: String,
-    /// The records to fetch; empty for `GAP_OVERFLOW`, whose header only
-    /// holds Salesforce's empty Id because the records are not known.
-    pub record_ids: Vec<SalesforceId>,
-    /// The wire spelling, `GAP_CREATE` … `GAP_OVERFLOW`, kept as a string
-    /// because it is not a [`ChangeType`] until the records are fetched.
-    pub change_type: String,
-    /// When the change was committed, when the header says.
-    pub commit_timestamp: Option<DateTime<Utc>>,
-    /// The transaction, to group the gap with its siblings when the header
-    /// says.
-    pub transaction_key: Option<String>,
 }
 
 /// The gap change types, which carry a header but no field values.

@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod outbound_message;
 pub mod problem;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -19,13 +20,27 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::app::AppState;
-use crate::event::{Event, SalesforceId};
+use crate::config::Config;
+use crate::event::{Event, GapEvent, SalesforceId};
+use crate::keys::DedupeKey;
+use crate::lifecycle::Lifecycle;
+use crate::queue::Queue;
 use crate::queue::{Enqueued, NewJob, QueueError, now_ms};
 use crate::task::{Task, event_jobs};
+use auth::Authenticator;
 use auth::{AuthError, Caller};
 use flow::FieldError;
 use problem::Problem;
+
+/// What the ingest handlers need. The application's state hands it out (axum's `FromRef`), so
+/// the edge knows nothing of the rest of the app.
+#[derive(Clone)]
+pub struct IngestState {
+    pub config: Arc<Config>,
+    pub queue: Arc<dyn Queue>,
+    pub auth: Arc<Authenticator>,
+    pub lifecycle: Arc<Lifecycle>,
+}
 
 /// Why an ingest request was refused; each maps to one status and a problem+json body.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +155,7 @@ fn is_zero(n: &usize) -> bool {
 
 /// `POST /v1/events`: a Flow callout envelope, or a batch of up to 200.
 pub async fn post_events(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), IngestError> {
@@ -150,7 +165,7 @@ pub async fn post_events(
 }
 
 async fn accept_events(
-    state: &AppState,
+    state: &IngestState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Accepted, IngestError> {
@@ -202,7 +217,10 @@ fn require_media(headers: &HeaderMap, want: MediaType) -> Result<(), IngestError
 }
 
 /// The body, or 413 when it was over the limit.
-fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, IngestError> {
+fn read_body(
+    state: &IngestState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, IngestError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             IngestError::TooLarge {
@@ -240,7 +258,7 @@ pub struct CdcQuery {
 
 /// `POST /v1/cdc`: Change Data Capture events, one or an array; the org is the credential's.
 pub async fn post_cdc(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Query(query): Query<CdcQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -251,7 +269,7 @@ pub async fn post_cdc(
 }
 
 async fn accept_cdc(
-    state: &AppState,
+    state: &IngestState,
     query: &CdcQuery,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -288,24 +306,24 @@ async fn accept_cdc(
 }
 
 /// Queues gap events that name records, so routes that ask for it can fetch and route them.
-async fn enqueue_gaps(state: &AppState, gaps: &[cdc::GapEvent]) -> Result<(), IngestError> {
+async fn enqueue_gaps(state: &IngestState, gaps: &[GapEvent]) -> Result<(), IngestError> {
     let now = now_ms();
     let mut jobs = Vec::new();
     for gap in gaps.iter().filter(|g| !g.record_ids.is_empty()) {
         let ids: Vec<&str> = gap.record_ids.iter().map(|id| id.as_str()).collect();
-        let key = format!(
-            "gap:{}:{}:{}:{}",
-            gap.org_id,
-            gap.transaction_key.as_deref().unwrap_or(""),
+        let key = DedupeKey::gap(
+            &gap.org_id,
+            gap.transaction_key.as_deref(),
             gap.commit_timestamp
                 .map(|t| t.timestamp_millis())
                 .unwrap_or(0),
-            ids.join(",")
+            &ids,
         );
         let id = uuid::Uuid::now_v7().to_string();
         let task = Task::Gap { gap: gap.clone() };
         jobs.push(
-            NewJob::new(id, key, &task, now).map_err(|e| IngestError::Internal(e.to_string()))?,
+            NewJob::new(id, key.into(), &task, now)
+                .map_err(|e| IngestError::Internal(e.to_string()))?,
         );
     }
     if jobs.is_empty() {
@@ -336,7 +354,7 @@ fn queue_refusal(e: QueueError, retry_after: Duration) -> IngestError {
 /// SOAP Ack only after the write is durable; with a SOAP fault otherwise, so Salesforce
 /// retries (it does for up to 24 hours).
 pub async fn post_outbound_message(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -371,7 +389,7 @@ pub async fn post_outbound_message(
 }
 
 async fn accept_outbound_message(
-    state: &AppState,
+    state: &IngestState,
     token: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -404,7 +422,7 @@ pub async fn get_openapi() -> Json<serde_json::Value> {
 }
 
 /// A credential binds to its org: every event must name that org.
-fn check_orgs(state: &AppState, caller: &Caller, events: &[Event]) -> Result<(), IngestError> {
+fn check_orgs(state: &IngestState, caller: &Caller, events: &[Event]) -> Result<(), IngestError> {
     let single = events.len() == 1;
     for (i, event) in events.iter().enumerate() {
         let path = if single {
@@ -434,7 +452,7 @@ fn check_orgs(state: &AppState, caller: &Caller, events: &[Event]) -> Result<(),
 
 /// Writes every event in one atomic, deduplicating round trip, and answers only once the
 /// queue has acknowledged it.
-async fn enqueue(state: &AppState, events: &[Event]) -> Result<Accepted, IngestError> {
+async fn enqueue(state: &IngestState, events: &[Event]) -> Result<Accepted, IngestError> {
     if state.lifecycle.is_draining() && !state.queue.is_durable() {
         // The in-process queue dies with this process: do not take what cannot be delivered.
         return Err(IngestError::QueueUnavailable {

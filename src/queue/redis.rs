@@ -1,17 +1,10 @@
 //! The production queue: Redis lists with the reliable-fetch pattern. Every key carries one hash
 //! tag, `sfrelay:{namespace}:…`, so all of them live in one Redis Cluster slot and the Lua
-//! scripts that touch several keys stay legal there.
-//!
-//! Key layout:
-//! - `ready` (list): new jobs are `LPUSH`ed; consumers take from the right (oldest first).
-//! - `processing:<consumer>` (list): a job a consumer holds; `BLMOVE` puts it there atomically,
-//!   so a job is always in exactly one place and a crash leaves it where recovery finds it.
-//! - `consumers` (sorted set): consumer → last heartbeat (ms), for in-flight counts and recovery.
-//! - `low` (list): low-priority jobs, fed into `ready` when it runs short (and a trickle always).
-//! - `delayed:<lane>` (sorted sets): retries and put-off jobs, scored by due time (ms), promoted
-//!   back into their lane: high to the front of `ready`, normal to its back, low to `low`.
-//! - `dead` (list): dead letters, newest first.
-//! - `dedupe:<key>` (string, with TTL): the id of the job that first used the key.
+//! scripts that touch several keys stay legal there. The keys are made in [`crate::keys`]:
+//! `ready` and `low` (lists), `processing:<consumer>` (one list per consumer, filled by
+//! `BLMOVE` so a job is always in exactly one place), `consumers` (heartbeats), `delayed:<lane>`
+//! (sorted sets by due time: retries and put-off jobs, promoted back into their lane), `dead`
+//! and `dedupe:<key>`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,52 +14,12 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Client, Script};
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::keys::Namespace;
+
 use super::{
     ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Placement, Queue,
     QueueDepth, QueueError, after_failure, dead_letter_bytes, now_ms,
 };
-
-/// Builds the keys of one namespace.
-#[derive(Debug, Clone)]
-pub struct Keys {
-    prefix: String,
-}
-
-impl Keys {
-    pub fn new(namespace: &str) -> Self {
-        Keys {
-            prefix: format!("sfrelay:{{{namespace}}}:"),
-        }
-    }
-    pub fn ready(&self) -> String {
-        format!("{}ready", self.prefix)
-    }
-    pub fn processing(&self, consumer: &ConsumerId) -> String {
-        format!("{}processing:{}", self.prefix, consumer.0)
-    }
-    pub fn processing_prefix(&self) -> String {
-        format!("{}processing:", self.prefix)
-    }
-    pub fn low(&self) -> String {
-        format!("{}low", self.prefix)
-    }
-    pub fn consumers(&self) -> String {
-        format!("{}consumers", self.prefix)
-    }
-    pub fn delayed(&self, lane: Lane) -> String {
-        format!("{}delayed:{}", self.prefix, lane.as_str())
-    }
-    pub fn dead(&self) -> String {
-        format!("{}dead", self.prefix)
-    }
-    pub fn dedupe(&self, key: &str) -> String {
-        format!("{}dedupe:{key}", self.prefix)
-    }
-    /// Any other key of this namespace (ledgers, rate limits, caches).
-    pub fn other(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.prefix)
-    }
-}
 
 /// All-or-nothing enqueue with dedupe, in one round trip. Consumers take from the right of
 /// `ready`, so a job placed at the head (high lane, or a fired route) is pushed there (next to
@@ -195,7 +148,7 @@ const REGISTRATION_FRESH: Duration = Duration::from_millis(500);
 /// The Redis-backed queue.
 pub struct RedisQueue {
     client: Client,
-    keys: Keys,
+    keys: Namespace,
     high_water_mark: u64,
     manager: OnceCell<ConnectionManager>,
     /// One connection per consumer for blocking takes: a blocked `BLMOVE` would stall every
@@ -225,7 +178,7 @@ impl RedisQueue {
         let client = Client::open(url).map_err(unavailable)?;
         Ok(RedisQueue {
             client,
-            keys: Keys::new(namespace),
+            keys: Namespace::new(namespace),
             high_water_mark,
             manager: OnceCell::new(),
             blocking: Mutex::new(HashMap::new()),
@@ -240,7 +193,7 @@ impl RedisQueue {
     }
 
     /// The key builder, for other components that keep state in the same namespace.
-    pub fn keys(&self) -> &Keys {
+    pub fn keys(&self) -> &Namespace {
         &self.keys
     }
 
@@ -292,7 +245,7 @@ impl RedisQueue {
         let mut conn = self.connection().await?;
         let _moved: i64 = self
             .move_held
-            .key(self.keys.processing(consumer))
+            .key(self.keys.processing(&consumer.0))
             .key(target)
             .arg(held)
             .arg(new_bytes)
@@ -357,7 +310,7 @@ impl Queue for RedisQueue {
         }
         let raw: Option<Vec<u8>> = redis::cmd("BLMOVE")
             .arg(self.keys.ready())
-            .arg(self.keys.processing(consumer))
+            .arg(self.keys.processing(&consumer.0))
             .arg("RIGHT")
             .arg("LEFT")
             .arg(wait.as_secs_f64().max(0.01))
@@ -388,7 +341,7 @@ impl Queue for RedisQueue {
     async fn ack(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError> {
         let mut conn = self.connection().await?;
         let _: i64 = redis::cmd("LREM")
-            .arg(self.keys.processing(consumer))
+            .arg(self.keys.processing(&consumer.0))
             .arg(1)
             .arg(&job.raw[..])
             .query_async(&mut conn)
@@ -409,7 +362,7 @@ impl Queue for RedisQueue {
         self.move_held(
             consumer,
             &job.raw,
-            self.keys.delayed(job.envelope.lane),
+            self.keys.delayed(job.envelope.lane.as_str()),
             &bytes,
             "delay",
             delay_ms,
@@ -443,9 +396,9 @@ impl Queue for RedisQueue {
     async fn promote_due(&self) -> Result<u64, QueueError> {
         let mut conn = self.connection().await?;
         self.promote
-            .key(self.keys.delayed(Lane::High))
-            .key(self.keys.delayed(Lane::Normal))
-            .key(self.keys.delayed(Lane::Low))
+            .key(self.keys.delayed(Lane::High.as_str()))
+            .key(self.keys.delayed(Lane::Normal.as_str()))
+            .key(self.keys.delayed(Lane::Low.as_str()))
             .key(self.keys.ready())
             .key(self.keys.low())
             .arg(500)
@@ -490,7 +443,7 @@ impl Queue for RedisQueue {
         let mut moved = 0;
         loop {
             let job: Option<Vec<u8>> = redis::cmd("LMOVE")
-                .arg(self.keys.processing(consumer))
+                .arg(self.keys.processing(&consumer.0))
                 .arg(self.keys.ready())
                 .arg("RIGHT")
                 .arg("RIGHT")
@@ -509,7 +462,7 @@ impl Queue for RedisQueue {
         // Only a consumer holding nothing is forgotten; one still holding a job stays
         // visible so recovery returns that job.
         let held: u64 = redis::cmd("LLEN")
-            .arg(self.keys.processing(consumer))
+            .arg(self.keys.processing(&consumer.0))
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -543,9 +496,9 @@ impl Queue for RedisQueue {
             .key(self.keys.dead())
             .key(self.keys.consumers())
             .key(self.keys.low())
-            .key(self.keys.delayed(Lane::High))
-            .key(self.keys.delayed(Lane::Normal))
-            .key(self.keys.delayed(Lane::Low))
+            .key(self.keys.delayed(Lane::High.as_str()))
+            .key(self.keys.delayed(Lane::Normal.as_str()))
+            .key(self.keys.delayed(Lane::Low.as_str()))
             .arg(self.keys.processing_prefix())
             .invoke_async(&mut conn)
             .await
@@ -723,16 +676,16 @@ mod tests {
 
     #[test]
     fn every_key_shares_one_hash_tag() {
-        let k = Keys::new("prod");
+        let k = Namespace::new("prod");
         let c = ConsumerId("host-1-w0".into());
         for key in [
             k.ready(),
-            k.processing(&c),
+            k.processing(&c.0),
             k.consumers(),
-            k.delayed(Lane::High),
+            k.delayed(Lane::High.as_str()),
             k.dead(),
             k.dedupe("e:x"),
-            k.other("ledger:1"),
+            k.store("ledger:1"),
         ] {
             assert!(key.starts_with("sfrelay:{prod}:"), "{key}");
         }

@@ -12,14 +12,12 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{OrgConfig, ReconcileConfig};
-use crate::deliver::store::{Store, StoreError};
 use crate::event::{ChangeType, Event, SalesforceId};
+use crate::keys::Key;
 use crate::queue::{Queue, now_ms};
 use crate::salesforce::{SalesforceClient, Soql};
+use crate::store::{Store, StoreError};
 use crate::task::event_jobs;
-
-/// How long what sfrelay saw of a record is kept.
-const SEEN_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
 
 /// The fields watched per (org, object), from the configuration.
 #[derive(Debug, Default)]
@@ -45,10 +43,6 @@ impl Watched {
     }
 }
 
-fn seen_key(org: &SalesforceId, object: &str, record: &SalesforceId) -> String {
-    format!("seen:{org}:{object}:{record}")
-}
-
 /// Remembers the watched fields of a routed event (merged into what was seen before).
 pub async fn note_seen(
     store: &dyn Store,
@@ -58,9 +52,9 @@ pub async fn note_seen(
     let Some(fields) = watched.of(&event.org_id, &event.object) else {
         return Ok(());
     };
-    let key = seen_key(&event.org_id, &event.object, &event.record_id);
+    let key = Key::seen(&event.org_id, &event.object, &event.record_id);
     let mut seen: Map<String, Value> = store
-        .get(&key)
+        .get(key.as_str())
         .await?
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default();
@@ -70,7 +64,7 @@ pub async fn note_seen(
         }
     }
     let value = Value::Object(seen).to_string();
-    store.set(&key, &value, Some(SEEN_TTL)).await
+    store.set(key.as_str(), &value, key.ttl()).await
 }
 
 /// The watched fields whose current value differs from what was seen.
@@ -132,9 +126,9 @@ pub async fn missed_changes(
         if modified.is_some_and(|m| m > now - grace) {
             continue; // its callout may still be on its way
         }
-        let key = seen_key(org, &spec.object, &id);
+        let key = Key::seen(org, &spec.object, &id);
         let Some(seen) = store
-            .get(&key)
+            .get(key.as_str())
             .await
             .map_err(|e| e.to_string())?
             .and_then(|v| serde_json::from_str::<Map<String, Value>>(&v).ok())
@@ -146,7 +140,11 @@ pub async fn missed_changes(
                 .filter_map(|f| Some((f.clone(), record.get(f)?.clone())))
                 .collect();
             store
-                .set(&key, &Value::Object(baseline).to_string(), Some(SEEN_TTL))
+                .set(
+                    key.as_str(),
+                    &Value::Object(baseline).to_string(),
+                    key.ttl(),
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             continue;
@@ -212,11 +210,9 @@ pub async fn run(
                 continue;
             }
             last_slot.insert(i, slot);
-            let claim = format!("recon:{org}:{}:{slot}", spec.object);
-            match store
-                .claim(&claim, &me, Some(Duration::from_secs(every as u64 * 2)))
-                .await
-            {
+            let claim =
+                Key::reconcile_slot(org, &spec.object, slot, Duration::from_secs(every as u64));
+            match store.claim(claim.as_str(), &me, claim.ttl()).await {
                 Ok(None) => {}
                 Ok(Some(_)) => continue, // another replica runs this one
                 Err(e) => {

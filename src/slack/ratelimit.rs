@@ -6,9 +6,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::DeliverError;
-use super::store::{Place, Store};
-use crate::slack::SlackError;
+use super::error::SlackError;
+use crate::keys::Workspace;
+use crate::store::{Place, Store, StoreError};
+
+/// Why a call through the limiter did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Slack(#[from] SlackError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A rate limit has no room now: the job is put off (not a failed attempt).
+    #[error("rate limited; try again in {} ms", wait.as_millis())]
+    Busy { wait: Duration },
+    /// A name no visible channel has: posting by name is never attempted.
+    #[error("{0}")]
+    NotFound(String),
+}
 
 /// One limit: `burst` calls at once, then one every `interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,16 +72,16 @@ pub struct Limiter {
     /// Off for the log sink: nothing is sent, so nothing to limit.
     enabled: bool,
     /// Keeps each Slack workspace's limits apart in the store.
-    prefix: String,
+    workspace: Workspace,
 }
 
 impl Limiter {
-    pub fn new(store: Arc<dyn Store>, channel: Rate, enabled: bool, prefix: String) -> Self {
+    pub fn new(store: Arc<dyn Store>, channel: Rate, enabled: bool, workspace: Workspace) -> Self {
         Limiter {
             store,
             channel,
             enabled,
-            prefix,
+            workspace,
         }
     }
 
@@ -78,36 +93,34 @@ impl Limiter {
         method: &str,
         channel: Option<&str>,
         call: F,
-    ) -> Result<T, DeliverError>
+    ) -> Result<T, CallError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, SlackError>>,
     {
         if !self.enabled {
-            return call().await.map_err(DeliverError::from);
+            return call().await.map_err(CallError::from);
         }
-        let (key, rate) = match channel {
-            Some(channel) => (format!("{}chan:{channel}", self.prefix), self.channel),
-            None => (
-                format!("{}method:{method}", self.prefix),
-                method_rate(method),
-            ),
+        let (limit, rate) = match channel {
+            Some(channel) => (self.workspace.channel_limit(channel), self.channel),
+            None => (self.workspace.method_limit(method), method_rate(method)),
         };
+        let key = limit.as_str();
         let place = PLACE.try_with(|place| *place).unwrap_or(Place::Back);
         let mut wait = self
             .store
-            .rate_limit(&key, rate.interval, rate.burst, place)
+            .rate_limit(key, rate.interval, rate.burst, place)
             .await?;
         if let Some(short) = wait.filter(|w| *w <= WAIT_IN_PLACE) {
             tokio::time::sleep(short).await;
             wait = self
                 .store
-                .rate_limit(&key, rate.interval, rate.burst, place)
+                .rate_limit(key, rate.interval, rate.burst, place)
                 .await?;
         }
         if let Some(wait) = wait {
             metrics::counter!("sfrelay_rate_limit_waits_total", "source" => "limiter").increment(1);
-            return Err(DeliverError::Busy { wait });
+            return Err(CallError::Busy { wait });
         }
         match call().await {
             Err(SlackError::RateLimited { retry_after }) => {
@@ -115,11 +128,11 @@ impl Limiter {
                     .increment(1);
                 tracing::warn!(%key, retry_after_ms = retry_after.as_millis() as u64, "Slack answered 429; pausing this key for every replica");
                 self.store
-                    .pause(&key, retry_after, rate.interval, rate.burst)
+                    .pause(key, retry_after, rate.interval, rate.burst)
                     .await?;
-                Err(DeliverError::Busy { wait: retry_after })
+                Err(CallError::Busy { wait: retry_after })
             }
-            other => other.map_err(DeliverError::from),
+            other => other.map_err(CallError::from),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! A thin typed client for the Slack Web API, and the log sink used when no bot token is set.
+//! The Slack Web API over one pooled HTTP client, and the types of its answers.
 
 use std::time::Duration;
 
@@ -6,69 +6,8 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Secret, SlackConfig};
-
-/// Why a Slack call failed, in the terms delivery decides on.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum SlackError {
-    #[error("rate limited by Slack, retry after {}s", retry_after.as_secs_f64())]
-    RateLimited { retry_after: Duration },
-    #[error("Slack answered error {code:?}")]
-    Api { code: String },
-    #[error("Slack answered HTTP {status}")]
-    Http { status: u16 },
-    #[error("cannot reach Slack: {0}")]
-    Transport(String),
-    #[error("unexpected answer from Slack: {0}")]
-    Decode(String),
-}
-
-pub use crate::retry::Retry;
-
-impl SlackError {
-    /// Classifies every failure: network trouble, timeouts, 5xx, 429 and Slack's transient
-    /// codes are retried; everything else (auth, missing channel, bad blocks…) is permanent.
-    pub fn retry(&self) -> Retry {
-        match self {
-            SlackError::RateLimited { .. } | SlackError::Transport(_) => Retry::Later,
-            SlackError::Http { status } => {
-                if *status >= 500 || *status == 408 || *status == 429 {
-                    Retry::Later
-                } else {
-                    Retry::Never
-                }
-            }
-            SlackError::Api { code } => classify_code(code),
-            // A garbled answer is most likely a proxy or outage page, not a verdict.
-            SlackError::Decode(_) => Retry::Later,
-        }
-    }
-
-    /// A short label for metrics (`result` label).
-    pub fn label(&self) -> &str {
-        match self {
-            SlackError::RateLimited { .. } => "ratelimited",
-            SlackError::Api { code } => code,
-            SlackError::Http { .. } => "http_error",
-            SlackError::Transport(_) => "transport_error",
-            SlackError::Decode(_) => "decode_error",
-        }
-    }
-}
-
-/// Slack's `error` codes that are worth repeating; any other code is permanent.
-pub fn classify_code(code: &str) -> Retry {
-    match code {
-        "ratelimited"
-        | "rate_limited"
-        | "fatal_error"
-        | "internal_error"
-        | "request_timeout"
-        | "service_unavailable"
-        | "team_added_to_org" => Retry::Later,
-        _ => Retry::Never,
-    }
-}
+use super::error::SlackError;
+use crate::config::Secret;
 
 /// A message to post: Block Kit plus the plain-text fallback Slack shows in notifications.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -399,135 +338,10 @@ fn without_url(e: reqwest::Error) -> String {
     format!("{kind} error: {}", e.without_url())
 }
 
-/// Where messages go: the Slack API, or the log when no token is configured (the embedded
-/// default, so a newcomer sees what would be posted).
-#[derive(Debug, Clone)]
-pub enum SlackSink {
-    Api(SlackClient),
-    Log,
-}
-
-impl SlackSink {
-    /// Builds the sink the configuration asks for.
-    pub fn from_config(config: &SlackConfig) -> Result<Self, SlackError> {
-        match &config.bot_token {
-            Some(token) => Ok(SlackSink::Api(SlackClient::new(
-                &config.api_base,
-                token.clone(),
-                config.timeout,
-            )?)),
-            None => Ok(SlackSink::Log),
-        }
-    }
-
-    /// Whether messages only go to the log.
-    pub fn is_log(&self) -> bool {
-        matches!(self, SlackSink::Log)
-    }
-
-    pub async fn update_message(&self, ts: &str, message: &Message) -> Result<Posted, SlackError> {
-        match self {
-            SlackSink::Api(client) => client.update_message(ts, message).await,
-            SlackSink::Log => {
-                log_message("update", message);
-                Ok(Posted {
-                    channel: message.channel.clone(),
-                    ts: ts.to_string(),
-                })
-            }
-        }
-    }
-
-    pub async fn list_channels(&self, cursor: Option<&str>) -> Result<ChannelPage, SlackError> {
-        match self {
-            SlackSink::Api(client) => client.list_channels(cursor).await,
-            SlackSink::Log => Ok(ChannelPage {
-                channels: Vec::new(),
-                response_metadata: None,
-            }),
-        }
-    }
-
-    pub async fn history(
-        &self,
-        channel: &str,
-        oldest: &str,
-        cursor: Option<&str>,
-    ) -> Result<HistoryPage, SlackError> {
-        match self {
-            SlackSink::Api(client) => client.history(channel, oldest, cursor).await,
-            SlackSink::Log => Ok(HistoryPage {
-                messages: Vec::new(),
-                has_more: false,
-                response_metadata: None,
-            }),
-        }
-    }
-
-    pub async fn create_private_channel(&self, name: &str) -> Result<String, SlackError> {
-        match self {
-            SlackSink::Api(client) => client.create_private_channel(name).await,
-            SlackSink::Log => {
-                tracing::info!(%name, "SLACK_BOT_TOKEN is not set: would create this private channel");
-                Ok(format!("#{name}"))
-            }
-        }
-    }
-
-    pub async fn invite(&self, channel: &str, users: &[String]) -> Result<(), SlackError> {
-        match self {
-            SlackSink::Api(client) => client.invite(channel, users).await,
-            SlackSink::Log => {
-                tracing::info!(%channel, ?users, "SLACK_BOT_TOKEN is not set: would invite");
-                Ok(())
-            }
-        }
-    }
-
-    pub async fn lookup_user_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
-        match self {
-            SlackSink::Api(client) => client.lookup_user_by_email(email).await,
-            SlackSink::Log => Ok(None),
-        }
-    }
-
-    pub async fn open_dm(&self, user: &str) -> Result<String, SlackError> {
-        match self {
-            SlackSink::Api(client) => client.open_dm(user).await,
-            SlackSink::Log => Ok(format!("DM:{user}")),
-        }
-    }
-
-    pub async fn post_message(&self, message: &Message) -> Result<Posted, SlackError> {
-        match self {
-            SlackSink::Api(client) => client.post_message(message).await,
-            SlackSink::Log => {
-                log_message("post", message);
-                Ok(Posted {
-                    channel: message.channel.clone(),
-                    ts: format!("{:.6}", chrono::Utc::now().timestamp_micros() as f64 / 1e6),
-                })
-            }
-        }
-    }
-}
-
-/// What the log sink prints instead of calling Slack.
-fn log_message(what: &str, message: &Message) {
-    let blocks = serde_json::to_string(&message.blocks).unwrap_or_default();
-    tracing::info!(
-        action = what,
-        channel = %message.channel,
-        thread_ts = message.thread_ts.as_deref().unwrap_or(""),
-        text = %message.text,
-        blocks = %blocks,
-        "SLACK_BOT_TOKEN is not set: logging the message instead of posting it"
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slack::error::{Retry, classify_code};
 
     #[test]
     fn ok_false_becomes_a_typed_error() {

@@ -10,14 +10,13 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::store::Store;
+use super::lane_of;
 use crate::event::SalesforceId;
-use crate::queue::{Lane, NewJob, Queue, now_ms};
-use crate::routing::{Priority, Route, RouteSet};
+use crate::keys::{DedupeKey, Key};
+use crate::queue::{NewJob, Queue, now_ms};
+use crate::routing::{Route, RouteSet};
+use crate::store::Store;
 use crate::task::Task;
-
-/// How long a claimed tick is remembered (longer than any gap between ticks that matters).
-const TICK_TTL: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// The orgs a scheduled route runs for: those with API access, narrowed by the route's filter.
 pub fn orgs_for<'a>(route: &Route, with_api: &'a [SalesforceId]) -> Vec<&'a SalesforceId> {
@@ -33,11 +32,7 @@ pub fn tick_jobs(
     orgs: &[&SalesforceId],
     tick: DateTime<Utc>,
 ) -> Result<Vec<NewJob>, crate::queue::QueueError> {
-    let lane = match route.priority {
-        Priority::High => Lane::High,
-        Priority::Normal => Lane::Normal,
-        Priority::Low => Lane::Low,
-    };
+    let lane = lane_of(route.priority);
     let tick_ms = tick.timestamp_millis();
     orgs.iter()
         .map(|org| {
@@ -48,7 +43,7 @@ pub fn tick_jobs(
             };
             NewJob::with_lane(
                 format!("{}:{org}:{tick_ms}", route.name),
-                format!("s:{}:{org}:{tick_ms}", route.name),
+                DedupeKey::scheduled(&route.name, org, tick_ms).into(),
                 &task,
                 now_ms(),
                 lane,
@@ -89,8 +84,8 @@ pub async fn run(
             if now < due {
                 continue;
             }
-            let claim = format!("tick:{}:{}", route.name, due.timestamp_millis());
-            match store.claim(&claim, &me, Some(TICK_TTL)).await {
+            let claim = Key::tick(&route.name, due.timestamp_millis());
+            match store.claim(claim.as_str(), &me, claim.ttl()).await {
                 Ok(None) => {
                     let targets = orgs_for(route, &orgs);
                     match tick_jobs(route, &targets, due) {
@@ -100,7 +95,7 @@ pub async fn run(
                             }
                             Err(e) => {
                                 // Release the claim so this or another replica tries again.
-                                let _ = store.delete(&claim).await;
+                                let _ = store.delete(claim.as_str()).await;
                                 tracing::warn!(route = %route.name, error = %e, "cannot queue the scheduled route; will retry");
                                 continue;
                             }

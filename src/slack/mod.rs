@@ -1,0 +1,21 @@
+//! Everything that talks to Slack: the typed Web API client, the log sink used when no bot
+//! token is set, the rate limiter every call goes through, and the name-to-Id resolution.
+//!
+//! Slack's *inbound* requests (signed interactivity payloads, slash commands, the Events
+//! API) will get a room of their own here, `slack/inbound/`: verified before decoding,
+//! answered within Slack's 3 s, and turned into jobs on the same queue.
+
+pub mod client;
+pub mod error;
+pub mod ratelimit;
+pub mod resolve;
+pub mod sink;
+
+pub use client::{
+    Channel, ChannelPage, HistoryMessage, HistoryPage, Identity, Message, Posted, ResponseMetadata,
+    SlackClient,
+};
+pub use error::{Retry, SlackError, classify_code};
+pub use ratelimit::{CallError, Limiter, Rate};
+pub use resolve::Resolver;
+pub use sink::SlackSink;
