@@ -1,5 +1,6 @@
 //! Configuration: `sfrelay.toml` plus the environment overrides of the contract, loaded and
 //! validated once at start-up. A bad file stops the start with a message naming the key.
+//! The Salesforce API credentials (`[orgs.salesforce]`) are read in the `credentials` module.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,6 +10,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::event::SalesforceId;
+
+mod credentials;
+
+pub(crate) use credentials::valid_base_url;
+pub use credentials::{Auth, DEFAULT_LOGIN_URL, OrgCredentials, signing_key};
 
 /// Why the configuration could not be loaded; each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -253,7 +259,7 @@ pub struct Config {
     pub orgs: Vec<OrgConfig>,
     /// The orgs whose Salesforce API sfrelay may call (enrichment, schedules), with their
     /// OAuth credentials read and checked.
-    pub salesforce: Vec<crate::salesforce::OrgCredentials>,
+    pub salesforce: Vec<OrgCredentials>,
 }
 
 /// Queue tuning: where keys live and when ingest pushes back.
@@ -447,9 +453,7 @@ impl Config {
 
         let mut salesforce = Vec::new();
         for (i, org) in orgs.iter().enumerate() {
-            if let Some(credentials) =
-                crate::salesforce::OrgCredentials::from_org_config(i, org, base, env)?
-            {
+            if let Some(credentials) = OrgCredentials::from_org_config(i, org, base, env)? {
                 salesforce.push(credentials);
             }
         }

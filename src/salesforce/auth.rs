@@ -1,15 +1,21 @@
-//! Getting an access token from Salesforce: the OAuth 2.0 JWT bearer flow (server-to-server,
-//! a connected app with a certificate and a pre-authorised integration user) and the
-//! refresh-token flow (a token an admin obtained once through the web server flow).
+//! Getting an access token from Salesforce, and keeping it: the OAuth 2.0 JWT bearer flow
+//! (server-to-server, a connected app with a certificate and a pre-authorised integration
+//! user), the refresh-token flow (a token an admin obtained once through the web server flow),
+//! and the per-org token cache (`TokenCache`) that fetches one token at a time and replaces
+//! it once Salesforce refuses it. The credentials themselves are configuration
+//! ([`OrgCredentials`], read from `[orgs.salesforce]`).
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
-use super::{SalesforceError, transport_error};
-use crate::config::Secret;
+use super::error::{SalesforceError, clip, transport_error};
+pub use crate::config::signing_key;
+use crate::config::{Auth, OrgCredentials, Secret, valid_base_url};
 use crate::event::SalesforceId;
 
 /// The `grant_type` of the JWT bearer flow.
@@ -17,46 +23,6 @@ pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 /// How long a signed assertion is valid; Salesforce accepts at most a few minutes.
 pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(180);
-
-/// How sfrelay proves it may act for an org.
-#[derive(Clone)]
-pub enum Auth {
-    /// JWT bearer flow: assertions signed with the connected app's private key, for `username`.
-    JwtBearer {
-        username: String,
-        private_key_pem: Secret<Vec<u8>>,
-    },
-    /// Refresh-token flow; `client_secret` only when the connected app requires it.
-    RefreshToken {
-        refresh_token: Secret<String>,
-        client_secret: Option<Secret<String>>,
-    },
-}
-
-impl Auth {
-    /// The flow's name, for messages and logs.
-    pub fn flow(&self) -> &'static str {
-        match self {
-            Auth::JwtBearer { .. } => "JWT bearer",
-            Auth::RefreshToken { .. } => "refresh token",
-        }
-    }
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::JwtBearer { username, .. } => f
-                .debug_struct("JwtBearer")
-                .field("username", username)
-                .finish_non_exhaustive(),
-            Auth::RefreshToken { client_secret, .. } => f
-                .debug_struct("RefreshToken")
-                .field("client_secret", &client_secret.is_some())
-                .finish_non_exhaustive(),
-        }
-    }
-}
 
 /// An access token and where to use it.
 pub struct AccessToken {
@@ -88,16 +54,6 @@ struct Claims<'a> {
     sub: &'a str,
     aud: &'a str,
     exp: i64,
-}
-
-/// Parses and checks an RSA private key by signing a throw-away assertion with it (the PEM
-/// parser alone accepts some keys the signer then refuses).
-pub fn signing_key(pem: &[u8]) -> Result<EncodingKey, String> {
-    let key = EncodingKey::from_rsa_pem(pem)
-        .map_err(|e| format!("not an RSA private key in PEM form: {e}"))?;
-    assertion(&key, "check", "check", "https://login.salesforce.com", 0)
-        .map_err(|e| format!("cannot sign with this key: {e}"))?;
-    Ok(key)
 }
 
 /// The RS256 assertion of the JWT bearer flow: `iss` the connected app's consumer key, `sub`
@@ -189,7 +145,7 @@ pub(crate) fn parse_token_response(
                 flow,
                 status,
                 error: body.error,
-                description: super::clip(&body.error_description),
+                description: clip(&body.error_description),
             },
             Err(_) => SalesforceError::Http {
                 org: org.clone(),
@@ -223,6 +179,205 @@ pub(crate) fn parse_token_response(
             .filter(|t| !t.is_empty())
             .map(Secret::new),
     })
+}
+
+/// The token an org's calls use, and what is needed to get the next one.
+#[derive(Default)]
+struct TokenSlot {
+    current: Option<Arc<AccessToken>>,
+    /// A refresh token handed out by rotation, which replaces the configured one.
+    rotated_refresh_token: Option<Secret<String>>,
+    /// The last failed attempt, shared with callers that waited for it.
+    last_error: Option<SalesforceError>,
+}
+
+/// One org's credentials and access token. Concurrent callers wait for a single token
+/// request and share its answer, a token or the error.
+pub(crate) struct TokenCache {
+    creds: OrgCredentials,
+    signing_key: Option<EncodingKey>,
+    /// Held while a token is fetched: concurrent callers wait for that one fetch.
+    slot: tokio::sync::Mutex<TokenSlot>,
+    /// Token fetches started, so a waiter can tell whether one ran while it waited.
+    attempts: AtomicU64,
+    org_label: String,
+}
+
+impl TokenCache {
+    /// Checks `creds` (the login URL, the private key) and starts with no token.
+    pub(crate) fn new(mut creds: OrgCredentials) -> Result<TokenCache, SalesforceError> {
+        let org = creds.org_id.to_string();
+        creds.login_url = creds.login_url.trim_end_matches('/').to_owned();
+        if !valid_base_url(&creds.login_url) {
+            return Err(SalesforceError::Config {
+                org,
+                message: format!("login URL {:?} is not an https URL", creds.login_url),
+            });
+        }
+        let signing_key = match &creds.auth {
+            Auth::JwtBearer {
+                private_key_pem, ..
+            } => Some(signing_key(private_key_pem.expose()).map_err(|message| {
+                SalesforceError::Config {
+                    org: org.clone(),
+                    message,
+                }
+            })?),
+            Auth::RefreshToken { .. } => None,
+        };
+        Ok(TokenCache {
+            creds,
+            signing_key,
+            slot: tokio::sync::Mutex::new(TokenSlot::default()),
+            attempts: AtomicU64::new(0),
+            org_label: org,
+        })
+    }
+
+    /// The credentials, with the login URL trimmed of a trailing slash.
+    pub(crate) fn creds(&self) -> &OrgCredentials {
+        &self.creds
+    }
+
+    /// The org Id as text, the `org` label of metrics.
+    pub(crate) fn label(&self) -> &str {
+        &self.org_label
+    }
+
+    /// The org's current token, fetching one if there is none; concurrent callers wait for
+    /// a single fetch.
+    pub(crate) async fn token(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<Arc<AccessToken>, SalesforceError> {
+        let seen = self.attempts.load(Ordering::SeqCst);
+        let mut slot = self.slot.lock().await;
+        if let Some(token) = &slot.current {
+            return Ok(Arc::clone(token));
+        }
+        if self.attempts.load(Ordering::SeqCst) != seen
+            && let Some(e) = &slot.last_error
+        {
+            return Err(e.clone());
+        }
+        self.fetch_token(http, &mut slot).await
+    }
+
+    /// A token to replace `stale`, which Salesforce refused; if another caller already
+    /// replaced it, that one.
+    pub(crate) async fn renew(
+        &self,
+        http: &reqwest::Client,
+        stale: &Arc<AccessToken>,
+    ) -> Result<Arc<AccessToken>, SalesforceError> {
+        let seen = self.attempts.load(Ordering::SeqCst);
+        let mut slot = self.slot.lock().await;
+        match &slot.current {
+            Some(current) if !Arc::ptr_eq(current, stale) => return Ok(Arc::clone(current)),
+            Some(_) => slot.current = None,
+            None => {
+                if self.attempts.load(Ordering::SeqCst) != seen
+                    && let Some(e) = &slot.last_error
+                {
+                    return Err(e.clone());
+                }
+            }
+        }
+        self.fetch_token(http, &mut slot).await
+    }
+
+    async fn fetch_token(
+        &self,
+        http: &reqwest::Client,
+        slot: &mut TokenSlot,
+    ) -> Result<Arc<AccessToken>, SalesforceError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let result = self.request_token(http, slot).await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.label(),
+        };
+        metrics::counter!(
+            "sfrelay_salesforce_token_requests_total",
+            "org" => self.org_label.clone(),
+            "result" => label.to_string()
+        )
+        .increment(1);
+        match result {
+            Ok(token) => {
+                tracing::info!(
+                    org = %self.creds.org_id,
+                    flow = self.creds.auth.flow(),
+                    instance_url = %token.instance_url,
+                    "obtained a Salesforce access token"
+                );
+                if let Some(rotated) = &token.refresh_token {
+                    slot.rotated_refresh_token = Some(rotated.clone());
+                }
+                let token = Arc::new(token);
+                slot.current = Some(Arc::clone(&token));
+                slot.last_error = None;
+                Ok(token)
+            }
+            Err(e) => {
+                tracing::warn!(org = %self.creds.org_id, error = %e, "cannot get a Salesforce access token");
+                slot.current = None;
+                slot.last_error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    async fn request_token(
+        &self,
+        http: &reqwest::Client,
+        slot: &TokenSlot,
+    ) -> Result<AccessToken, SalesforceError> {
+        let creds = &self.creds;
+        let flow = creds.auth.flow();
+        match &creds.auth {
+            Auth::JwtBearer { username, .. } => {
+                let key = self
+                    .signing_key
+                    .as_ref()
+                    .expect("JWT bearer orgs have a signing key");
+                let assertion = assertion(
+                    key,
+                    &creds.client_id,
+                    username,
+                    &creds.login_url,
+                    chrono::Utc::now().timestamp(),
+                )
+                .map_err(|e| SalesforceError::Config {
+                    org: self.org_label.clone(),
+                    message: format!("cannot sign the JWT assertion: {e}"),
+                })?;
+                request_token(
+                    http,
+                    &creds.org_id,
+                    &creds.login_url,
+                    flow,
+                    &[("grant_type", JWT_BEARER_GRANT), ("assertion", &assertion)],
+                )
+                .await
+            }
+            Auth::RefreshToken {
+                refresh_token,
+                client_secret,
+            } => {
+                let refresh_token = slot.rotated_refresh_token.as_ref().unwrap_or(refresh_token);
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.expose().as_str()),
+                    ("client_id", creds.client_id.as_str()),
+                ];
+                if let Some(secret) = client_secret {
+                    form.push(("client_secret", secret.expose().as_str()));
+                }
+                request_token(http, &creds.org_id, &creds.login_url, flow, &form).await
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -263,14 +418,6 @@ mod tests {
         assert_eq!(data.header.alg, Algorithm::RS256);
         assert_eq!(data.claims["sub"], "integration@acme.example");
         assert_eq!(data.claims["exp"], now + 180);
-    }
-
-    #[test]
-    fn bad_keys_are_refused_up_front() {
-        assert!(signing_key(b"not a key").is_err());
-        assert!(signing_key(PUBLIC).is_err());
-        let ec = include_bytes!("../../tests/fixtures/keys/ec-private.pem");
-        assert!(signing_key(ec).is_err());
     }
 
     #[test]
@@ -336,20 +483,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, SalesforceError::Decode { .. }));
-    }
-
-    #[test]
-    fn debug_hides_credentials() {
-        let a = Auth::JwtBearer {
-            username: "u@example.com".into(),
-            private_key_pem: Secret::new(PRIVATE.to_vec()),
-        };
-        assert!(!format!("{a:?}").contains("PRIVATE"));
-        let r = Auth::RefreshToken {
-            refresh_token: Secret::new("5Aep-refresh".into()),
-            client_secret: Some(Secret::new("shh".into())),
-        };
-        let text = format!("{r:?}");
-        assert!(!text.contains("5Aep") && !text.contains("shh"), "{text}");
     }
 }

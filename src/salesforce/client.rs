@@ -1,0 +1,550 @@
+//! [`SalesforceClient`]: the REST API of every configured org over one pooled HTTP client.
+//! SOQL queries with paging, single records by Id, the API usage Salesforce reports on each
+//! answer (`Sforce-Limit-Info`), and the [`ClientOptions`] that tune it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::auth::{AccessToken, TokenCache};
+use super::error::{SalesforceError, api_error, transport_error};
+use super::soql::Soql;
+use crate::config::OrgCredentials;
+use crate::event::SalesforceId;
+
+/// The REST API version used unless configured otherwise.
+pub const DEFAULT_API_VERSION: &str = "v62.0";
+/// The most records one `query` collects across its pages.
+pub const DEFAULT_MAX_RECORDS: usize = 50_000;
+
+/// A query record: the fields asked for plus Salesforce's `attributes` (`type`, `url`).
+pub type Record = Map<String, Value>;
+
+/// Client tuning.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `v62.0`.
+    pub api_version: String,
+    /// Per HTTP request.
+    pub timeout: Duration,
+    /// The most records [`SalesforceClient::query`] collects.
+    pub max_records: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            api_version: DEFAULT_API_VERSION.into(),
+            timeout: Duration::from_secs(30),
+            max_records: DEFAULT_MAX_RECORDS,
+        }
+    }
+}
+
+/// The API usage Salesforce last reported (`Sforce-Limit-Info: api-usage=used/limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub limit: u64,
+}
+
+impl ApiUsage {
+    pub fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.used)
+    }
+}
+
+/// Reads the `api-usage=N/M` entry of a `Sforce-Limit-Info` header (which may list others,
+/// such as `per-app-api-usage=…`).
+pub fn parse_limit_info(value: &str) -> Option<ApiUsage> {
+    value.split(',').find_map(|part| {
+        let rest = part.trim().strip_prefix("api-usage=")?;
+        let (used, limit) = rest.split_once('/')?;
+        Some(ApiUsage {
+            used: used.trim().parse().ok()?,
+            limit: limit.trim().parse().ok()?,
+        })
+    })
+}
+
+/// One page of a query's answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueryPage {
+    #[serde(rename = "totalSize")]
+    pub total_size: u64,
+    pub done: bool,
+    #[serde(default)]
+    pub records: Vec<Record>,
+    #[serde(rename = "nextRecordsUrl", default)]
+    pub next_records_url: Option<String>,
+}
+
+struct OrgState {
+    /// The org's credentials and access token.
+    tokens: TokenCache,
+    usage: Mutex<Option<ApiUsage>>,
+}
+
+impl OrgState {
+    fn id(&self) -> &SalesforceId {
+        &self.tokens.creds().org_id
+    }
+}
+
+/// The Salesforce REST API of every configured org over one pooled HTTP client.
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    api_version: String,
+    max_records: usize,
+    orgs: HashMap<SalesforceId, OrgState>,
+}
+
+impl fmt::Debug for SalesforceClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut orgs: Vec<_> = self.orgs.keys().map(SalesforceId::as_str).collect();
+        orgs.sort_unstable();
+        f.debug_struct("SalesforceClient")
+            .field("api_version", &self.api_version)
+            .field("orgs", &orgs)
+            .finish_non_exhaustive()
+    }
+}
+
+fn valid_api_version(v: &str) -> bool {
+    v.strip_prefix('v')
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && minor.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// An object or field API name: `Opportunity`, `Region__c`, `ns__Thing__c`.
+fn is_api_name(s: &str) -> bool {
+    s.len() <= 255
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+impl SalesforceClient {
+    pub fn new(
+        orgs: Vec<OrgCredentials>,
+        options: ClientOptions,
+    ) -> Result<SalesforceClient, SalesforceError> {
+        if !valid_api_version(&options.api_version) {
+            return Err(SalesforceError::Config {
+                org: "*".into(),
+                message: format!(
+                    "API version {:?} is not like {DEFAULT_API_VERSION}",
+                    options.api_version
+                ),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            // A redirect would be a misconfiguration; never carry a token to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("sfrelay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SalesforceError::Config {
+                org: "*".into(),
+                message: format!("cannot build the HTTP client: {e}"),
+            })?;
+        let mut states = HashMap::with_capacity(orgs.len());
+        for creds in orgs {
+            let id = creds.org_id.clone();
+            let tokens = TokenCache::new(creds)?;
+            let org = tokens.label().to_owned();
+            let state = OrgState {
+                tokens,
+                usage: Mutex::new(None),
+            };
+            if states.insert(id, state).is_some() {
+                return Err(SalesforceError::Config {
+                    org,
+                    message: "the same org twice".into(),
+                });
+            }
+        }
+        Ok(SalesforceClient {
+            http,
+            api_version: options.api_version,
+            max_records: options.max_records,
+            orgs: states,
+        })
+    }
+
+    /// Whether the client holds credentials for `org`.
+    pub fn has_org(&self, org: &SalesforceId) -> bool {
+        self.orgs.contains_key(org)
+    }
+
+    /// The API usage Salesforce reported on the org's last answer.
+    pub fn api_usage(&self, org: &SalesforceId) -> Option<ApiUsage> {
+        let state = self.orgs.get(org)?;
+        *state.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn org(&self, org: &SalesforceId) -> Result<&OrgState, SalesforceError> {
+        self.orgs
+            .get(org)
+            .ok_or_else(|| SalesforceError::UnknownOrg(org.clone()))
+    }
+
+    /// Gets a token now (e.g. to check the credentials at start-up); later calls reuse it.
+    pub async fn authenticate(&self, org: &SalesforceId) -> Result<(), SalesforceError> {
+        self.org(org)?.tokens.token(&self.http).await.map(|_| ())
+    }
+
+    /// Runs `soql` and collects every page (following `nextRecordsUrl` until `done`), up to
+    /// the configured record limit.
+    pub async fn query(
+        &self,
+        org: &SalesforceId,
+        soql: &Soql,
+    ) -> Result<Vec<Record>, SalesforceError> {
+        let mut page = self.query_page(org, soql).await?;
+        let too_many = |total: u64| SalesforceError::TooManyRecords {
+            org: org.clone(),
+            total,
+            limit: self.max_records,
+        };
+        if page.total_size > self.max_records as u64 {
+            return Err(too_many(page.total_size));
+        }
+        let mut records = std::mem::take(&mut page.records);
+        while !page.done {
+            let Some(next) = page.next_records_url.take() else {
+                return Err(SalesforceError::Decode {
+                    org: org.clone(),
+                    message: "a query page says it is not done but has no nextRecordsUrl".into(),
+                });
+            };
+            page = self.query_more(org, &next).await?;
+            records.append(&mut page.records);
+            if records.len() > self.max_records {
+                return Err(too_many(page.total_size.max(records.len() as u64)));
+            }
+        }
+        Ok(records)
+    }
+
+    /// The first page of `soql`'s answer.
+    pub async fn query_page(
+        &self,
+        org: &SalesforceId,
+        soql: &Soql,
+    ) -> Result<QueryPage, SalesforceError> {
+        let state = self.org(org)?;
+        let version = &self.api_version;
+        self.get_json(state, |instance| {
+            let mut url = api_url(org, instance, &format!("/services/data/{version}/query"))?;
+            url.query_pairs_mut().append_pair("q", soql.as_str());
+            Ok(url)
+        })
+        .await
+    }
+
+    /// The page a previous page's `nextRecordsUrl` points at.
+    pub async fn query_more(
+        &self,
+        org: &SalesforceId,
+        next_records_url: &str,
+    ) -> Result<QueryPage, SalesforceError> {
+        let state = self.org(org)?;
+        // A path on the org's own host, never a URL that could send the token elsewhere.
+        let safe = next_records_url.starts_with("/services/data/")
+            && !next_records_url.contains("..")
+            && !next_records_url.contains('\\')
+            && !next_records_url.contains("//");
+        if !safe {
+            return Err(SalesforceError::Decode {
+                org: org.clone(),
+                message: format!("unexpected nextRecordsUrl {next_records_url:?}"),
+            });
+        }
+        self.get_json(state, |instance| api_url(org, instance, next_records_url))
+            .await
+    }
+
+    /// One record's `fields` (all fields when empty), by Id: `GET sobjects/<object>/<id>`.
+    pub async fn get_record(
+        &self,
+        org: &SalesforceId,
+        object: &str,
+        id: &str,
+        fields: &[&str],
+    ) -> Result<Record, SalesforceError> {
+        if !is_api_name(object) {
+            return Err(SalesforceError::InvalidArgument(format!(
+                "{object:?} is not an object API name"
+            )));
+        }
+        let id = SalesforceId::parse(id)
+            .map_err(|e| SalesforceError::InvalidArgument(format!("record Id {id:?}: {e}")))?;
+        if let Some(bad) = fields.iter().find(|f| !is_api_name(f)) {
+            return Err(SalesforceError::InvalidArgument(format!(
+                "{bad:?} is not a field API name"
+            )));
+        }
+        let state = self.org(org)?;
+        let path = format!("/services/data/{}/sobjects/{object}/{id}", self.api_version);
+        self.get_json(state, |instance| {
+            let mut url = api_url(org, instance, &path)?;
+            if !fields.is_empty() {
+                url.query_pairs_mut()
+                    .append_pair("fields", &fields.join(","));
+            }
+            Ok(url)
+        })
+        .await
+    }
+
+    /// GETs the URL `url_for` builds on the token's instance URL; on 401 gets a new token once
+    /// and tries once more.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        state: &OrgState,
+        url_for: impl Fn(&str) -> Result<reqwest::Url, SalesforceError>,
+    ) -> Result<T, SalesforceError> {
+        let token = state.tokens.token(&self.http).await?;
+        let bytes = match self
+            .send(state, &token, url_for(&token.instance_url)?)
+            .await
+        {
+            Err(e) if e.is_unauthorized() => {
+                tracing::info!(
+                    org = %state.id(),
+                    "Salesforce session expired or invalid; getting a new access token"
+                );
+                let fresh = state.tokens.renew(&self.http, &token).await?;
+                self.send(state, &fresh, url_for(&fresh.instance_url)?)
+                    .await?
+            }
+            other => other?,
+        };
+        serde_json::from_slice(&bytes).map_err(|e| SalesforceError::Decode {
+            org: state.id().clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// One GET with the token; counts it, reads the API usage and maps failures.
+    async fn send(
+        &self,
+        state: &OrgState,
+        token: &AccessToken,
+        url: reqwest::Url,
+    ) -> Result<bytes::Bytes, SalesforceError> {
+        let result = self.send_inner(state, token, url).await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.label(),
+        };
+        metrics::counter!(
+            "sfrelay_salesforce_calls_total",
+            "org" => state.tokens.label().to_owned(),
+            "result" => label.to_string()
+        )
+        .increment(1);
+        if let Err(e) = &result {
+            tracing::debug!(org = %state.id(), error = %e, "Salesforce call failed");
+        }
+        result
+    }
+
+    async fn send_inner(
+        &self,
+        state: &OrgState,
+        token: &AccessToken,
+        url: reqwest::Url,
+    ) -> Result<bytes::Bytes, SalesforceError> {
+        let org = state.id();
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token.token.expose())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| transport_error(org, e))?;
+        let status = response.status().as_u16();
+        if let Some(usage) = response
+            .headers()
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_limit_info)
+        {
+            record_usage(state, usage);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(org, e))?;
+        if (200..300).contains(&status) {
+            Ok(bytes)
+        } else {
+            Err(api_error(org, status, &bytes))
+        }
+    }
+}
+
+/// `path` (which may carry a query) on the instance host.
+fn api_url(
+    org: &SalesforceId,
+    instance: &str,
+    path: &str,
+) -> Result<reqwest::Url, SalesforceError> {
+    reqwest::Url::parse(&format!("{instance}{path}")).map_err(|e| SalesforceError::Decode {
+        org: org.clone(),
+        message: format!("cannot build a URL on {instance:?}: {e}"),
+    })
+}
+
+fn record_usage(state: &OrgState, usage: ApiUsage) {
+    *state.usage.lock().unwrap_or_else(|e| e.into_inner()) = Some(usage);
+    let org = state.tokens.label().to_owned();
+    metrics::gauge!("sfrelay_salesforce_api_used", "org" => org.clone()).set(usage.used as f64);
+    metrics::gauge!("sfrelay_salesforce_api_limit", "org" => org.clone()).set(usage.limit as f64);
+    metrics::gauge!("sfrelay_salesforce_api_remaining", "org" => org).set(usage.remaining() as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Auth, Secret, valid_base_url};
+    use crate::retry::Retry;
+
+    const PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/keys/rsa-private.pem");
+
+    fn org() -> SalesforceId {
+        SalesforceId::parse("00D000000000001EAA").unwrap()
+    }
+
+    #[test]
+    fn limit_info_is_parsed() {
+        assert_eq!(
+            parse_limit_info("api-usage=123/15000"),
+            Some(ApiUsage {
+                used: 123,
+                limit: 15000
+            })
+        );
+        assert_eq!(
+            parse_limit_info("per-app-api-usage=17/250(appName=sample-app), api-usage=18/5000"),
+            Some(ApiUsage {
+                used: 18,
+                limit: 5000
+            })
+        );
+        assert_eq!(parse_limit_info("api-usage=x/1"), None);
+        assert_eq!(parse_limit_info(""), None);
+        assert_eq!(ApiUsage { used: 9, limit: 5 }.remaining(), 0);
+    }
+
+    #[test]
+    fn names_and_versions_are_checked() {
+        assert!(valid_api_version("v62.0"));
+        assert!(!valid_api_version("62.0"));
+        assert!(!valid_api_version("v62"));
+        assert!(!valid_api_version("v62.0/../x"));
+        assert!(is_api_name("Opportunity"));
+        assert!(is_api_name("ns__Thing__c"));
+        assert!(!is_api_name("Opportunity/../x"));
+        assert!(!is_api_name("_x"));
+        assert!(!is_api_name(""));
+        assert!(valid_base_url("https://login.salesforce.com"));
+        assert!(valid_base_url("http://127.0.0.1:8080"));
+        assert!(!valid_base_url("http://login.salesforce.com"));
+        assert!(!valid_base_url("login.salesforce.com"));
+    }
+
+    fn jwt_creds() -> OrgCredentials {
+        OrgCredentials {
+            org_id: org(),
+            login_url: "https://test.salesforce.com/".into(),
+            client_id: "3MVG9".into(),
+            auth: Auth::JwtBearer {
+                username: "u@example.com".into(),
+                private_key_pem: Secret::new(PRIVATE.to_vec()),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn client_checks_its_input_and_hides_secrets() {
+        let client = SalesforceClient::new(vec![jwt_creds()], ClientOptions::default()).unwrap();
+        let text = format!("{client:?}");
+        assert!(
+            text.contains("00D000000000001EAA") && !text.contains("PRIVATE"),
+            "{text}"
+        );
+        assert!(client.has_org(&org()));
+        assert_eq!(client.api_usage(&org()), None);
+        let other = SalesforceId::parse("00D000000000002").unwrap();
+        assert!(matches!(
+            client
+                .get_record(&other, "Account", "001000000000001", &[])
+                .await,
+            Err(SalesforceError::UnknownOrg(_))
+        ));
+        for (object, id, fields) in [
+            ("Account/../x", "001000000000001", &[][..]),
+            ("Account", "001'", &[][..]),
+            ("Account", "001000000000001", &["Name", "Owner.Name"][..]),
+        ] {
+            assert!(matches!(
+                client.get_record(&org(), object, id, fields).await,
+                Err(SalesforceError::InvalidArgument(_))
+            ));
+        }
+        assert!(matches!(
+            client
+                .query_more(&org(), "https://evil.example/services/data/x")
+                .await,
+            Err(SalesforceError::Decode { .. })
+        ));
+        assert!(matches!(
+            client
+                .query_more(&org(), "/services/data/v62.0/query/../../x")
+                .await,
+            Err(SalesforceError::Decode { .. })
+        ));
+
+        let mut bad_key = jwt_creds();
+        bad_key.auth = Auth::JwtBearer {
+            username: "u".into(),
+            private_key_pem: Secret::new(b"nope".to_vec()),
+        };
+        assert!(SalesforceClient::new(vec![bad_key], ClientOptions::default()).is_err());
+        let options = ClientOptions {
+            api_version: "62".into(),
+            ..ClientOptions::default()
+        };
+        assert!(SalesforceClient::new(vec![jwt_creds()], options).is_err());
+        assert!(
+            SalesforceClient::new(vec![jwt_creds(), jwt_creds()], ClientOptions::default())
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_login_is_retriable_and_shared() {
+        let mut creds = jwt_creds();
+        creds.login_url = "http://127.0.0.1:9".into();
+        let client = SalesforceClient::new(vec![creds], ClientOptions::default()).unwrap();
+        let soql = Soql::bind("SELECT Id FROM Account", &Map::new()).unwrap();
+        let err = client.query(&org(), &soql).await.unwrap_err();
+        assert!(matches!(err, SalesforceError::Transport { .. }), "{err}");
+        assert_eq!(err.retry(), Retry::Later);
+    }
+}
