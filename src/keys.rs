@@ -67,7 +67,7 @@ impl Namespace {
     }
 }
 
-/// The fixed start of every key kind, by space. [`tests`] proves each space prefix-free.
+/// The fixed start of every key kind, by space; the tests below prove each space prefix-free.
 pub mod prefix {
     /// Queue structures (under the namespace).
     pub const QUEUE: [&str; 7] = [

@@ -3,9 +3,9 @@
 //! failed (and may be retried) or was only put off. The worker takes, runs, settles and backs
 //! off; it knows no task kind.
 //!
-//! - an event: decide which routes fire, queue one job per route ([`fan_out`]);
+//! - an event: decide which routes fire, queue one job per route (`fan_out`);
 //! - a route: enrich from Salesforce where asked, then the Slack effects ([`route`]);
-//! - a CDC gap: fetch the records, then route them ([`gap`]);
+//! - a CDC gap: fetch the records, then route them (`gap`);
 //! - a scheduled route: query, then one digest or one route job per record ([`scheduled`]).
 //!
 //! Also here, because they make such jobs: the clock that fires scheduled routes
