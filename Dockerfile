@@ -14,6 +14,13 @@ ARG RUST_VERSION=1.88
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# Cargo loads the whole workspace before building one package, so the other members' manifests
+# must be here too; their code (the emulators, the bench harness) is never built into the image,
+# so empty files stand in for it.
+COPY emulator/Cargo.toml ./emulator/
+COPY bench/Cargo.toml ./bench/
+RUN mkdir -p emulator/src bench/src \
+ && touch emulator/src/lib.rs emulator/src/main.rs bench/src/main.rs
 COPY src ./src
 # The release profile keeps line tables (82 MB binary); the image drops them (about 19 MB) but
 # keeps symbols, so a backtrace still names functions.

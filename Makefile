@@ -7,27 +7,31 @@ CARGO ?= cargo
 run:
 	$(CARGO) run --bin sfrelay -- serve
 
-## The whole test suite: unit tests and integration tests (spawns redis-server on free ports).
+## The whole test suite of every workspace member (sfrelay, the emulators, the bench harness):
+## unit tests and integration tests (spawns redis-server on free ports; the emulators run inside
+## the test processes).
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 ## Formatting and lints, as CI runs them.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
+## sfrelay and the emulator binary (test build), as `make demo` runs them.
 build:
-	$(CARGO) build --bins
+	$(CARGO) build --bins -p sfrelay -p sfrelay-emulator
 
+## sfrelay's release binary, the one the image ships.
 release:
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --bins -p sfrelay
 
 ## The Slack Web API emulator on its own (loopback).
 emulator:
-	$(CARGO) run --bin sfrelay-emulator -- slack --listen 127.0.0.1:3001
+	$(CARGO) run -p sfrelay-emulator -- slack --listen 127.0.0.1:3001
 
 ## The whole path on one machine: redis-server, the Slack emulator and sfrelay, then one
 ## Closed Won callout and the message the emulated Slack received.
@@ -50,21 +54,22 @@ demo: build
 	echo "== what Slack received (GET /_emulator/messages)"; \
 	curl -s localhost:$(DEMO_SLACK_PORT)/_emulator/messages; echo
 
-BENCH := bench/target/release/sfrelay-bench
-
 ## Benchmarks (bench/README.md): every measurement, 3 runs, medians; prints a table and
-## writes bench/results.json. Targets are reported, never enforced.
+## writes bench/results.json. Targets are reported, never enforced. The harness is built in a
+## cargo run of its own so its dependencies' features never change how sfrelay is built; it
+## finds sfrelay and the emulator beside itself, in target/release.
 bench:
-	$(CARGO) build --release --bins
-	$(CARGO) build --release --manifest-path bench/Cargo.toml
-	$(BENCH) run $(BENCH_ARGS)
+	$(CARGO) build --release --bins -p sfrelay -p sfrelay-emulator
+	$(CARGO) build --release -p sfrelay-bench
+	target/release/sfrelay-bench run $(BENCH_ARGS)
 
 ## The same at a tiny scale (1 run, 2 s phases, 100 messages over 10 channels), for CI: on the
-## test build (no release build needed), proving the harness runs; its figures mean nothing.
+## test build in target/debug (no release build needed), proving the harness runs; its figures
+## mean nothing.
 bench-smoke:
-	$(CARGO) build --bins
-	$(CARGO) build --manifest-path bench/Cargo.toml
-	bench/target/debug/sfrelay-bench run --smoke --bin-dir target/debug $(BENCH_ARGS)
+	$(CARGO) build --bins -p sfrelay -p sfrelay-emulator
+	$(CARGO) build -p sfrelay-bench
+	target/debug/sfrelay-bench run --smoke $(BENCH_ARGS)
 
 IMAGE ?= registry.example.com/sfrelay:$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 OVERLAY ?= prod

@@ -2,7 +2,6 @@
 //! tokens, caching, refresh on an expired session, paging, error classification, API usage,
 //! and bound SOQL that an injection attempt cannot break.
 
-use std::process::{Child, Command};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -11,10 +10,9 @@ use sfrelay::event::SalesforceId;
 use sfrelay::salesforce::{
     ApiUsage, Auth, ClientOptions, OrgCredentials, Retry, SalesforceClient, SalesforceError, Soql,
 };
+use sfrelay_emulator::Running;
 
 mod support;
-
-use support::spawn_emulator;
 
 const CLIENT_ID: &str = "3MVG9test.client";
 const PUBLIC_KEY: &str = concat!(
@@ -26,29 +24,22 @@ const PRIVATE_KEY: &str = concat!(
     "/tests/fixtures/keys/rsa-private.pem"
 );
 
-/// A running `sfrelay-emulator salesforce`, killed when dropped.
+/// A `sfrelay-emulator salesforce` running in this process, stopped when dropped.
 struct Emulator {
     url: String,
-    child: Child,
+    /// Stops the emulator when dropped.
+    _running: Running,
     http: reqwest::Client,
 }
 
 impl Emulator {
     fn start(extra: &[&str]) -> Emulator {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"));
-        command
-            .args([
-                "salesforce",
-                "--listen",
-                "127.0.0.1:0",
-                "--client-id",
-                CLIENT_ID,
-            ])
-            .args(extra);
-        let (child, url) = spawn_emulator(&mut command);
+        let args = ["--listen", "127.0.0.1:0", "--client-id", CLIENT_ID];
+        let running = sfrelay_emulator::spawn_salesforce(args.iter().chain(extra))
+            .expect("start the Salesforce emulator");
         Emulator {
-            url,
-            child,
+            url: running.url(),
+            _running: running,
             http: reqwest::Client::new(),
         }
     }
@@ -118,13 +109,6 @@ impl Emulator {
                     .starts_with("/services/data/")
             })
             .collect()
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -94,10 +94,11 @@ pub struct Settings {
     /// The sfrelay repository (binaries, templates, fixtures).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.."))]
     pub repo: PathBuf,
-    /// Where sfrelay's binaries are, relative to the repository. Figures mean something only
-    /// for the release build; `make bench-smoke` uses the test build to prove the harness runs.
-    #[arg(long, default_value = "target/release")]
-    pub bin_dir: PathBuf,
+    /// Where sfrelay's binaries are, relative to the repository [default: beside this binary,
+    /// so a release harness measures the release build]. Figures mean something only for the
+    /// release build; `make bench-smoke` uses the test build to prove the harness runs.
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
     /// Where to write the results [default: bench/results.json, or
     /// bench/out/results-smoke.json with --smoke].
     #[arg(long)]
@@ -191,7 +192,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.runs >= 1 && settings.channels >= 1,
         "--runs and --channels must be ≥ 1"
     );
-    let paths = Paths::new(&settings.repo, &settings.bin_dir)?;
+    let paths = Paths::new(&settings.repo, settings.bin_dir.as_deref())?;
     let envelopes = Arc::new(Envelopes::load(&paths.repo)?);
     let machine = report::machine();
     let (p, s, e) = (&paths, &settings, &envelopes);

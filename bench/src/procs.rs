@@ -35,20 +35,30 @@ pub struct Paths {
 }
 
 impl Paths {
-    pub fn new(repo: &Path, bin_dir: &Path) -> anyhow::Result<Paths> {
+    /// `bin_dir` is relative to `repo`; without it the binaries are looked for beside this one,
+    /// where the workspace's build of the same profile put them.
+    pub fn new(repo: &Path, bin_dir: Option<&Path>) -> anyhow::Result<Paths> {
         let repo = repo
             .canonicalize()
             .with_context(|| format!("repository {}", repo.display()))?;
+        let me = std::env::current_exe().context("locating sfrelay-bench")?;
+        let dir = match bin_dir {
+            Some(dir) => repo.join(dir),
+            None => me
+                .parent()
+                .context("sfrelay-bench's own directory")?
+                .to_path_buf(),
+        };
         let paths = Paths {
-            sfrelay: repo.join(bin_dir).join("sfrelay"),
-            emulator: repo.join(bin_dir).join("sfrelay-emulator"),
-            me: std::env::current_exe().context("locating sfrelay-bench")?,
+            sfrelay: dir.join("sfrelay"),
+            emulator: dir.join("sfrelay-emulator"),
+            me,
             repo,
         };
         for bin in [&paths.sfrelay, &paths.emulator] {
             if !bin.is_file() {
                 bail!(
-                    "{} is missing: run `cargo build --release --bins` (or `cargo build --bins` for target/debug) in the repository first",
+                    "{} is missing: run `cargo build --release --bins -p sfrelay -p sfrelay-emulator` (without --release for target/debug) in the repository first",
                     bin.display()
                 );
             }

@@ -1,14 +1,16 @@
-//! Test harness: a real `redis-server` on a free port, the Slack emulator, and the real
-//! `sfrelay` binary, each a child process killed when its handle drops. Loopback only.
+//! Test harness: a real `redis-server` on a free port and the real `sfrelay` binary, each a
+//! child process killed when its handle drops, and the Slack and Salesforce emulators, served
+//! in this process and stopped when their handle drops. Loopback only.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sfrelay_emulator::Running;
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -125,30 +127,11 @@ impl Drop for Redis {
     }
 }
 
-/// Starts an emulator and reads the `listening on URL` line it prints first.
-pub fn spawn_emulator(command: &mut Command) -> (Child, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sfrelay-emulator");
-    let stdout = child.stdout.take().expect("emulator stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("emulator prints its address");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected emulator output {line:?}"))
-        .to_string();
-    (child, url)
-}
-
-/// The Slack Web API emulator (`sfrelay-emulator slack`).
+/// The Slack Web API emulator (`sfrelay-emulator slack`), in this process.
 pub struct Slack {
     pub url: String,
-    child: Child,
+    /// Stops the emulator when dropped.
+    _emulator: Running,
     http: reqwest::Client,
 }
 
@@ -156,14 +139,12 @@ pub const SLACK_TOKEN: &str = "xoxb-test-token";
 
 impl Slack {
     pub fn start(extra: &[&str]) -> Slack {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"));
-        command
-            .args(["slack", "--listen", "127.0.0.1:0", "--token", SLACK_TOKEN])
-            .args(extra);
-        let (child, url) = spawn_emulator(&mut command);
+        let args = ["--listen", "127.0.0.1:0", "--token", SLACK_TOKEN];
+        let emulator = sfrelay_emulator::spawn_slack(args.iter().chain(extra))
+            .expect("start the Slack emulator");
         Slack {
-            url,
-            child,
+            url: emulator.url(),
+            _emulator: emulator,
             http: reqwest::Client::new(),
         }
     }
@@ -237,17 +218,12 @@ impl Slack {
     }
 }
 
-impl Drop for Slack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The Salesforce emulator (`sfrelay-emulator salesforce`), trusting the test RSA key.
+/// The Salesforce emulator (`sfrelay-emulator salesforce`) in this process, trusting the test
+/// RSA key.
 pub struct Salesforce {
     pub url: String,
-    child: Child,
+    /// Stops the emulator when dropped.
+    _emulator: Running,
     http: reqwest::Client,
 }
 
@@ -259,23 +235,19 @@ impl Salesforce {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data.json");
         std::fs::write(&data, records.to_string()).expect("write data");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sfrelay-emulator"));
-        command
-            .args([
-                "salesforce",
-                "--listen",
-                "127.0.0.1:0",
-                "--client-id",
-                SF_CLIENT_ID,
-            ])
-            .arg("--public-key")
-            .arg(fixture_path("keys/rsa-public.pem"))
-            .arg("--data")
-            .arg(&data);
-        let (child, url) = spawn_emulator(&mut command);
+        let args = ["--listen", "127.0.0.1:0", "--client-id", SF_CLIENT_ID];
+        let files = [
+            OsString::from("--public-key"),
+            fixture_path("keys/rsa-public.pem").into(),
+            "--data".into(),
+            data.into(),
+        ];
+        let emulator =
+            sfrelay_emulator::spawn_salesforce(args.into_iter().map(OsString::from).chain(files))
+                .expect("start the Salesforce emulator");
         Salesforce {
-            url,
-            child,
+            url: emulator.url(),
+            _emulator: emulator,
             http: reqwest::Client::new(),
         }
     }
@@ -311,13 +283,6 @@ impl Salesforce {
             .json()
             .await
             .expect("emulator JSON")
-    }
-}
-
-impl Drop for Salesforce {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

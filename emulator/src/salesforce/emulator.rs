@@ -677,8 +677,8 @@ pub fn now_rfc3339() -> String {
 mod tests {
     use super::*;
 
-    const PUBLIC: &[u8] = include_bytes!("../../../../tests/fixtures/keys/rsa-public.pem");
-    const PRIVATE: &[u8] = include_bytes!("../../../../tests/fixtures/keys/rsa-private.pem");
+    const PUBLIC: &[u8] = include_bytes!("../../../tests/fixtures/keys/rsa-public.pem");
+    const PRIVATE: &[u8] = include_bytes!("../../../tests/fixtures/keys/rsa-private.pem");
     const OWN: &str = "http://127.0.0.1:5555";
 
     fn emulator(records: usize) -> Emulator {

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::Router;
 use jsonwebtoken::DecodingKey;
 
 use emulator::Emulator;
@@ -68,12 +69,16 @@ pub struct SalesforceArgs {
 
 /// Runs the Salesforce emulator until SIGINT or SIGTERM.
 pub async fn run(args: SalesforceArgs) -> anyhow::Result<()> {
-    let emulator = build(&args)?;
+    crate::serve::serve(args.listen, app(&args)?).await
+}
+
+/// The Salesforce and control routes over the initial state `args` describe.
+pub(crate) fn app(args: &SalesforceArgs) -> anyhow::Result<Router> {
+    let emulator = build(args)?;
     if emulator.keys.is_empty() {
         tracing::warn!("no --public-key given: the JWT bearer flow will refuse every assertion");
     }
-    let shared = Arc::new(Mutex::new(emulator));
-    crate::serve::serve(args.listen, http::router(shared)).await
+    Ok(http::router(Arc::new(Mutex::new(emulator))))
 }
 
 /// The initial state described by the command line.
@@ -134,7 +139,10 @@ mod tests {
     }
 
     fn fixture(name: &str) -> String {
-        format!("{}/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+        format!(
+            "{}/../tests/fixtures/keys/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
     }
 
     #[test]

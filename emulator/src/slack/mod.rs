@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
 
 use crate::gcra::Rate;
 use emulator::Emulator;
@@ -70,9 +71,14 @@ pub struct SlackArgs {
 
 /// Runs the Slack emulator until SIGINT or SIGTERM.
 pub async fn run(args: SlackArgs) -> anyhow::Result<()> {
-    let emulator = build(args.clone())?;
-    let shared = Arc::new(Mutex::new(emulator));
-    crate::serve::serve(args.listen, http::router(shared)).await
+    let listen = args.listen;
+    crate::serve::serve(listen, app(args)?).await
+}
+
+/// The Slack and control routes over the initial state `args` describe.
+pub(crate) fn app(args: SlackArgs) -> anyhow::Result<Router> {
+    let emulator = build(args)?;
+    Ok(http::router(Arc::new(Mutex::new(emulator))))
 }
 
 /// The initial state described by the command line.

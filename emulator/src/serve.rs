@@ -13,17 +13,23 @@ use tokio::sync::Notify;
 /// How long in-flight requests (possibly delayed by injected latency) may finish after a signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// Binds `listen`, refusing anything but loopback: the emulators are never reachable from
+/// another machine.
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    if !listen.ip().is_loopback() {
+        bail!("refusing to listen on {listen}: the emulator only listens on loopback");
+    }
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))
+}
+
 /// Serves `app` on a loopback address until SIGINT or SIGTERM.
 ///
 /// Prints exactly one line, `listening on http://ADDR`, to stdout once the socket is bound so a
 /// parent process can read the real port when it asked for port 0.
 pub async fn serve(listen: SocketAddr, app: Router) -> anyhow::Result<()> {
-    if !listen.ip().is_loopback() {
-        bail!("refusing to listen on {listen}: the emulator only listens on loopback");
-    }
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
+    let listener = bind(listen).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
     announce(addr)?;
     tracing::info!(%addr, "emulator ready");
