@@ -14,7 +14,8 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::procs::API_KEY;
+/// The API key every request to sfrelay carries (`X-Api-Key`); sfrelay is configured with it.
+pub const API_KEY: &str = "bench-api-key-0123456789abcdef";
 
 /// No single request may take longer than this; a stuck server ends the measurement.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

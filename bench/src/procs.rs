@@ -18,9 +18,8 @@ use crate::http;
 /// Sequence numbers of warm-up events, far from any measured event's.
 pub const WARM_UP_SEQ: u64 = 1 << 40;
 
-/// The org every bench event belongs to, and its API key (sent as `X-Api-Key`).
+/// The org every bench event belongs to (its API key is [`http::API_KEY`]).
 pub const ORG_ID: &str = "00D5g000004ABCdEAO";
-pub const API_KEY: &str = "bench-api-key-0123456789abcdef";
 /// The bot token the emulator expects and sfrelay sends.
 pub const SLACK_TOKEN: &str = "xoxb-bench-token";
 
@@ -312,7 +311,7 @@ instance_url = "https://acme.my.salesforce.com"
                 .env("SFRELAY_LISTEN", addr.to_string())
                 .env("SFRELAY_LOG", "info")
                 .env("SFRELAY_LOG_FORMAT", "json")
-                .env("BENCH_API_KEY", API_KEY)
+                .env("BENCH_API_KEY", http::API_KEY)
                 .env("REDIS_URL", spec.redis_url)
                 .env("SLACK_API_BASE", spec.slack_api)
                 .env("SLACK_BOT_TOKEN", SLACK_TOKEN)
