@@ -205,6 +205,12 @@ async fn sighup_reloads_a_valid_set_and_keeps_the_old_one_when_broken() {
             .status(),
         202
     );
+    // The worker has routed it (against no route) before the set changes; otherwise a slow
+    // worker would route it against the new set.
+    eventually("the lead routed", Duration::from_secs(10), || async {
+        app.logs().contains("no route fired").then_some(())
+    })
+    .await;
     // A new route is two files dropped in and a SIGHUP (the template is shipped).
     std::fs::write(
         routes_dir.join("leads.toml"),
