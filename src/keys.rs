@@ -10,7 +10,7 @@
 //! - inside `dedupe:`, the dedupe keys of queued jobs ([`DedupeKey`]), kept for the
 //!   configured dedupe window.
 
-use std::fmt::{Display, Write as _};
+use std::fmt::Display;
 use std::time::Duration;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -30,7 +30,7 @@ impl Namespace {
     }
     /// New jobs (list): pushed on the left, taken from the right. Lives while it holds jobs.
     pub fn ready(&self) -> String {
-        format!("{}ready", self.prefix)
+        format!("{}{}", self.prefix, prefix::READY)
     }
     /// The one job a consumer holds (list), moved there atomically by the take, so a crash
     /// leaves it where recovery finds it.
@@ -39,27 +39,27 @@ impl Namespace {
     }
     /// What the recovery script scans for in-flight lists of dead consumers.
     pub fn processing_prefix(&self) -> String {
-        format!("{}processing:", self.prefix)
+        format!("{}{}", self.prefix, prefix::PROCESSING)
     }
     /// Low-priority jobs (list), fed into `ready` when it runs short.
     pub fn low(&self) -> String {
-        format!("{}low", self.prefix)
+        format!("{}{}", self.prefix, prefix::LOW)
     }
     /// Consumer → last heartbeat in ms (sorted set), for in-flight counts and recovery.
     pub fn consumers(&self) -> String {
-        format!("{}consumers", self.prefix)
+        format!("{}{}", self.prefix, prefix::CONSUMERS)
     }
     /// Retries and put-off jobs of one lane (sorted set by due time in ms).
     pub fn delayed(&self, lane: &str) -> String {
-        format!("{}delayed:{lane}", self.prefix)
+        format!("{}{}{lane}", self.prefix, prefix::DELAYED)
     }
     /// Dead letters (list), newest first; kept until an operator replays or purges them.
     pub fn dead(&self) -> String {
-        format!("{}dead", self.prefix)
+        format!("{}{}", self.prefix, prefix::DEAD)
     }
     /// The id of the job that first used a dedupe key, for the dedupe window.
     pub fn dedupe(&self, key: &str) -> String {
-        format!("{}dedupe:{key}", self.prefix)
+        format!("{}{}{key}", self.prefix, prefix::DEDUPE_OF)
     }
     /// A state-store key ([`Key`]) of this namespace.
     pub fn store(&self, key: &str) -> String {
@@ -69,16 +69,15 @@ impl Namespace {
 
 /// The fixed start of every key kind, by space; the tests below prove each space prefix-free.
 pub mod prefix {
+    pub const READY: &str = "ready";
+    pub const LOW: &str = "low";
+    pub const PROCESSING: &str = "processing:";
+    pub const CONSUMERS: &str = "consumers";
+    pub const DELAYED: &str = "delayed:";
+    pub const DEAD: &str = "dead";
+    pub const DEDUPE_OF: &str = "dedupe:";
     /// Queue structures (under the namespace).
-    pub const QUEUE: [&str; 7] = [
-        "ready",
-        "low",
-        "processing:",
-        "consumers",
-        "delayed:",
-        "dead",
-        "dedupe:",
-    ];
+    pub const QUEUE: [&str; 7] = [READY, LOW, PROCESSING, CONSUMERS, DELAYED, DEAD, DEDUPE_OF];
     pub const DONE: &str = "done:";
     pub const PENDING: &str = "pending:";
     pub const ONCE: &str = "once:";
@@ -364,18 +363,12 @@ impl DedupeKey {
         commit_ms: i64,
         records: &[&str],
     ) -> Self {
-        let mut key = format!(
-            "{}{org}:{}:{commit_ms}:",
+        DedupeKey(format!(
+            "{}{org}:{}:{commit_ms}:{}",
             prefix::GAP,
-            transaction_key.unwrap_or("")
-        );
-        for (i, record) in records.iter().enumerate() {
-            if i > 0 {
-                key.push(',');
-            }
-            let _ = write!(key, "{record}");
-        }
-        DedupeKey(key)
+            transaction_key.unwrap_or(""),
+            records.join(",")
+        ))
     }
 
     /// One fired route for one event: repeating the fan-out after a crash queues nothing

@@ -28,7 +28,7 @@ use arc_swap::ArcSwap;
 use crate::deliver::{DeliverError, OrgDirectory, Workspaces};
 use crate::queue::{Job, Lane, Queue};
 use crate::retry::Retry;
-use crate::routing::{Priority, RouteSet};
+use crate::routing::{Priority, Route, RouteSet};
 use crate::salesforce::{SalesforceClient, SalesforceError};
 use crate::store::{Store, StoreError};
 use crate::task::Task;
@@ -137,6 +137,13 @@ pub async fn run(jobs: &Jobs, job: &Job) -> Result<(), JobError> {
         } => scheduled::run(jobs, &route, &org, tick_ms).await,
         Task::Route { route, event } => route::run(jobs, job, &route, &event).await,
     }
+}
+
+/// The route called `name` in the running set; gone after a reload is permanent.
+fn route_named<'a>(routes: &'a RouteSet, name: &str) -> Result<&'a Route, WorkError> {
+    routes
+        .get(name)
+        .ok_or_else(|| WorkError::Permanent(format!("route {name:?} no longer exists (reloaded?)")))
 }
 
 /// The lane a route's jobs wait in.

@@ -23,18 +23,13 @@ pub(super) async fn run(
     )
     .await;
     match delivered {
-        Ok(()) => Ok(()),
-        Err(e) => match e.postpone_for() {
-            Some(_) if too_old(job, jobs.max_age) => Err(JobError::dead(format!(
+        Err(e) if e.postpone_for().is_some() && too_old(job, jobs.max_age) => {
+            Err(JobError::dead(format!(
                 "route {route}: older than the {}s age limit and still rate limited: {e}",
                 jobs.max_age.as_secs()
-            ))),
-            Some(delay) => Err(JobError::Postponed { delay }),
-            None => Err(JobError::Failed {
-                error: format!("route {route}: {e}"),
-                retry: e.retry(),
-            }),
-        },
+            )))
+        }
+        other => other.map_err(|e| JobError::of(&format!("route {route}"), e)),
     }
 }
 
@@ -55,9 +50,7 @@ pub async fn deliver(
     extra: Value,
 ) -> Result<(), WorkError> {
     let routes = jobs.routes.load_full();
-    let route = routes.get(name).ok_or_else(|| {
-        WorkError::Permanent(format!("route {name:?} no longer exists (reloaded?)"))
-    })?;
+    let route = super::route_named(&routes, name)?;
     if route.dedupe == Dedupe::OncePerRecord {
         let key = Key::once(name, &event.org_id, &event.record_id, route.dedupe_days);
         if let Some(holder) = jobs.store.claim(key.as_str(), &event.id, key.ttl()).await?

@@ -15,8 +15,8 @@ use crate::task::TaskRef;
 pub enum Run {
     /// One message summing up every record (`schedule.each = false`).
     Digest { event: Box<Event>, extra: Value },
-    /// One delivery per record (`schedule.each = true`).
-    Records(Vec<Event>),
+    /// One delivery per record (`schedule.each = true`), each a job in the route's lane.
+    Records { events: Vec<Event>, lane: Lane },
 }
 
 pub(super) async fn run(
@@ -33,8 +33,8 @@ pub(super) async fn run(
         Run::Digest { event, extra } => route::deliver(jobs, name, &event, extra)
             .await
             .map_err(|e| JobError::of(&what, e)),
-        Run::Records(events) if events.is_empty() => Ok(()),
-        Run::Records(events) => queue_records(jobs, name, &events).await,
+        Run::Records { events, .. } if events.is_empty() => Ok(()),
+        Run::Records { events, lane } => queue_records(jobs, name, &events, lane).await,
     }
 }
 
@@ -51,7 +51,7 @@ pub async fn run_here(
             route::deliver(jobs, name, &event, extra).await?;
             Ok(Vec::new())
         }
-        Run::Records(events) => {
+        Run::Records { events, .. } => {
             let mut outcomes = Vec::with_capacity(events.len());
             for event in events {
                 let outcome = route::deliver(jobs, name, &event, Value::Null).await;
@@ -70,9 +70,7 @@ pub async fn query(
     tick_ms: i64,
 ) -> Result<Run, WorkError> {
     let routes = jobs.routes.load_full();
-    let route = routes.get(name).ok_or_else(|| {
-        WorkError::Permanent(format!("route {name:?} no longer exists (reloaded?)"))
-    })?;
+    let route = super::route_named(&routes, name)?;
     let schedule = route
         .schedule
         .as_ref()
@@ -115,7 +113,10 @@ pub async fn query(
                 received_at: now,
             });
         }
-        return Ok(Run::Records(events));
+        return Ok(Run::Records {
+            events,
+            lane: lane_of(route.priority),
+        });
     }
     let event = Event {
         id: format!("{name}:{org}:{tick_ms}"),
@@ -137,11 +138,12 @@ pub async fn query(
 }
 
 /// Queues one route job per record, in the route's lane, 200 at a time.
-async fn queue_records(jobs: &Jobs, route: &str, events: &[Event]) -> Result<(), JobError> {
-    let routes = jobs.routes.load_full();
-    let lane = routes
-        .get(route)
-        .map_or(Lane::Normal, |r| lane_of(r.priority));
+async fn queue_records(
+    jobs: &Jobs,
+    route: &str,
+    events: &[Event],
+    lane: Lane,
+) -> Result<(), JobError> {
     let now = crate::queue::now_ms();
     let mut new = Vec::with_capacity(events.len());
     for event in events {
