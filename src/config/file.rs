@@ -1,0 +1,180 @@
+//! The file as an operator writes it: every section with its defaults, parsed strictly.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The file as written by an operator. Every section has defaults so an empty file is valid.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    pub(super) listen: Option<String>,
+    pub(super) routes_dir: Option<PathBuf>,
+    pub(super) templates_dir: Option<PathBuf>,
+    pub(super) fixtures_dir: Option<PathBuf>,
+    pub(super) time_zone: Option<String>,
+    #[serde(default)]
+    pub(super) ingest: IngestFile,
+    #[serde(default)]
+    pub(super) queue: QueueFile,
+    #[serde(default)]
+    pub(super) workers: WorkersFile,
+    #[serde(default)]
+    pub(super) slack: SlackFile,
+    #[serde(default)]
+    pub(super) orgs: Vec<OrgFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct IngestFile {
+    pub(super) max_body_bytes: usize,
+    pub(super) dedupe_window_secs: u64,
+}
+
+impl Default for IngestFile {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            dedupe_window_secs: 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct QueueFile {
+    pub(super) namespace: String,
+    pub(super) high_water_mark: u64,
+    pub(super) retry_after_secs: u64,
+    pub(super) max_attempts: u32,
+    pub(super) backoff_base_ms: u64,
+    pub(super) backoff_cap_secs: u64,
+    pub(super) visibility_timeout_secs: u64,
+    pub(super) max_age_secs: u64,
+}
+
+impl Default for QueueFile {
+    fn default() -> Self {
+        Self {
+            namespace: "default".into(),
+            high_water_mark: 100_000,
+            retry_after_secs: 5,
+            max_attempts: 12,
+            backoff_base_ms: 500,
+            backoff_cap_secs: 300,
+            visibility_timeout_secs: 30,
+            max_age_secs: 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct WorkersFile {
+    pub(super) count: usize,
+    pub(super) shutdown_grace_secs: u64,
+}
+
+impl Default for WorkersFile {
+    fn default() -> Self {
+        Self {
+            count: 8,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct SlackFile {
+    pub(super) api_base: String,
+    pub(super) timeout_secs: u64,
+    pub(super) channel_messages_per_sec: f64,
+    pub(super) channel_burst: u32,
+}
+
+impl Default for SlackFile {
+    fn default() -> Self {
+        Self {
+            api_base: "https://slack.com/api".into(),
+            timeout_secs: 10,
+            channel_messages_per_sec: 1.0,
+            // Slack allows "short bursts >1" without saying how short; 3 is a short burst, and a
+            // 429 still closes the channel for every replica for exactly its Retry-After.
+            channel_burst: 3,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OrgFile {
+    pub(super) id: String,
+    pub(super) name: Option<String>,
+    pub(super) api_key_env: Option<String>,
+    pub(super) api_key_file: Option<PathBuf>,
+    pub(super) api_key_header: Option<String>,
+    pub(super) jwt_secret_env: Option<String>,
+    pub(super) jwt_secret_file: Option<PathBuf>,
+    pub(super) jwt_public_key_file: Option<PathBuf>,
+    pub(super) jwt_issuer: Option<String>,
+    pub(super) jwt_audience: Option<String>,
+    pub(super) outbound_message_token_env: Option<String>,
+    pub(super) outbound_message_token_file: Option<PathBuf>,
+    pub(super) salesforce: Option<SalesforceFile>,
+    #[serde(default)]
+    pub(super) reconcile: Vec<ReconcileConfig>,
+    pub(super) slack: Option<OrgSlackFile>,
+}
+
+/// An org's own Slack bot token (`[orgs.slack]`), when it posts as another app or workspace.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OrgSlackFile {
+    pub(super) bot_token_env: Option<String>,
+    pub(super) bot_token_file: Option<PathBuf>,
+}
+
+/// Reconciliation of one object of one org: every `every_seconds`, records modified in the last
+/// `window_minutes` (but not in the last `grace_minutes`, whose callouts may still be on their
+/// way) are compared with what sfrelay last saw; missed changes are routed as events.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileConfig {
+    pub object: String,
+    /// The fields the routes watch: a difference in any of them is a missed change.
+    pub fields: Vec<String>,
+    /// More fields to fetch for the templates (`Name`, `Account.Name`, …), not compared.
+    #[serde(default)]
+    pub also: Vec<String>,
+    #[serde(default = "default_reconcile_every")]
+    pub every_seconds: u64,
+    #[serde(default = "default_reconcile_window")]
+    pub window_minutes: u64,
+    #[serde(default = "default_reconcile_grace")]
+    pub grace_minutes: u64,
+}
+
+fn default_reconcile_every() -> u64 {
+    300
+}
+fn default_reconcile_window() -> u64 {
+    30
+}
+fn default_reconcile_grace() -> u64 {
+    2
+}
+
+/// The org's Salesforce API access (`[orgs.salesforce]`).
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceFile {
+    pub instance_url: Option<String>,
+    pub login_url: Option<String>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    pub refresh_token_env: Option<String>,
+    pub client_secret_env: Option<String>,
+}

@@ -1,0 +1,228 @@
+//! One `[[orgs]]` entry: the credentials that prove a caller is that org, read and checked.
+
+use std::path::{Path, PathBuf};
+
+use super::file::{OrgFile, ReconcileConfig, SalesforceFile};
+use super::{ConfigError, Env, Secret, invalid};
+use crate::event::SalesforceId;
+
+/// One Salesforce org allowed to call sfrelay, with the credentials that prove it is that org.
+#[derive(Debug, Clone)]
+pub struct OrgConfig {
+    pub id: SalesforceId,
+    pub name: String,
+    pub api_key: Option<ApiKeyConfig>,
+    pub jwt: Vec<JwtKeyConfig>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub outbound_message_token: Option<Secret<String>>,
+    /// `https://acme.my.salesforce.com`: record links in messages.
+    pub instance_url: Option<String>,
+    pub salesforce: SalesforceFile,
+    pub reconcile: Vec<ReconcileConfig>,
+    /// The org's own Slack bot token; `None` posts with `SLACK_BOT_TOKEN`.
+    pub slack_token: Option<Secret<String>>,
+}
+
+impl OrgConfig {
+    /// Whether the org can authenticate at all.
+    pub fn has_credential(&self) -> bool {
+        self.api_key.is_some() || !self.jwt.is_empty() || self.outbound_message_token.is_some()
+    }
+}
+
+/// A static API key and the header it arrives in (a Named Credential's custom header).
+#[derive(Debug, Clone)]
+pub struct ApiKeyConfig {
+    pub header: String,
+    pub key: Secret<String>,
+}
+
+/// A key that verifies the org's JWTs; the key's kind pins the accepted algorithm.
+#[derive(Debug, Clone)]
+pub enum JwtKeyConfig {
+    Hs256(Secret<Vec<u8>>),
+    PublicKeyPem { path: PathBuf, pem: Vec<u8> },
+}
+
+pub(super) fn load_org(
+    i: usize,
+    org: OrgFile,
+    base: &Path,
+    env: &dyn Env,
+) -> Result<OrgConfig, ConfigError> {
+    let key = |field: &str| format!("orgs[{i}].{field}");
+    let id = SalesforceId::parse(&org.id).map_err(|e| invalid(key("id"), e.to_string()))?;
+    if id.key_prefix() != "00D" {
+        return Err(invalid(key("id"), "not an org Id (must start with 00D)"));
+    }
+    for (j, r) in org.reconcile.iter().enumerate() {
+        let bad_name = |n: &str| {
+            n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
+        if bad_name(&r.object)
+            || r.fields.is_empty()
+            || r.fields.iter().chain(&r.also).any(|f| bad_name(f))
+        {
+            return Err(invalid(
+                key(&format!("reconcile[{j}]")),
+                "needs an object and a non-empty list of field API names",
+            ));
+        }
+        if r.window_minutes <= r.grace_minutes {
+            return Err(invalid(
+                key(&format!("reconcile[{j}].window_minutes")),
+                "must be larger than grace_minutes",
+            ));
+        }
+    }
+    let reconcile = org.reconcile.clone();
+    let slack = org.slack.unwrap_or_default();
+    let slack_token = secret_from(
+        env,
+        base,
+        &key("slack.bot_token_env"),
+        slack.bot_token_env.as_deref(),
+        &key("slack.bot_token_file"),
+        slack.bot_token_file.as_deref(),
+    )?
+    .map(Secret::new);
+    let salesforce = org.salesforce.unwrap_or_default();
+    let instance_url = match &salesforce.instance_url {
+        Some(url) => {
+            let url = url.trim_end_matches('/').to_string();
+            if !url.starts_with("https://") && !url.starts_with("http://127.0.0.1") {
+                return Err(invalid(
+                    key("salesforce.instance_url"),
+                    format!("{url:?} must be an https:// URL"),
+                ));
+            }
+            Some(url)
+        }
+        None => None,
+    };
+
+    let api_key = secret_from(
+        env,
+        base,
+        &key("api_key_env"),
+        org.api_key_env.as_deref(),
+        &key("api_key_file"),
+        org.api_key_file.as_deref(),
+    )?
+    .map(|k| {
+        let header = org
+            .api_key_header
+            .clone()
+            .unwrap_or_else(|| "X-Api-Key".into());
+        (header, k)
+    });
+    let api_key = match api_key {
+        Some((header, key_value)) => {
+            if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Err(invalid(key("api_key_header"), "not a valid header name"));
+            }
+            if key_value.len() < 16 {
+                return Err(invalid(
+                    key("api_key_env"),
+                    "the API key must be at least 16 characters",
+                ));
+            }
+            Some(ApiKeyConfig {
+                header,
+                key: Secret::new(key_value),
+            })
+        }
+        None => None,
+    };
+
+    let mut jwt = Vec::new();
+    if let Some(secret) = secret_from(
+        env,
+        base,
+        &key("jwt_secret_env"),
+        org.jwt_secret_env.as_deref(),
+        &key("jwt_secret_file"),
+        org.jwt_secret_file.as_deref(),
+    )? {
+        if secret.len() < 32 {
+            return Err(invalid(
+                key("jwt_secret_env"),
+                "an HS256 secret must be at least 32 bytes",
+            ));
+        }
+        jwt.push(JwtKeyConfig::Hs256(Secret::new(secret.into_bytes())));
+    }
+    if let Some(path) = &org.jwt_public_key_file {
+        let path = base.join(path);
+        let pem = std::fs::read(&path).map_err(|e| {
+            invalid(
+                key("jwt_public_key_file"),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        jwt.push(JwtKeyConfig::PublicKeyPem { path, pem });
+    }
+
+    let outbound_message_token = secret_from(
+        env,
+        base,
+        &key("outbound_message_token_env"),
+        org.outbound_message_token_env.as_deref(),
+        &key("outbound_message_token_file"),
+        org.outbound_message_token_file.as_deref(),
+    )?
+    .map(Secret::new);
+
+    Ok(OrgConfig {
+        name: org.name.unwrap_or_else(|| id.to_string()),
+        id,
+        api_key,
+        jwt,
+        jwt_issuer: org.jwt_issuer,
+        jwt_audience: org.jwt_audience,
+        outbound_message_token,
+        instance_url,
+        salesforce,
+        reconcile,
+        slack_token,
+    })
+}
+
+/// Reads a secret named by an environment variable or a file; naming one that is missing is an
+/// error (a typo must not silently disable a credential).
+pub(super) fn secret_from(
+    env: &dyn Env,
+    base: &Path,
+    env_key: &str,
+    env_name: Option<&str>,
+    file_key: &str,
+    file: Option<&Path>,
+) -> Result<Option<String>, ConfigError> {
+    match (env_name, file) {
+        (Some(_), Some(_)) => Err(invalid(
+            env_key,
+            format!("give either {env_key} or {file_key}, not both"),
+        )),
+        (Some(name), None) => env.var(name).map(Some).ok_or_else(|| {
+            invalid(
+                env_key,
+                format!("environment variable {name} is not set or empty"),
+            )
+        }),
+        (None, Some(path)) => {
+            let path = base.join(path);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid(file_key, format!("cannot read {}: {e}", path.display())))?;
+            let value = text.trim().to_string();
+            if value.is_empty() {
+                return Err(invalid(file_key, format!("{} is empty", path.display())));
+            }
+            Ok(Some(value))
+        }
+        (None, None) => Ok(None),
+    }
+}
