@@ -477,7 +477,7 @@ fn expect_for_valid(body: &Value, answer: &Answer) -> Result<(), TestCaseError> 
 }
 
 /// One `POST /v1/events` case: `body` sent with `head`, checked against the contract.
-fn check_events_case(bench: &Bench, head: &Head, body: &Value) -> Result<(), TestCaseError> {
+fn check_events_case(bench: &Bench, head: &Head, body: &Value) -> Result<u16, TestCaseError> {
     let contract = &bench.contract;
     let operation = &contract.doc["paths"]["/v1/events"]["post"];
     let declared = &operation["requestBody"]["content"]["application/json"]["schema"];
@@ -505,7 +505,7 @@ fn check_events_case(bench: &Bench, head: &Head, body: &Value) -> Result<(), Tes
             answer.body
         ),
     }
-    Ok(())
+    Ok(answer.status)
 }
 
 /// Schema-valid envelopes (Ids with right and wrong checksums), sent as they are.
@@ -518,13 +518,24 @@ fn generated_envelopes_get_the_documented_answers() {
         proptest::collection::vec(any::<bool>(), 2),
         head(),
     );
+    let statuses = std::cell::RefCell::new(BTreeSet::new());
     let result = runner().run(&strategy, |(mut body, fix, head)| {
         set_checksums(&mut body, &mut fix.into_iter());
-        check_events_case(&bench, &head, &body)
+        let status = check_events_case(&bench, &head, &body)?;
+        statuses.borrow_mut().insert(status);
+        Ok(())
     });
     if let Err(e) = result {
         panic!("{e}\n--- sfrelay log ---\n{}", bench.app.logs());
     }
+    // Both sides of every rule were reached: accepted, refused for a checksum, another org,
+    // no credential, the wrong media type.
+    let statuses = statuses.into_inner();
+    assert_eq!(
+        statuses,
+        BTreeSet::from([202, 400, 401, 403, 415]),
+        "answers seen"
+    );
 }
 
 /// Envelopes broken in one way each: whatever the validator says of them decides the answer.
@@ -545,7 +556,7 @@ fn mutated_envelopes_are_refused_as_the_schema_says() {
         if !bench.contract.validator(&envelope_ref).is_valid(&body) {
             refused.set(refused.get() + 1);
         }
-        check_events_case(&bench, &Head::Good, &body)
+        check_events_case(&bench, &Head::Good, &body).map(drop)
     });
     if let Err(e) = result {
         panic!("{e}\n--- sfrelay log ---\n{}", bench.app.logs());
@@ -568,7 +579,7 @@ fn generated_batches_get_the_documented_answers() {
     );
     let result = runner().run(&strategy, |(mut body, fix)| {
         set_checksums(&mut body, &mut fix.into_iter().cycle());
-        check_events_case(&bench, &Head::Good, &body)
+        check_events_case(&bench, &Head::Good, &body).map(drop)
     });
     if let Err(e) = result {
         panic!("{e}\n--- sfrelay log ---\n{}", bench.app.logs());
