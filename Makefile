@@ -1,7 +1,7 @@
 # sfrelay: common tasks. `make test` is the one test command (README, CI).
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release demo emulator clean image k8s-render k8s-validate bench bench-smoke
+.PHONY: run test lint fmt build release demo emulator clean image k8s-config k8s-render k8s-validate bench bench-smoke
 
 ## Run sfrelay on its embedded defaults (in-process queue, Slack messages logged).
 run:
@@ -9,8 +9,10 @@ run:
 
 ## The whole test suite of every workspace member (sfrelay, the emulators, the bench harness):
 ## unit tests and integration tests (spawns redis-server on free ports; the emulators run inside
-## the test processes).
+## the test processes). Installs redis-server first when it is missing and it can (root or
+## password-less sudo with apt-get), else says in one line what to install.
 test:
+	@scripts/ensure-redis.sh
 	$(CARGO) test --workspace --all-targets
 
 ## Formatting and lints, as CI runs them.
@@ -78,11 +80,17 @@ OVERLAY ?= prod
 image:
 	docker build -t $(IMAGE) .
 
-## Render a kustomize overlay (OVERLAY=dev|prod).
-k8s-render:
-	kubectl kustomize --load-restrictor=LoadRestrictionsNone k8s/overlays/$(OVERLAY)
+## Copy routes/ and templates/ into k8s/base/generated with the kustomization that lists them
+## (kustomize reads only inside k8s/ and cannot glob). Run after changing either; commit the result.
+k8s-config:
+	scripts/k8s-config.sh
 
-## Validate k8s/, Dockerfile and deploy/ offline (installs its tools on first use).
+## Render a kustomize overlay (OVERLAY=dev|prod) as `kubectl apply -k` would.
+k8s-render:
+	kubectl kustomize k8s/overlays/$(OVERLAY)
+
+## Validate k8s/, Dockerfile and deploy/ offline (installs its tools on first use); fails when
+## k8s/base/generated is stale.
 k8s-validate:
 	scripts/validate-deploy.sh
 

@@ -73,18 +73,20 @@ fi
 PY="$VENV/bin/python"
 echo "python venv: $VENV"
 
-# kustomize: the standalone binary, kubectl's built-in one (v5), or build it from the Go module.
+# kustomize: the one `kubectl apply -k` embeds (`kubectl kustomize`), with its default options —
+# no load-restrictor flag, so what passes here is what `kubectl apply -k` accepts. Without
+# kubectl: a standalone kustomize v5, or one built from the Go module.
 KUSTOMIZE=()
-if command -v kustomize >/dev/null 2>&1 && kustomize version 2>/dev/null | grep -q 'v5\.'; then
-  KUSTOMIZE=(kustomize build --load-restrictor LoadRestrictionsNone)
-elif command -v kubectl >/dev/null 2>&1 && kubectl version --client 2>/dev/null | grep -q 'Kustomize Version: v5\.'; then
-  KUSTOMIZE=(kubectl kustomize --load-restrictor=LoadRestrictionsNone)
+if command -v kubectl >/dev/null 2>&1 && kubectl version --client 2>/dev/null | grep -q 'Kustomize Version: v5\.'; then
+  KUSTOMIZE=(kubectl kustomize)
+elif command -v kustomize >/dev/null 2>&1 && kustomize version 2>/dev/null | grep -q 'v5\.'; then
+  KUSTOMIZE=(kustomize build)
 elif [ -x "$TOOLS/bin/kustomize" ]; then
-  KUSTOMIZE=("$TOOLS/bin/kustomize" build --load-restrictor LoadRestrictionsNone)
+  KUSTOMIZE=("$TOOLS/bin/kustomize" build)
 elif command -v go >/dev/null 2>&1; then
   echo "building kustomize $KUSTOMIZE_VERSION with go install"
   GOBIN="$TOOLS/bin" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
-  KUSTOMIZE=("$TOOLS/bin/kustomize" build --load-restrictor LoadRestrictionsNone)
+  KUSTOMIZE=("$TOOLS/bin/kustomize" build)
 else
   echo "no kustomize v5 found: install kubectl (it includes kustomize) or kustomize, or Go to build it" >&2
   exit 1
@@ -92,30 +94,19 @@ fi
 echo "kustomize: ${KUSTOMIZE[*]}"
 
 # ---------------------------------------------------------------------------------------------
-step "kustomization lists match routes/ and templates/"
-# kustomize cannot glob, so k8s/base/kustomization.yaml lists every file; a file added to
-# routes/ or templates/ but not listed would silently not be deployed.
-if "$PY" - "$ROOT" <<'PY'
-import sys, yaml
-from pathlib import Path
-root = Path(sys.argv[1])
-k = yaml.safe_load((root / "k8s/base/kustomization.yaml").read_text())
-gens = {g["name"]: g.get("files", []) for g in k.get("configMapGenerator", [])}
-status = 0
-for name, folder, suffixes in (("sfrelay-routes", "routes", (".toml",)),
-                               ("sfrelay-templates", "templates", (".json", ".yaml", ".yml"))):
-    listed = {str((root / "k8s/base" / f).resolve().relative_to(root)) for f in gens.get(name, [])}
-    present = {f"{folder}/{p.name}" for p in (root / folder).iterdir() if p.suffix in suffixes}
-    for f in sorted(present - listed):
-        print(f"{f} is not listed under configMapGenerator {name} in k8s/base/kustomization.yaml: "
-              f"add `      - ../../{f}`")
-        status = 1
-    for f in sorted(listed - present):
-        print(f"k8s/base/kustomization.yaml lists {f}, which does not exist")
-        status = 1
-sys.exit(status)
-PY
-then ok "every route and template is in its ConfigMap"; else bad "kustomization lists"; fi
+step "k8s/base/generated matches routes/ and templates/"
+# kustomize cannot glob and reads only inside k8s/, so `make k8s-config` copies routes/ and
+# templates/ into k8s/base/generated with a kustomization listing them; regenerated here into a
+# temporary folder and compared.
+if scripts/k8s-config.sh --check; then ok "generated routes/templates ConfigMap input is fresh"; else bad "k8s/base/generated is stale"; fi
+
+# ---------------------------------------------------------------------------------------------
+step "deployment tooling tests (scripts/test-deploy.sh)"
+if KUSTOMIZE_BIN="$( [ "${KUSTOMIZE[0]}" = kubectl ] || echo "${KUSTOMIZE[0]}")" scripts/test-deploy.sh; then
+  ok "deployment tooling tests"
+else
+  bad "deployment tooling tests"
+fi
 
 # ---------------------------------------------------------------------------------------------
 step "render"
@@ -194,11 +185,32 @@ def one(objs, kind, name):
 def matches(selector, labels):
     return all(labels.get(k) == v for k, v in selector.items())
 
+# The Secret template holds no values: each key is a commented line `# KEY: "<what to fill>"`,
+# so applying it unfilled leaves every key unset (refused at start, naming it) rather than
+# empty-but-present.
+template_text = (rendered / "secret-template.yaml").read_text()
 template_docs = load("secret-template")
-secret_keys = set(one(template_docs, "Secret", "sfrelay-secrets")["stringData"])
-key_files = set(one(template_docs, "Secret", "sfrelay-keys")["stringData"])
-check(all(v == "" for d in template_docs for v in d.get("stringData", {}).values()),
-      "secret.template.yaml must hold no values")
+check(all(not d.get("stringData") and not d.get("data") for d in template_docs),
+      "secret.template.yaml must hold no values: comment each key out with a <…> placeholder")
+def commented_keys(doc_text):
+    keys = {}
+    for m in re.finditer(r'^\s*#\s*([A-Za-z0-9_.-]+): "(.*)"\s*$', doc_text, re.M):
+        keys[m.group(1)] = m.group(2)
+    return keys
+template_parts = {}
+for part in re.split(r"^---\s*$", template_text, flags=re.M):
+    name = re.search(r"^  name: (\S+)", part, re.M)
+    if name:
+        template_parts[name.group(1)] = commented_keys(part)
+for secret, keys in template_parts.items():
+    check(keys, f"secret.template.yaml: {secret} lists no keys")
+    for k, v in keys.items():
+        check(v.startswith("<") and v.endswith(">"),
+              f"secret.template.yaml: {secret} key {k} must show a <…> placeholder, not a value: {v!r}")
+secret_keys = set(template_parts.get("sfrelay-secrets", {}))
+key_files = set(template_parts.get("sfrelay-keys", {}))
+check({"REDIS_URL", "SLACK_BOT_TOKEN"} <= secret_keys,
+      "secret.template.yaml: sfrelay-secrets must list REDIS_URL and SLACK_BOT_TOKEN")
 
 for overlay in ("dev", "prod", "prod-monitoring"):
     objs = load(overlay)
@@ -214,6 +226,10 @@ for overlay in ("dev", "prod", "prod-monitoring"):
     env = {e["name"]: e for e in c.get("env", [])}
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     check(ports.get("http") == 8080, f"{where} container port 8080 must be named http")
+    # /metrics on an internal port of its own; the public one no longer serves it.
+    check(ports.get("metrics") == 9090, f"{where} container port 9090 must be named metrics")
+    check(env.get("SFRELAY_METRICS_LISTEN", {}).get("value") == "0.0.0.0:9090",
+          f"{where} SFRELAY_METRICS_LISTEN=0.0.0.0:9090 (the metrics port)")
     check(env.get("SFRELAY_LISTEN", {}).get("value") == "0.0.0.0:8080", f"{where} SFRELAY_LISTEN=0.0.0.0:8080")
     check(env.get("SFRELAY_LOG_FORMAT", {}).get("value") == "json", f"{where} SFRELAY_LOG_FORMAT=json")
     check(c.get("args", [])[:1] == ["serve"] and "--config" in c["args"]
@@ -295,7 +311,7 @@ for overlay in ("dev", "prod", "prod-monitoring"):
     keys = {t["topologyKey"] for t in spec.get("topologySpreadConstraints", [])}
     check({"kubernetes.io/hostname", "topology.kubernetes.io/zone"} <= keys, f"{where} spread over hostname and zone")
     ann = pod["metadata"].get("annotations", {})
-    check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "8080"
+    check(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "9090"
           and ann.get("prometheus.io/path") == "/metrics", f"{where} Prometheus scrape annotations")
 
     # Service → pods.
@@ -305,6 +321,8 @@ for overlay in ("dev", "prod", "prod-monitoring"):
         check(matches(svc["spec"]["selector"], labels), f"{where} Service selector does not match the pods")
         check(any(p["port"] == 80 and p["targetPort"] == "http" for p in svc["spec"]["ports"]),
               f"{where} Service port 80 → http")
+        check(any(p.get("name") == "metrics" and p["targetPort"] == "metrics" for p in svc["spec"]["ports"]),
+              f"{where} Service port named metrics → metrics (what the ServiceMonitor scrapes)")
 
     # NetworkPolicy: in only on http, out only DNS, Redis and HTTPS.
     np_ = one(objs, "NetworkPolicy", "sfrelay")
@@ -314,7 +332,8 @@ for overlay in ("dev", "prod", "prod-monitoring"):
         check(matches(s["podSelector"]["matchLabels"], labels), f"{where} NetworkPolicy does not select the pods")
         check(set(s.get("policyTypes", [])) == {"Ingress", "Egress"}, f"{where} NetworkPolicy must cover both directions")
         inports = {(p["port"], p.get("protocol", "TCP")) for r in s.get("ingress", []) for p in r.get("ports", [])}
-        check(inports == {("http", "TCP")}, f"{where} ingress must allow only the http port, got {inports}")
+        check(inports == {("http", "TCP"), ("metrics", "TCP")},
+              f"{where} ingress must allow only the http and metrics ports, got {inports}")
         check(all(r.get("ports") for r in s.get("ingress", [])), f"{where} every ingress rule must name ports")
         outports = {(p["port"], p.get("protocol", "TCP")) for r in s.get("egress", []) for p in r.get("ports", [])}
         check(outports == {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (443, "TCP")},
@@ -359,8 +378,9 @@ for overlay in ("dev", "prod", "prod-monitoring"):
             check(matches(sm["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"]),
                   f"{where} ServiceMonitor selector does not match the Service's labels")
             names = {p["name"] for p in svc["spec"]["ports"]}
-            check(all(e["port"] in names and e.get("path") == "/metrics" for e in sm["spec"]["endpoints"]),
-                  f"{where} ServiceMonitor endpoints must be a named Service port at /metrics")
+            check(all(e["port"] == "metrics" and e["port"] in names and e.get("path") == "/metrics"
+                      for e in sm["spec"]["endpoints"]),
+                  f"{where} ServiceMonitor endpoints must be the Service's metrics port at /metrics")
         pr = one(objs, "PrometheusRule", "sfrelay")
         check(pr is not None and all("alert" in r and "expr" in r for g in pr["spec"]["groups"] for r in g["rules"]),
               f"{where} PrometheusRule with alerts")
@@ -659,17 +679,21 @@ for o in c.get("orgs", []):
     else
       cat "$WORK/check.out"; bad "sfrelay check on the rendered ConfigMaps"
     fi
-    PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "${RUN_ENV[@]}" SFRELAY_LISTEN="127.0.0.1:$PORT" SFRELAY_LOG_FORMAT=json \
+    free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    PORT=$(free_port)
+    METRICS_PORT=$(free_port)
+    # As in the Deployment: /metrics on an address of its own (SFRELAY_METRICS_LISTEN).
+    "${RUN_ENV[@]}" SFRELAY_LISTEN="127.0.0.1:$PORT" SFRELAY_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" SFRELAY_LOG_FORMAT=json \
       "$BIN" serve --config "$ETC/sfrelay.toml" > "$WORK/serve.log" 2>&1 &
     SERVE_PID=$!
     GRACE=$("$PY" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb")).get("workers", {}).get("shutdown_grace_secs", 20))' "$ETC/sfrelay.toml")
-    if "$PY" - "$PORT" <<'PY'
+    if "$PY" - "$PORT" "$METRICS_PORT" <<'PY'
 import sys, time, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"
-def get(path):
+metrics_base = f"http://127.0.0.1:{sys.argv[2]}"
+def get(path, at=base):
     try:
-        with urllib.request.urlopen(base + path, timeout=2) as r:
+        with urllib.request.urlopen(at + path, timeout=2) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -679,11 +703,17 @@ deadline = time.time() + 30
 while time.time() < deadline and get("/healthz")[0] != 200:
     time.sleep(0.2)
 problems = []
-for path, want in (("/healthz", None), ("/readyz", None), ("/metrics", "sfrelay_queue_durable")):
+for path, want in (("/healthz", None), ("/readyz", None)):
     status, body = get(path)
     if status != 200 or (want and want not in body):
         problems.append(f"GET {path}: {status}")
-print("\n".join(problems) or "GET /healthz, /readyz, /metrics: 200")
+status, body = get("/metrics", metrics_base)
+if status != 200 or "sfrelay_queue_durable" not in body:
+    problems.append(f"GET /metrics on SFRELAY_METRICS_LISTEN: {status}")
+status, _ = get("/metrics")
+if status == 200:
+    problems.append("GET /metrics on the public port: 200, but it must be served only on SFRELAY_METRICS_LISTEN")
+print("\n".join(problems) or "GET /healthz, /readyz: 200; /metrics: 200 on the metrics port only")
 sys.exit(1 if problems else 0)
 PY
     then ok "probe endpoints answer"; else cat "$WORK/serve.log"; bad "probe endpoints"; fi

@@ -3,17 +3,37 @@
 //! Its first reader is Salesforce: an admin imports it as an External
 //! Service so Flow can call `postEvents` as an action with typed inputs.
 //! External Services accept only part of OpenAPI, so the document keeps to
-//! it: version 3.0.3, no `enum`, no `format` but `date-time` (Flow cannot
-//! map `int64`, `float` or `double`), free-form records as
-//! `type: object, additionalProperties: true`, no `oneOf` (Flow handles it
-//! badly, so `POST /v1/events` documents the single envelope and its
-//! description tells of batches), and one `operationId` per operation.
+//! it: version 3.0.3; `enum` (a supported data type), the validation
+//! keywords `pattern`, `minLength`/`maxLength`, `minItems`/`maxItems`,
+//! `minimum`/`maximum` and `additionalProperties` (true for free-form
+//! records, false where unknown fields are refused); no `format` but
+//! `date-time` (Flow cannot map `int64`, `float` or `double`); no response
+//! headers (not supported: `Retry-After` is told in the description); no
+//! `oneOf` (Flow handles it badly, so `POST /v1/events` documents the single
+//! envelope and its description tells of batches); one `operationId` per
+//! operation.
+//!
+//! It states every rule the server enforces that a schema can express, and
+//! tells in words the one it cannot (the 18-character Id's checksum), so a
+//! request the schema accepts is refused only for that, and one it refuses
+//! is never accepted (tests/openapi_contract.rs checks both against the
+//! server).
 //!
 //! It is written by hand as JSON rather than derived with `utoipa`: utoipa
 //! 5 and later emit only OpenAPI 3.1 (`type: ["string", "null"]` and the
 //! like), which External Services do not import.
 
 use serde_json::{Value, json};
+
+use super::flow::MAX_BATCH;
+
+/// A Salesforce Id: 15 letters and digits, or 18 with the checksum suffix
+/// (which a pattern cannot check; the server does).
+const ID_PATTERN: &str = "^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$";
+/// An org's Id: an Id with the Organization key prefix.
+const ORG_ID_PATTERN: &str = "^00D[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$";
+/// The shape of every sObject API name (`flow::is_api_name`).
+const API_NAME_PATTERN: &str = "^[A-Za-z][A-Za-z0-9_]*$";
 
 /// The OpenAPI 3.0 document served at `GET /openapi.json`, importable as a
 /// Salesforce External Service.
@@ -33,20 +53,9 @@ pub fn document(server_url: Option<&str>) -> Value {
             }
         })
     };
-    let unavailable = json!({
-        "description": "The queue is unavailable or full; nothing was queued. Retry after the Retry-After delay.",
-        "headers": {
-            "Retry-After": {
-                "description": "Seconds to wait before retrying.",
-                "schema": { "type": "integer" }
-            }
-        },
-        "content": {
-            "application/problem+json": {
-                "schema": { "$ref": "#/components/schemas/Problem" }
-            }
-        }
-    });
+    let unavailable = problem(
+        "Nothing was queued: the queue is unavailable or over its high-water mark, or the server is shedding load (too many requests at once). The Retry-After header gives the seconds to wait before retrying.",
+    );
     let accepted = json!({
         "description": "Every event was written durably (or was a duplicate of one already written).",
         "content": {
@@ -57,10 +66,11 @@ pub fn document(server_url: Option<&str>) -> Value {
     });
     let ingest_responses = json!({
         "202": accepted,
-        "400": problem("The body is not valid; `errors` locates every problem. Nothing was queued."),
-        "401": problem("No valid credential."),
-        "403": problem("The credential belongs to another org than the one named."),
-        "413": problem("The body is too large."),
+        "400": problem("The body is not valid; `errors` locates every problem by JSON Pointer. Besides what the schema states, an 18-character Salesforce Id (org_id, record.Id) must end in the checksum of its first 15 characters (3 characters, one per 5-character chunk, encoding which characters are uppercase; compared case-insensitively): a wrong one is answered here, naming the field. Nothing was queued."),
+        "401": problem("No valid credential (the API key header or a bearer JWT)."),
+        "403": problem("The org named in the body is not the credential's org, or is not configured; `errors` names the field."),
+        "408": problem("The request body was not received within the server's body timeout. Nothing was queued."),
+        "413": problem("The body is larger than the server's limit (ingest.max_body_bytes, 1 MiB by default). Nothing was queued."),
         "415": problem("The Content-Type is not application/json."),
         "503": unavailable,
     });
@@ -166,6 +176,8 @@ pub fn document(server_url: Option<&str>) -> Value {
                         "400": soap("A SOAP fault (soapenv:Client): the message is malformed or invalid."),
                         "401": soap("A SOAP fault (soapenv:Client): the token is unknown."),
                         "500": soap("A SOAP fault (soapenv:Server): nothing was written; Salesforce will retry."),
+                        "408": problem("The request body was not received within the server's body timeout; Salesforce will retry."),
+                        "503": problem("The server is shedding load (too many requests at once); Salesforce will retry. The Retry-After header gives the seconds to wait."),
                     }
                 }
             }
@@ -188,25 +200,45 @@ pub fn document(server_url: Option<&str>) -> Value {
             "schemas": {
                 "Envelope": {
                     "type": "object",
-                    "description": "One record change. Unknown top-level fields are refused; unknown record fields are kept for templates.",
+                    "description": "One record change. Unknown top-level fields are refused; unknown record fields are kept for templates. An optional field sent as null counts as absent (Flow sends unset variables so).",
                     "required": ["org_id", "object", "record"],
+                    "additionalProperties": false,
                     "properties": {
                         "org_id": {
                             "type": "string",
                             "minLength": 15,
                             "maxLength": 18,
-                            "description": "The org's Id, 15 or 18 characters, starting with 00D ($Organization.Id). Must be the credential's org."
+                            "pattern": ORG_ID_PATTERN,
+                            "description": "The org's Id ($Organization.Id): 15 or 18 letters and digits starting with 00D; an 18-character Id must end in its checksum. Must be the credential's org.",
+                            "example": "00D5g000004ABCdEAO"
                         },
                         "object": {
                             "type": "string",
                             "minLength": 1,
                             "maxLength": 80,
-                            "description": "sObject API name, e.g. Opportunity or Invoice__c."
+                            "pattern": API_NAME_PATTERN,
+                            "description": "sObject API name: letters, digits and underscores, starting with a letter, e.g. Opportunity or Invoice__c."
                         },
-                        "record": free_form("The record's fields ($Record); must hold Id. Related records as nested objects, e.g. {\"Account\": {\"Name\": ...}}."),
+                        "record": {
+                            "type": "object",
+                            "additionalProperties": true,
+                            "required": ["Id"],
+                            "description": "The record's fields ($Record); must hold Id. Related records as nested objects, e.g. {\"Account\": {\"Name\": ...}}.",
+                            "properties": {
+                                "Id": {
+                                    "type": "string",
+                                    "minLength": 15,
+                                    "maxLength": 18,
+                                    "pattern": ID_PATTERN,
+                                    "description": "The record's Id: 15 or 18 letters and digits; an 18-character Id must end in its checksum.",
+                                    "example": "006Hs00000BkXyzIAF"
+                                }
+                            }
+                        },
                         "change_type": {
                             "type": "string",
-                            "description": "CREATE, UPDATE, DELETE or UNDELETE; UPDATE when absent."
+                            "enum": ["CREATE", "UPDATE", "DELETE", "UNDELETE"],
+                            "description": "What happened to the record; UPDATE when absent."
                         },
                         "changed_fields": {
                             "type": "array",
@@ -246,11 +278,12 @@ pub fn document(server_url: Option<&str>) -> Value {
                     "type": "object",
                     "description": "A batch body for POST /v1/events, accepted or rejected whole.",
                     "required": ["events"],
+                    "additionalProperties": false,
                     "properties": {
                         "events": {
                             "type": "array",
                             "minItems": 1,
-                            "maxItems": 200,
+                            "maxItems": MAX_BATCH,
                             "items": { "$ref": "#/components/schemas/Envelope" }
                         }
                     }
@@ -274,6 +307,11 @@ pub fn document(server_url: Option<&str>) -> Value {
                             "type": "array",
                             "items": { "type": "string" },
                             "description": "sfrelay's id of each event in request order; for a duplicate, the id of the event first queued."
+                        },
+                        "gaps": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Change Data Capture gap events received (POST /v1/cdc only; absent when none)."
                         }
                     }
                 },
@@ -284,7 +322,12 @@ pub fn document(server_url: Option<&str>) -> Value {
                     "properties": {
                         "type": { "type": "string", "description": "Always about:blank." },
                         "title": { "type": "string" },
-                        "status": { "type": "integer", "description": "The HTTP status code." },
+                        "status": {
+                            "type": "integer",
+                            "minimum": 400,
+                            "maximum": 599,
+                            "description": "The HTTP status code."
+                        },
                         "detail": { "type": "string" },
                         "errors": {
                             "type": "array",
@@ -403,12 +446,18 @@ mod tests {
         let mut seen_types = BTreeSet::new();
         walk(&doc, None, &mut |k, v| {
             assert!(
-                ![
-                    "enum", "oneOf", "anyOf", "allOf", "nullable", "const", "examples"
-                ]
-                .contains(&k),
+                !["oneOf", "anyOf", "allOf", "nullable", "const", "examples"].contains(&k),
                 "{k} is used"
             );
+            // External Services do not support response headers.
+            if k == "responses" {
+                for response in v.as_object().unwrap().values() {
+                    assert!(response.get("headers").is_none(), "{response}");
+                }
+            }
+            if k == "enum" {
+                assert!(v.as_array().unwrap().iter().all(Value::is_string), "{v}");
+            }
             if k == "format" {
                 assert_eq!(v, "date-time");
             }
@@ -461,6 +510,45 @@ mod tests {
             (&scheme["type"], &scheme["in"], &scheme["name"]),
             (&json!("apiKey"), &json!("header"), &json!("X-Api-Key"))
         );
+    }
+
+    /// The rules `flow::parse_flow_request` enforces, as the schema states them.
+    #[test]
+    fn envelope_states_the_enforced_rules() {
+        let doc = document(None);
+        let envelope = &doc["components"]["schemas"]["Envelope"];
+        let properties = &envelope["properties"];
+        assert_eq!(envelope["additionalProperties"], false);
+        assert_eq!(properties["org_id"]["pattern"], ORG_ID_PATTERN);
+        assert_eq!(properties["object"]["pattern"], API_NAME_PATTERN);
+        assert_eq!(properties["object"]["maxLength"], 80);
+        assert_eq!(properties["record"]["required"], json!(["Id"]));
+        assert_eq!(
+            properties["record"]["properties"]["Id"]["pattern"],
+            ID_PATTERN
+        );
+        assert_eq!(
+            properties["change_type"]["enum"],
+            json!(["CREATE", "UPDATE", "DELETE", "UNDELETE"])
+        );
+        assert_eq!(
+            (
+                &properties["event_id"]["minLength"],
+                &properties["event_id"]["maxLength"]
+            ),
+            (&json!(1), &json!(255))
+        );
+        let batch = &doc["components"]["schemas"]["EventBatch"];
+        assert_eq!(batch["properties"]["events"]["maxItems"], MAX_BATCH);
+        assert_eq!(batch["additionalProperties"], false);
+        let events = &doc["paths"]["/v1/events"]["post"]["responses"];
+        for status in ["202", "400", "401", "403", "408", "413", "415", "503"] {
+            assert!(events.get(status).is_some(), "{status}");
+        }
+        let bad_request = events["400"]["description"].as_str().unwrap();
+        assert!(bad_request.contains("checksum"), "{bad_request}");
+        let unavailable = events["503"]["description"].as_str().unwrap();
+        assert!(unavailable.contains("Retry-After"), "{unavailable}");
     }
 
     #[test]
