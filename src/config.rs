@@ -355,6 +355,14 @@ fn encryption_key(text: &str) -> Result<Secret<[u8; 32]>, String> {
     Ok(Secret::new(key))
 }
 
+/// Whether `s` looks like a Slack conversation Id (public `C…`, private `G…`, DM `D…`).
+pub fn is_channel_id(s: &str) -> bool {
+    s.len() >= 9
+        && s.starts_with(['C', 'G', 'D'])
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod encryption_key_tests {
     use base64::Engine;
@@ -371,12 +379,4 @@ mod encryption_key_tests {
             assert!(!message.contains(bad), "{message}");
         }
     }
-}
-
-/// Whether `s` looks like a Slack conversation Id (public `C…`, private `G…`, DM `D…`).
-pub fn is_channel_id(s: &str) -> bool {
-    s.len() >= 9
-        && s.starts_with(['C', 'G', 'D'])
-        && s.chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }

@@ -180,7 +180,7 @@ mod tests {
             .save(&org(), &configured, &Secret::new("5Aep-rotated-1".into()))
             .await;
         let raw = store
-            .get(Key::refresh_token(&org()).as_str())
+            .get(Key::refresh_token(org()).as_str())
             .await
             .unwrap()
             .unwrap();
