@@ -206,3 +206,82 @@ impl AppPause {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slack::ratelimit::{CallError, Limiter, Rate};
+    use crate::store::MemoryStore;
+
+    const PROBE: Duration = Duration::from_millis(200);
+
+    #[tokio::test]
+    async fn a_refused_token_holds_every_call_of_its_app_and_every_replica_sees_why() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let workspace = Workspace::default_app();
+        let pause = Arc::new(AppPause::new(
+            "default".into(),
+            &workspace,
+            store.clone(),
+            PROBE,
+        ));
+        let limiter = Limiter::new(
+            store.clone(),
+            Rate::per_minute(600, 10),
+            true,
+            workspace.clone(),
+        )
+        .with_pause(Some(pause.clone()));
+        let refused = limiter
+            .call("chat.postMessage", Some("C1"), || async {
+                Err::<(), _>(SlackError::Credentials {
+                    code: "missing_scope".into(),
+                    needed: Some("chat:write".into()),
+                })
+            })
+            .await;
+        match refused {
+            Err(CallError::Paused { app, reason, wait }) => {
+                assert_eq!(app, "default");
+                assert!(reason.contains("chat:write"), "{reason}");
+                assert_eq!(wait, PROBE);
+            }
+            other => panic!("not paused: {other:?}"),
+        }
+        // While paused, nothing is sent at all.
+        let mut sent = false;
+        let held = limiter
+            .call("chat.postMessage", Some("C2"), || {
+                sent = true;
+                async { Ok::<(), SlackError>(()) }
+            })
+            .await;
+        assert!(matches!(held, Err(CallError::Paused { .. })), "{held:?}");
+        assert!(!sent);
+        assert_eq!(limiter.paused_for(), Some(PROBE));
+
+        // Another replica reads the same pause and its reason from the store.
+        let replica = AppPause::new("default".into(), &workspace, store.clone(), PROBE);
+        assert!(replica.current().is_none());
+        replica.sync().await;
+        let seen = replica.current().expect("the shared pause");
+        assert_eq!(
+            (seen.code.as_str(), seen.needed.as_deref()),
+            ("missing_scope", Some("chat:write"))
+        );
+        // Other apps and other errors are not paused.
+        let other = AppPause::new(
+            "00D5g000007OWNaEAO".into(),
+            &Workspace::of_org("00D5g000007OWNaEAO"),
+            store,
+            PROBE,
+        );
+        other.sync().await;
+        assert!(other.current().is_none());
+        let not_credentials = SlackError::Api {
+            code: "channel_not_found".into(),
+        };
+        assert!(!other.pause_for(&not_credentials).await);
+        assert!(other.current().is_none());
+    }
+}
