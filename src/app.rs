@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use arc_swap::ArcSwap;
 
+use crate::config::Auth;
 use crate::config::{Config, ConfigError};
+use crate::crypto::Cipher;
 use crate::deliver::{Deliverer, OrgDirectory, Workspaces};
 use crate::ingest::{self, IngestState, auth::Authenticator};
 use crate::jobs::Jobs;
@@ -28,8 +30,9 @@ pub use crate::lifecycle::Lifecycle;
 use crate::queue::{Queue, QueueError, memory::MemoryQueue, redis::RedisQueue};
 use crate::render::template::RenderOptions;
 use crate::routing::{LoadError, RouteSet};
+use crate::salesforce::vault::RefreshTokenVault;
 use crate::salesforce::{ClientOptions, SalesforceClient};
-use crate::slack::{Rate, SlackClient, SlackError, SlackSink};
+use crate::slack::{AppPause, Rate, SlackClient, SlackError, SlackSink};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::telemetry;
 use crate::worker::{WorkerContext, WorkerPool};
@@ -64,6 +67,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub lifecycle: Arc<Lifecycle>,
     pub metrics: PrometheusHandle,
+    /// Each Slack app's state (paused or not), for `/readyz`.
+    pub slack_apps: Arc<Workspaces>,
 }
 
 impl FromRef<AppState> for IngestState {
@@ -117,6 +122,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "queue_durable": state.queue.is_durable(),
             "config": "ok",
             "shutdown": if draining { "draining" } else { "running" },
+            // A paused app is named here without failing readiness: its jobs wait.
+            "slack_apps": state.slack_apps.status(),
         }
     });
     let status = if ready {
@@ -187,13 +194,28 @@ pub fn build_workspaces(
         interval: config.slack.channel_interval,
         burst: config.slack.channel_burst,
     };
-    let make = |slack: SlackSink, workspace: Workspace| {
+    let mut pauses = Vec::new();
+    let mut make = |slack: SlackSink, workspace: Workspace, app: String| {
+        let pause = match &slack {
+            SlackSink::Api(client) => {
+                let pause = Arc::new(AppPause::new(
+                    app,
+                    &workspace,
+                    store.clone(),
+                    config.slack.token_check_interval,
+                ));
+                pauses.push((pause.clone(), client.clone()));
+                Some(pause)
+            }
+            SlackSink::Log => None,
+        };
         Arc::new(Deliverer::new(
             slack,
             store.clone(),
             orgs.clone(),
             rate,
             workspace,
+            pause,
         ))
     };
     let mut by_org = std::collections::HashMap::new();
@@ -204,14 +226,12 @@ pub fn build_workspaces(
                 token.clone(),
                 config.slack.timeout,
             )?);
-            check_slack_token(&sink);
-            by_org.insert(org.id.clone(), make(sink, Workspace::of_org(&org.id)));
+            let deliverer = make(sink, Workspace::of_org(&org.id), org.id.to_string());
+            by_org.insert(org.id.clone(), deliverer);
         }
     }
-    Ok(Workspaces::new(
-        make(slack, Workspace::default_app()),
-        by_org,
-    ))
+    let default = make(slack, Workspace::default_app(), "default".into());
+    Ok(Workspaces::new(default, by_org).with_pauses(pauses))
 }
 
 /// What the job handlers share: the queue and store, routes, Slack per workspace, and
@@ -225,12 +245,13 @@ pub fn build_jobs(
     let (queue, store) = backends;
     let orgs = Arc::new(OrgDirectory::new(&config.orgs));
     let workspaces = build_workspaces(config, slack, store.clone(), orgs.clone())?;
+    let salesforce = build_salesforce(config, store.clone())?;
     Ok(Jobs {
         queue,
         store,
         routes,
         orgs,
-        salesforce: build_salesforce(config)?,
+        salesforce,
         slack: Arc::new(workspaces),
         watched: Arc::new(crate::jobs::reconcile::Watched::new(&config.orgs)),
         dedupe_window: config.dedupe_window,
@@ -238,13 +259,34 @@ pub fn build_jobs(
     })
 }
 
-/// The Salesforce API client for the orgs that have credentials (none: `None`).
-pub fn build_salesforce(config: &Config) -> Result<Option<Arc<SalesforceClient>>, ServeError> {
+/// The Salesforce API client for the orgs that have credentials (none: `None`), keeping
+/// rotated refresh tokens in `store`, encrypted, when `SFRELAY_ENCRYPTION_KEY` is set.
+pub fn build_salesforce(
+    config: &Config,
+    store: Arc<dyn Store>,
+) -> Result<Option<Arc<SalesforceClient>>, ServeError> {
     if config.salesforce.is_empty() {
         return Ok(None);
     }
+    let cipher = config
+        .encryption_key
+        .as_ref()
+        .map(|key| Arc::new(Cipher::new(key)));
+    let refreshing = config
+        .salesforce
+        .iter()
+        .any(|c| matches!(c.auth, Auth::RefreshToken { .. }));
+    if refreshing && cipher.is_none() {
+        tracing::warn!(
+            "SFRELAY_ENCRYPTION_KEY is not set: a refresh token that Salesforce rotates is kept \
+             in this process only. After a restart, or on another replica, the configured one \
+             is presented again, which Salesforce may have revoked. Set SFRELAY_ENCRYPTION_KEY \
+             (32 random bytes, base64) to keep rotated tokens in Redis, encrypted."
+        );
+    }
     let client = SalesforceClient::new(config.salesforce.clone(), ClientOptions::default())
-        .map_err(|e| ServeError::Salesforce(e.to_string()))?;
+        .map_err(|e| ServeError::Salesforce(e.to_string()))?
+        .with_vault(RefreshTokenVault::new(store, cipher));
     tracing::info!(
         orgs = config.salesforce.len(),
         "Salesforce API access configured"
@@ -284,7 +326,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         );
     }
     let slack = SlackSink::from_config(&config.slack)?;
-    check_slack_token(&slack);
+    say_if_log_only(&slack);
     let jobs = Arc::new(build_jobs(
         &config,
         (queue.clone(), store.clone()),
@@ -306,10 +348,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         auth,
         lifecycle: lifecycle.clone(),
         metrics,
+        slack_apps: jobs.slack.clone(),
     };
 
     let stop = CancellationToken::new();
     let abandon = CancellationToken::new();
+    // Each app's token is checked now and, while it is refused, probed until it works.
+    jobs.slack.watch(&stop);
     if let Some(client) = jobs.salesforce.clone() {
         tokio::spawn(crate::jobs::reconcile::run(
             client,
@@ -415,26 +460,11 @@ fn spawn_reload_on_sighup(config: Arc<Config>, routes: Arc<ArcSwap<RouteSet>>) {
     let _ = (config, routes);
 }
 
-/// Checks the bot token at start-up without holding up ingest: a wrong token is said clearly
-/// in the log and kept visible as a metric.
-fn check_slack_token(slack: &SlackSink) {
-    let SlackSink::Api(client) = slack else {
+/// Says when nothing is posted at all. (Each app's token is checked by its pause's watch.)
+fn say_if_log_only(slack: &SlackSink) {
+    if let SlackSink::Log = slack {
         tracing::warn!("SLACK_BOT_TOKEN is not set: messages are written to the log, not posted");
-        return;
-    };
-    let client = client.clone();
-    tokio::spawn(async move {
-        match client.auth_test().await {
-            Ok(identity) => {
-                metrics::gauge!("sfrelay_slack_token_valid").set(1.0);
-                tracing::info!(team = %identity.team, bot = %identity.user, "Slack token accepted");
-            }
-            Err(e) => {
-                metrics::gauge!("sfrelay_slack_token_valid").set(0.0);
-                tracing::error!(error = %e, "the Slack bot token was NOT accepted (auth.test failed); events are still queued and will be posted once the token works");
-            }
-        }
-    });
+    }
 }
 
 async fn wait_for_signal() {

@@ -89,6 +89,8 @@ pub struct Config {
     /// The orgs whose Salesforce API sfrelay may call (enrichment, schedules), with their
     /// OAuth credentials read and checked.
     pub salesforce: Vec<OrgCredentials>,
+    /// `SFRELAY_ENCRYPTION_KEY`: encrypts tokens kept in Redis (rotated refresh tokens).
+    pub encryption_key: Option<Secret<[u8; 32]>>,
 }
 
 /// Queue tuning: where keys live and when ingest pushes back.
@@ -127,6 +129,8 @@ pub struct SlackConfig {
     pub channel_interval: Duration,
     /// …with bursts of up to this many.
     pub channel_burst: u32,
+    /// How often a paused app's token is tried again (`auth.test`).
+    pub token_check_interval: Duration,
 }
 
 /// Where configuration values come from besides the file: the process environment in
@@ -248,6 +252,38 @@ impl Config {
             }
         }
 
+        let encryption_key = match env.var(ENCRYPTION_KEY_ENV) {
+            Some(text) => Some(
+                encryption_key(&text).map_err(|message| invalid(ENCRYPTION_KEY_ENV, message))?,
+            ),
+            None => None,
+        };
+        if encryption_key.is_none()
+            && !listen.ip().is_loopback()
+            && let Some(org) = salesforce
+                .iter()
+                .find(|c| matches!(c.auth, Auth::RefreshToken { .. }))
+        {
+            return Err(invalid(
+                ENCRYPTION_KEY_ENV,
+                format!(
+                    "is required: org {} uses the refresh-token flow and {listen} is reachable \
+                     from other machines; a refresh token Salesforce rotates is kept in Redis \
+                     encrypted with this key, so a restart or another replica does not present \
+                     the revoked original. Set it to 32 random bytes, base64 \
+                     (`openssl rand -base64 32`)",
+                    org.org_id
+                ),
+            ));
+        }
+        let slack_check = file.slack.token_check_interval_secs;
+        if !(slack_check.is_finite() && (0.05..=3600.0).contains(&slack_check)) {
+            return Err(invalid(
+                "slack.token_check_interval_secs",
+                "must be a number of seconds from 0.05 to 3600",
+            ));
+        }
+
         let time_zone_name = file.time_zone.unwrap_or_else(|| "UTC".into());
         let time_zone: chrono_tz::Tz = time_zone_name.parse().map_err(|_| {
             invalid(
@@ -287,11 +323,36 @@ impl Config {
                     1.0 / file.slack.channel_messages_per_sec,
                 ),
                 channel_burst: file.slack.channel_burst.max(1),
+                token_check_interval: Duration::from_secs_f64(slack_check),
             },
             orgs,
             salesforce,
+            encryption_key,
         })
     }
+}
+
+/// The environment variable of the key that encrypts tokens at rest.
+pub const ENCRYPTION_KEY_ENV: &str = "SFRELAY_ENCRYPTION_KEY";
+
+/// Reads the encryption key: base64 of 32 random bytes. The message never repeats the value.
+fn encryption_key(text: &str) -> Result<Secret<[u8; 32]>, String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    let hint = "it must be 32 random bytes, base64-encoded (`openssl rand -base64 32`)";
+    let text = text.trim();
+    let bytes = STANDARD
+        .decode(text)
+        .or_else(|_| STANDARD_NO_PAD.decode(text))
+        .map_err(|_| format!("is not base64; {hint}"))?;
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("decodes to {} bytes, not 32; {hint}", bytes.len()))?;
+    if key.iter().all(|b| *b == key[0]) {
+        return Err(format!("is one byte repeated, not random; {hint}"));
+    }
+    Ok(Secret::new(key))
 }
 
 /// Whether `s` looks like a Slack conversation Id (public `C…`, private `G…`, DM `D…`).
@@ -300,4 +361,22 @@ pub fn is_channel_id(s: &str) -> bool {
         && s.starts_with(['C', 'G', 'D'])
         && s.chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod encryption_key_tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    #[test]
+    fn the_encryption_key_is_32_random_bytes_in_base64() {
+        let good = STANDARD.encode((0u8..32).collect::<Vec<_>>());
+        assert_eq!(super::encryption_key(&good).unwrap().expose()[31], 31);
+        assert!(super::encryption_key(good.trim_end_matches('=')).is_ok());
+        for bad in ["not base64!", "c2hvcnQ=", &STANDARD.encode([7u8; 32])] {
+            let message = super::encryption_key(bad).unwrap_err();
+            assert!(message.contains("32"), "{message}");
+            assert!(!message.contains(bad), "{message}");
+        }
+    }
 }

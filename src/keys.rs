@@ -91,8 +91,10 @@ pub mod prefix {
     pub const RATE_FRONT: &str = "rl-front:";
     /// A workspace other than the default one; its keys follow this start and the org Id.
     pub const WORKSPACE: &str = "ws-";
+    pub const SF_REFRESH_TOKEN: &str = "sf-refresh:";
+    pub const SF_REFRESH_TURN: &str = "sf-refreshing:";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 12] = [
+    pub const STORE: [&str; 14] = [
         DONE,
         PENDING,
         ONCE,
@@ -105,15 +107,19 @@ pub mod prefix {
         RATE_WAKE,
         RATE_FRONT,
         WORKSPACE,
+        SF_REFRESH_TOKEN,
+        SF_REFRESH_TURN,
     ];
     pub const CHANNEL_NAME: &str = "chan:";
     pub const CHANNEL_SCAN: &str = "chan-scan-cursor";
     pub const USER: &str = "user:";
     pub const DM: &str = "dm:";
     pub const ROOM_NAME: &str = "roomname:";
+    pub const APP_PAUSED: &str = "app-paused";
     /// Store keys scoped to one Slack workspace (after the workspace's own start, which is
     /// empty for the default workspace, so these must also stay apart from [`STORE`]).
-    pub const IN_WORKSPACE: [&str; 5] = [CHANNEL_NAME, CHANNEL_SCAN, USER, DM, ROOM_NAME];
+    pub const IN_WORKSPACE: [&str; 6] =
+        [CHANNEL_NAME, CHANNEL_SCAN, USER, DM, ROOM_NAME, APP_PAUSED];
     /// What a rate limit is kept for, inside the three `rl` keys.
     pub const LIMIT_CHANNEL: &str = "chan:";
     pub const LIMIT_METHOD: &str = "method:";
@@ -211,6 +217,22 @@ impl Key {
             Some(every * 2),
         )
     }
+
+    /// An org's newest Salesforce refresh token (rotated on use), sealed with the encryption
+    /// key. Until replaced: a refresh token may stay valid indefinitely.
+    pub fn refresh_token(org: impl Display) -> Key {
+        Key::new(format!("{}{org}", prefix::SF_REFRESH_TOKEN), None)
+    }
+
+    /// One replica's turn at refreshing an org's token (so no two present the same refresh
+    /// token at once). 45 s: longer than a token request may take, short enough that a
+    /// replica that died holding it holds nobody up for long.
+    pub fn refresh_turn(org: impl Display) -> Key {
+        Key::new(
+            format!("{}{org}", prefix::SF_REFRESH_TURN),
+            Some(Duration::from_secs(45)),
+        )
+    }
 }
 
 /// How long the ledger remembers a done action (longer than any job can live).
@@ -231,6 +253,8 @@ pub const USER_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const NO_USER_TTL: Duration = Duration::from_secs(600);
 /// How long a DM conversation's Id is trusted.
 pub const DM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a Slack app's pause is kept without a probe renewing it.
+pub const PAUSE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a half-done channel scan is resumed rather than started over.
 pub const SCAN_TTL: Duration = Duration::from_secs(300);
 
@@ -292,6 +316,16 @@ impl Workspace {
     /// channel names are not freed.
     pub fn room_name(&self, name: &str) -> Key {
         Key::new(format!("{}{}{name}", self.start, prefix::ROOM_NAME), None)
+    }
+
+    /// Why this Slack app's delivery is paused (its token was refused), shared by every
+    /// replica. A day, renewed by every refused probe, so a key of an app taken out of the
+    /// configuration does not linger.
+    pub fn paused(&self) -> Key {
+        Key::new(
+            format!("{}{}", self.start, prefix::APP_PAUSED),
+            Some(PAUSE_TTL),
+        )
     }
 
     /// The rate limit of message calls in one channel.

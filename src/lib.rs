@@ -7,6 +7,7 @@
 pub mod app;
 pub mod check;
 pub mod config;
+pub mod crypto;
 pub mod deliver;
 pub mod event;
 pub mod ingest;

@@ -466,8 +466,8 @@ async fn an_org_with_its_own_slack_token_posts_with_it() {
     let redis = Redis::start();
     let slack = Slack::start(&[]);
     // The last configured org (the EC one) gets its own bot token; the emulator knows only
-    // the default one, so that org's posts are refused with invalid_auth while the others'
-    // go through: proof that each org posts with its own token.
+    // the default one, so that org's app is refused with invalid_auth (and paused, its jobs
+    // waiting) while the others' go through: proof that each org posts with its own token.
     let app = App::spawn_with_env(
         Options {
             redis: Some(redis.url()),
@@ -499,15 +499,27 @@ async fn an_org_with_its_own_slack_token_posts_with_it() {
         .await;
     assert_eq!(response.status(), 202);
     eventually(
-        "the other org's dead letter",
+        "the other org's app to be paused",
         Duration::from_secs(10),
         || async {
-            (app.metric("sfrelay_queue_depth{state=\"dead\"}").await? == 1.0).then_some(())
+            let ready: Value = app.get("/readyz").await.json().await.ok()?;
+            let apps = ready["checks"]["slack_apps"].as_array()?.clone();
+            apps.iter()
+                .any(|a| {
+                    a["app"] == ec_org
+                        && a["state"] == "paused"
+                        && a["reason"]
+                            .as_str()
+                            .is_some_and(|r| r.contains("invalid_auth"))
+                })
+                .then_some(())
         },
     )
     .await;
-    let (ok, out) = app.cli(&["dlq", "list"]);
-    assert!(ok && out.contains("invalid_auth"), "{out}");
+    assert_eq!(
+        app.metric("sfrelay_queue_depth{state=\"dead\"}").await,
+        Some(0.0)
+    );
 
     // The default org still posts with the default token.
     assert_eq!(

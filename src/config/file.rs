@@ -92,6 +92,7 @@ pub(super) struct SlackFile {
     pub(super) timeout_secs: u64,
     pub(super) channel_messages_per_sec: f64,
     pub(super) channel_burst: u32,
+    pub(super) token_check_interval_secs: f64,
 }
 
 impl Default for SlackFile {
@@ -103,6 +104,7 @@ impl Default for SlackFile {
             // Slack allows "short bursts >1" without saying how short; 3 is a short burst, and a
             // 429 still closes the channel for every replica for exactly its Retry-After.
             channel_burst: 3,
+            token_check_interval_secs: 30.0,
         }
     }
 }

@@ -22,7 +22,9 @@ use crate::event::Event;
 use crate::keys::{Key, Workspace};
 use crate::render::template::Rendered;
 use crate::routing::{ChannelRef, PlannedAction, PlannedTarget, Route, RouteSet};
-use crate::slack::{CallError, Limiter, Message, Rate, Resolver, Retry, SlackError, SlackSink};
+use crate::slack::{
+    AppPause, CallError, Limiter, Message, Rate, Resolver, Retry, SlackError, SlackSink,
+};
 use crate::store::{Store, StoreError};
 
 pub use orgs::OrgDirectory;
@@ -41,6 +43,13 @@ pub enum DeliverError {
     /// A rate limit has no room now: the job is put off (not a failed attempt).
     #[error("rate limited; try again in {} ms", wait.as_millis())]
     Busy { wait: Duration },
+    /// The Slack app's token was refused: the job waits until it works (not an attempt).
+    #[error("Slack app {app} is paused: {reason}")]
+    Paused {
+        app: String,
+        reason: String,
+        wait: Duration,
+    },
 }
 
 impl From<CallError> for DeliverError {
@@ -50,6 +59,7 @@ impl From<CallError> for DeliverError {
             CallError::Store(e) => DeliverError::Store(e),
             CallError::Busy { wait } => DeliverError::Busy { wait },
             CallError::NotFound(what) => DeliverError::Permanent(what),
+            CallError::Paused { app, reason, wait } => DeliverError::Paused { app, reason, wait },
         }
     }
 }
@@ -60,8 +70,13 @@ impl DeliverError {
             DeliverError::Slack(e) => e.retry(),
             DeliverError::Store(_) => Retry::Later,
             DeliverError::Permanent(_) => Retry::Never,
-            DeliverError::Busy { .. } => Retry::Later,
+            DeliverError::Busy { .. } | DeliverError::Paused { .. } => Retry::Later,
         }
+    }
+
+    /// Whether the Slack app is paused: the job waits, however old it is.
+    pub fn is_paused(&self) -> bool {
+        matches!(self, DeliverError::Paused { .. })
     }
 
     /// Whether Slack may have carried out the call despite the error (no answer, a 5xx): only
@@ -77,7 +92,7 @@ impl DeliverError {
     /// When the job may go again without counting as a failed attempt.
     pub fn postpone_for(&self) -> Option<Duration> {
         match self {
-            DeliverError::Busy { wait } => Some(*wait),
+            DeliverError::Busy { wait } | DeliverError::Paused { wait, .. } => Some(*wait),
             DeliverError::Slack(SlackError::RateLimited { retry_after }) => Some(*retry_after),
             _ => None,
         }
@@ -109,13 +124,15 @@ impl Deliverer {
         orgs: Arc<OrgDirectory>,
         channel_rate: Rate,
         workspace: Workspace,
+        pause: Option<Arc<AppPause>>,
     ) -> Self {
         let limiter = Limiter::new(
             store.clone(),
             channel_rate,
             !slack.is_log(),
             workspace.clone(),
-        );
+        )
+        .with_pause(pause);
         let resolver = Resolver::new(
             slack.clone(),
             store.clone(),

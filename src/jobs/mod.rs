@@ -74,6 +74,11 @@ impl WorkError {
         }
     }
 
+    /// Whether the Slack app is paused: the job waits, whatever the age limit says.
+    pub fn is_paused(&self) -> bool {
+        matches!(self, WorkError::Deliver(e) if e.is_paused())
+    }
+
     /// When the job may go again without counting as a failed attempt.
     pub fn postpone_for(&self) -> Option<Duration> {
         match self {
@@ -134,8 +139,22 @@ pub async fn run(jobs: &Jobs, job: &Job) -> Result<(), JobError> {
             route,
             org,
             tick_ms,
-        } => scheduled::run(jobs, &route, &org, tick_ms).await,
-        Task::Route { route, event } => route::run(jobs, job, &route, &event).await,
+        } => {
+            unless_paused(jobs, &org)?;
+            scheduled::run(jobs, &route, &org, tick_ms).await
+        }
+        Task::Route { route, event } => {
+            unless_paused(jobs, &event.org_id)?;
+            route::run(jobs, job, &route, &event).await
+        }
+    }
+}
+
+/// Puts off work that would post as a paused Slack app before it spends a Salesforce query.
+fn unless_paused(jobs: &Jobs, org: &crate::event::SalesforceId) -> Result<(), JobError> {
+    match jobs.slack.paused_for(org) {
+        Some(delay) => Err(JobError::Postponed { delay }),
+        None => Ok(()),
     }
 }
 

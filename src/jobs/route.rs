@@ -23,7 +23,7 @@ pub(super) async fn run(
     )
     .await;
     match delivered {
-        Err(e) if e.postpone_for().is_some() && too_old(job, jobs.max_age) => {
+        Err(e) if e.postpone_for().is_some() && !e.is_paused() && too_old(job, jobs.max_age) => {
             Err(JobError::dead(format!(
                 "route {route}: older than the {}s age limit and still rate limited: {e}",
                 jobs.max_age.as_secs()

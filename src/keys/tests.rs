@@ -72,6 +72,14 @@ fn every_kind() -> Vec<(&'static str, String)> {
                 .as_str()
                 .to_string(),
         ),
+        (
+            prefix::SF_REFRESH_TOKEN,
+            Key::refresh_token(org).as_str().to_string(),
+        ),
+        (
+            prefix::SF_REFRESH_TURN,
+            Key::refresh_turn(org).as_str().to_string(),
+        ),
     ];
     for workspace in [Workspace::default_app(), other] {
         let limit = workspace.channel_limit(awkward);
@@ -97,6 +105,7 @@ fn every_kind() -> Vec<(&'static str, String)> {
                     prefix::ROOM_NAME,
                     workspace.room_name(awkward).as_str().to_string(),
                 ),
+                (prefix::APP_PAUSED, workspace.paused().as_str().to_string()),
             ]);
         } else {
             for key in [
@@ -105,6 +114,7 @@ fn every_kind() -> Vec<(&'static str, String)> {
                 workspace.user(awkward),
                 workspace.dm(awkward),
                 workspace.room_name(awkward),
+                workspace.paused(),
             ] {
                 kinds.push((prefix::WORKSPACE, key.as_str().to_string()));
             }

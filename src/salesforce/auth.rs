@@ -14,6 +14,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use super::error::{SalesforceError, clip, transport_error};
+use super::vault::RefreshTokenVault;
 pub use crate::config::signing_key;
 use crate::config::{Auth, OrgCredentials, Secret, valid_base_url};
 use crate::event::SalesforceId;
@@ -201,6 +202,8 @@ pub(crate) struct TokenCache {
     /// Token fetches started, so a waiter can tell whether one ran while it waited.
     attempts: AtomicU64,
     org_label: String,
+    /// Where rotated refresh tokens are kept for restarts and other replicas.
+    vault: Option<RefreshTokenVault>,
 }
 
 impl TokenCache {
@@ -231,7 +234,12 @@ impl TokenCache {
             slot: tokio::sync::Mutex::new(TokenSlot::default()),
             attempts: AtomicU64::new(0),
             org_label: org,
+            vault: None,
         })
+    }
+
+    pub(crate) fn set_vault(&mut self, vault: RefreshTokenVault) {
+        self.vault = Some(vault);
     }
 
     /// The credentials, with the login URL trimmed of a trailing slash.
@@ -362,21 +370,74 @@ impl TokenCache {
                 .await
             }
             Auth::RefreshToken {
-                refresh_token,
+                refresh_token: configured,
                 client_secret,
             } => {
-                let refresh_token = slot.rotated_refresh_token.as_ref().unwrap_or(refresh_token);
-                let mut form = vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh_token.expose().as_str()),
-                    ("client_id", creds.client_id.as_str()),
-                ];
-                if let Some(secret) = client_secret {
-                    form.push(("client_secret", secret.expose().as_str()));
+                let turn = match &self.vault {
+                    Some(vault) => vault.take_turn(&creds.org_id).await,
+                    None => None,
+                };
+                // The newest token: the stored one (another replica, or before a restart, may
+                // have rotated it), else the one this process rotated, else the configured one.
+                let stored = self.stored_refresh_token(configured).await;
+                let presented = stored
+                    .or_else(|| slot.rotated_refresh_token.clone())
+                    .unwrap_or_else(|| configured.clone());
+                let mut result = self.refresh(http, &presented, client_secret.as_ref()).await;
+                // Another replica may have rotated the token a moment before we presented it:
+                // the one it stored is then the one to use.
+                if let Err(SalesforceError::Auth { error, .. }) = &result
+                    && error == "invalid_grant"
+                    && let Some(newer) = self.stored_refresh_token(configured).await
+                    && newer != presented
+                {
+                    tracing::info!(org = %creds.org_id, "the refresh token was rotated by another replica; using the stored one");
+                    result = self.refresh(http, &newer, client_secret.as_ref()).await;
                 }
-                request_token(http, &creds.org_id, &creds.login_url, flow, &form).await
+                if let (Ok(token), Some(vault)) = (&result, &self.vault)
+                    && let Some(rotated) = &token.refresh_token
+                {
+                    vault.save(&creds.org_id, configured, rotated).await;
+                }
+                if let Some(vault) = &self.vault {
+                    vault.end_turn(&creds.org_id, turn).await;
+                }
+                result
             }
         }
+    }
+
+    async fn stored_refresh_token(&self, configured: &Secret<String>) -> Option<Secret<String>> {
+        self.vault
+            .as_ref()?
+            .load(&self.creds.org_id, configured)
+            .await
+    }
+
+    /// One refresh-token request presenting `refresh_token`.
+    async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        refresh_token: &Secret<String>,
+        client_secret: Option<&Secret<String>>,
+    ) -> Result<AccessToken, SalesforceError> {
+        let creds = &self.creds;
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose().as_str()),
+            ("client_id", creds.client_id.as_str()),
+        ];
+        if let Some(secret) = client_secret {
+            form.push(("client_secret", secret.expose().as_str()));
+        }
+        request_token(
+            http,
+            &creds.org_id,
+            &creds.login_url,
+            creds.auth.flow(),
+            &form,
+        )
+        .await
     }
 }
 

@@ -183,6 +183,15 @@ impl SalesforceClient {
         })
     }
 
+    /// Keeps the refresh tokens Salesforce rotates in `vault`, so a restart or another
+    /// replica presents the newest one.
+    pub fn with_vault(mut self, vault: super::vault::RefreshTokenVault) -> Self {
+        for state in self.orgs.values_mut() {
+            state.tokens.set_vault(vault.clone());
+        }
+        self
+    }
+
     /// Whether the client holds credentials for `org`.
     pub fn has_org(&self, org: &SalesforceId) -> bool {
         self.orgs.contains_key(org)

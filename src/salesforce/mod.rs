@@ -5,7 +5,8 @@
 //! - [`auth`]: OAuth tokens per org (JWT bearer and refresh-token flows), cached, fetched one
 //!   at a time and refreshed once on `INVALID_SESSION_ID`;
 //! - [`error`]: [`SalesforceError`] and its classification for the retry logic;
-//! - [`soql`]: SOQL with values bound safely.
+//! - [`soql`]: SOQL with values bound safely;
+//! - [`vault`]: rotated refresh tokens kept in the store, encrypted.
 //!
 //! The credentials are configuration: [`crate::config`] reads and checks `[orgs.salesforce]`
 //! into [`OrgCredentials`], which this module only consumes.
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod soql;
+pub mod vault;
 
 pub use crate::config::{Auth, DEFAULT_LOGIN_URL, OrgCredentials};
 pub use crate::retry::Retry;

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::error::SlackError;
+use super::error::{CREDENTIAL_CODES, SlackError};
 use crate::config::Secret;
 
 /// A message to post: Block Kit plus the plain-text fallback Slack shows in notifications.
@@ -95,6 +95,9 @@ pub struct Identity {
     pub user: String,
     #[serde(default)]
     pub user_id: String,
+    /// The scopes the token holds, from Slack's `X-OAuth-Scopes` header, when sent.
+    #[serde(skip)]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// The Slack Web API over one pooled HTTP client.
@@ -135,21 +138,19 @@ impl SlackClient {
         method: &str,
         body: &impl Serialize,
     ) -> Result<T, SlackError> {
-        let result = self.call_inner(method, body).await;
-        let label = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.label(),
+        let result = match self.send(method, body).await {
+            Ok((_, bytes)) => decode(&bytes),
+            Err(e) => Err(e),
         };
-        metrics::counter!("sfrelay_slack_calls_total", "method" => method.to_string(), "result" => label.to_string())
-            .increment(1);
-        result
+        count(method, result)
     }
 
-    async fn call_inner<T: DeserializeOwned>(
+    /// Sends one call; answers the headers and body of a 2xx answer.
+    async fn send(
         &self,
         method: &str,
         body: &impl Serialize,
-    ) -> Result<T, SlackError> {
+    ) -> Result<(reqwest::header::HeaderMap, bytes::Bytes), SlackError> {
         let response = self
             .http
             .post(format!("{}/{method}", self.base))
@@ -169,11 +170,12 @@ impl SlackClient {
                 status: status.as_u16(),
             });
         }
+        let headers = response.headers().clone();
         let bytes = response
             .bytes()
             .await
             .map_err(|e| SlackError::Transport(without_url(e)))?;
-        decode(&bytes)
+        Ok((headers, bytes))
     }
 
     /// `chat.postMessage`.
@@ -287,10 +289,42 @@ impl SlackClient {
         Ok(opened.channel.id)
     }
 
-    /// `auth.test`: checks the token at start-up.
+    /// `auth.test`: checks the token (at start-up, and while its app is paused), with the
+    /// scopes it holds when Slack says.
     pub async fn auth_test(&self) -> Result<Identity, SlackError> {
-        self.call("auth.test", &serde_json::json!({})).await
+        let result = match self.send("auth.test", &serde_json::json!({})).await {
+            Ok((headers, bytes)) => decode::<Identity>(&bytes).map(|mut identity| {
+                identity.scopes = scopes(&headers);
+                identity
+            }),
+            Err(e) => Err(e),
+        };
+        count("auth.test", result)
     }
+}
+
+/// Counts a call by method and result.
+fn count<T>(method: &str, result: Result<T, SlackError>) -> Result<T, SlackError> {
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.label(),
+    };
+    metrics::counter!("sfrelay_slack_calls_total", "method" => method.to_string(), "result" => label.to_string())
+        .increment(1);
+    result
+}
+
+/// The scopes listed in `X-OAuth-Scopes` (comma-separated), if the header is there.
+fn scopes(headers: &reqwest::header::HeaderMap) -> Option<Vec<String>> {
+    let value = headers.get("x-oauth-scopes")?.to_str().ok()?;
+    Some(
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 /// Turns Slack's `{"ok": …}` answer into the typed result.
@@ -300,6 +334,9 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SlackError> {
         ok: bool,
         #[serde(default)]
         error: Option<String>,
+        /// With `missing_scope`: the scope the call needs.
+        #[serde(default)]
+        needed: Option<String>,
     }
     let envelope: Envelope =
         serde_json::from_slice(bytes).map_err(|e| SlackError::Decode(e.to_string()))?;
@@ -308,6 +345,12 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SlackError> {
         if code == "ratelimited" || code == "rate_limited" {
             return Err(SlackError::RateLimited {
                 retry_after: Duration::from_secs(1),
+            });
+        }
+        if CREDENTIAL_CODES.contains(&code.as_str()) {
+            return Err(SlackError::Credentials {
+                code,
+                needed: envelope.needed.filter(|n| !n.is_empty()),
             });
         }
         return Err(SlackError::Api { code });
@@ -367,10 +410,7 @@ mod tests {
     #[test]
     fn every_class_of_failure_is_classified() {
         for code in [
-            "invalid_auth",
             "not_authed",
-            "account_inactive",
-            "token_revoked",
             "channel_not_found",
             "not_in_channel",
             "is_archived",
@@ -378,7 +418,6 @@ mod tests {
             "no_text",
             "invalid_blocks",
             "msg_blocks_too_long",
-            "missing_scope",
             "invalid_arguments",
         ] {
             assert_eq!(classify_code(code), Retry::Never, "{code}");
@@ -401,6 +440,47 @@ mod tests {
             }
             .retry(),
             Retry::Later
+        );
+    }
+
+    #[test]
+    fn credential_failures_are_told_apart_with_the_needed_scope() {
+        for code in CREDENTIAL_CODES {
+            let body = format!(r#"{{"ok":false,"error":"{code}"}}"#);
+            let err = decode::<Posted>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                err,
+                SlackError::Credentials {
+                    code: code.into(),
+                    needed: None
+                },
+                "{code}"
+            );
+            // Not a verdict on the job: it waits for the token, it is never dead-lettered.
+            assert_eq!(err.retry(), Retry::Later, "{code}");
+            assert_eq!(err.label(), code);
+        }
+        let err = decode::<Posted>(
+            br#"{"ok":false,"error":"missing_scope","needed":"chat:write","provided":"channels:read"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            SlackError::Credentials {
+                code: "missing_scope".into(),
+                needed: Some("chat:write".into())
+            }
+        );
+        assert!(err.to_string().contains("chat:write"), "{err}");
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(scopes(&h), None);
+        h.insert(
+            "x-oauth-scopes",
+            "chat:write, channels:read".parse().unwrap(),
+        );
+        assert_eq!(
+            scopes(&h),
+            Some(vec!["chat:write".to_string(), "channels:read".to_string()])
         );
     }
 

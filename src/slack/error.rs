@@ -11,6 +11,13 @@ pub enum SlackError {
     RateLimited { retry_after: Duration },
     #[error("Slack answered error {code:?}")]
     Api { code: String },
+    /// The bot token does not work (revoked, expired, lacking a scope): the app pauses.
+    #[error("Slack refused the bot token: {code}{}", needed.as_ref().map(|n| format!(" (needs the {n} scope)")).unwrap_or_default())]
+    Credentials {
+        code: String,
+        /// The scope Slack said is missing (`missing_scope` answers carry it).
+        needed: Option<String>,
+    },
     #[error("Slack answered HTTP {status}")]
     Http { status: u16 },
     #[error("cannot reach Slack: {0}")]
@@ -33,6 +40,8 @@ impl SlackError {
                 }
             }
             SlackError::Api { code } => classify_code(code),
+            // Not a verdict on the job: it waits until the token works again.
+            SlackError::Credentials { .. } => Retry::Later,
             // A garbled answer is most likely a proxy or outage page, not a verdict.
             SlackError::Decode(_) => Retry::Later,
         }
@@ -42,13 +51,23 @@ impl SlackError {
     pub fn label(&self) -> &str {
         match self {
             SlackError::RateLimited { .. } => "ratelimited",
-            SlackError::Api { code } => code,
+            SlackError::Api { code } | SlackError::Credentials { code, .. } => code,
             SlackError::Http { .. } => "http_error",
             SlackError::Transport(_) => "transport_error",
             SlackError::Decode(_) => "decode_error",
         }
     }
 }
+
+/// Slack's answers that say the bot token itself does not work: delivery for that app pauses
+/// until it does again (see `pause`).
+pub const CREDENTIAL_CODES: [&str; 5] = [
+    "invalid_auth",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "missing_scope",
+];
 
 /// Slack's `error` codes that are worth repeating; any other code is permanent.
 pub fn classify_code(code: &str) -> Retry {

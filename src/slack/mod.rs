@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod error;
+pub mod pause;
 pub mod ratelimit;
 pub mod resolve;
 pub mod sink;
@@ -15,7 +16,8 @@ pub use client::{
     Channel, ChannelPage, HistoryMessage, HistoryPage, Identity, Message, Posted, ResponseMetadata,
     SlackClient,
 };
-pub use error::{Retry, SlackError, classify_code};
+pub use error::{CREDENTIAL_CODES, Retry, SlackError, classify_code};
+pub use pause::{AppPause, Paused};
 pub use ratelimit::{CallError, Limiter, Rate};
 pub use resolve::Resolver;
 pub use sink::SlackSink;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::SlackError;
+use super::pause::AppPause;
 use crate::keys::Workspace;
 use crate::store::{Place, Store, StoreError};
 
@@ -23,6 +24,13 @@ pub enum CallError {
     /// A name no visible channel has: posting by name is never attempted.
     #[error("{0}")]
     NotFound(String),
+    /// The app's bot token was refused: the job waits (not a failed attempt) until it works.
+    #[error("Slack app {app} is paused: {reason}")]
+    Paused {
+        app: String,
+        reason: String,
+        wait: Duration,
+    },
 }
 
 /// One limit: `burst` calls at once, then one every `interval`.
@@ -73,6 +81,8 @@ pub struct Limiter {
     enabled: bool,
     /// Keeps each Slack workspace's limits apart in the store.
     workspace: Workspace,
+    /// The app's credential pause (none for the log sink).
+    pause: Option<Arc<AppPause>>,
 }
 
 impl Limiter {
@@ -82,7 +92,32 @@ impl Limiter {
             channel,
             enabled,
             workspace,
+            pause: None,
         }
+    }
+
+    /// Calls through this limiter hold while `pause` is in force, and start it when Slack
+    /// refuses the token.
+    pub fn with_pause(mut self, pause: Option<Arc<AppPause>>) -> Self {
+        self.pause = pause;
+        self
+    }
+
+    /// While the app is paused: how long a job waits before it looks again.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let pause = self.pause.as_ref()?;
+        pause.current().map(|_| pause.wait())
+    }
+
+    /// The error a call meets while the app is paused.
+    fn paused(&self) -> Option<CallError> {
+        let pause = self.pause.as_ref()?;
+        let paused = pause.current()?;
+        Some(CallError::Paused {
+            app: pause.app().to_string(),
+            reason: paused.reason(),
+            wait: pause.wait(),
+        })
     }
 
     /// Runs `call` if `method` (and, for messages, `channel`) has room; otherwise answers
@@ -98,6 +133,9 @@ impl Limiter {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, SlackError>>,
     {
+        if let Some(paused) = self.paused() {
+            return Err(paused);
+        }
         if !self.enabled {
             return call().await.map_err(CallError::from);
         }
@@ -131,6 +169,15 @@ impl Limiter {
                     .pause(key, retry_after, rate.interval, rate.burst)
                     .await?;
                 Err(CallError::Busy { wait: retry_after })
+            }
+            Err(e @ SlackError::Credentials { .. }) => {
+                if let Some(pause) = &self.pause
+                    && pause.pause_for(&e).await
+                    && let Some(paused) = self.paused()
+                {
+                    return Err(paused);
+                }
+                Err(CallError::Slack(e))
             }
             other => other.map_err(CallError::from),
         }

@@ -14,6 +14,7 @@ use super::faults::Faults;
 use super::journal::{Journal, PostedMessage, RequestRecord};
 use super::limits::Limits;
 use super::methods::{self, ApiError, Ctx, SlackMethod};
+use super::tokens::TokenStates;
 use super::workspace::Workspace;
 use crate::gcra::retry_after_secs;
 use crate::params::Params;
@@ -34,6 +35,8 @@ pub fn lock(shared: &Shared) -> MutexGuard<'_, Emulator> {
 pub struct Emulator {
     /// Bot token callers must present.
     pub token: String,
+    /// Other accepted tokens, and tokens refused on demand.
+    pub token_states: TokenStates,
     /// Largest `conversations.list` page.
     pub page_size: usize,
     /// Channels, users, messages.
@@ -177,7 +180,7 @@ impl Emulator {
         if req.is_get && !method.is_read() {
             return Outcome::failed(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
         }
-        if let Err(code) = check_auth(req.authorization, &self.token) {
+        if let Err(code) = check_auth(req.authorization, &self.token, &self.token_states) {
             return Outcome::failed(StatusCode::OK, code);
         }
         let params = match params {
@@ -252,7 +255,7 @@ fn read_params(req: &ApiRequest<'_>) -> Result<Params, ApiError> {
 }
 
 /// Checks `Authorization: Bearer <token>`, answering Slack's codes.
-fn check_auth(header: Option<&str>, token: &str) -> Result<(), &'static str> {
+fn check_auth(header: Option<&str>, token: &str, states: &TokenStates) -> Result<(), &'static str> {
     let header = header.map(str::trim).unwrap_or_default();
     if header.is_empty() {
         return Err("not_authed");
@@ -263,8 +266,7 @@ fn check_auth(header: Option<&str>, token: &str) -> Result<(), &'static str> {
     }
     match presented.trim() {
         "" => Err("not_authed"),
-        value if value == token => Ok(()),
-        _ => Err("invalid_auth"),
+        value => states.check(value, token),
     }
 }
 
@@ -280,6 +282,7 @@ mod tests {
     fn emulator() -> Emulator {
         Emulator {
             token: TOKEN.into(),
+            token_states: TokenStates::default(),
             page_size: 100,
             workspace: Workspace::new(vec![Channel::new("C0DEALDESK", "deal-desk", false)], vec![]),
             journal: Journal::default(),
@@ -304,12 +307,30 @@ mod tests {
 
     #[test]
     fn checks_auth() {
-        assert_eq!(check_auth(None, TOKEN), Err("not_authed"));
-        assert_eq!(check_auth(Some(" "), TOKEN), Err("not_authed"));
-        assert_eq!(check_auth(Some("Bearer "), TOKEN), Err("not_authed"));
-        assert_eq!(check_auth(Some("Bearer nope"), TOKEN), Err("invalid_auth"));
-        assert_eq!(check_auth(Some("Basic eGs6"), TOKEN), Err("invalid_auth"));
-        assert_eq!(check_auth(Some("bearer xoxb-test"), TOKEN), Ok(()));
+        assert_eq!(
+            check_auth(None, TOKEN, &TokenStates::default()),
+            Err("not_authed")
+        );
+        assert_eq!(
+            check_auth(Some(" "), TOKEN, &TokenStates::default()),
+            Err("not_authed")
+        );
+        assert_eq!(
+            check_auth(Some("Bearer "), TOKEN, &TokenStates::default()),
+            Err("not_authed")
+        );
+        assert_eq!(
+            check_auth(Some("Bearer nope"), TOKEN, &TokenStates::default()),
+            Err("invalid_auth")
+        );
+        assert_eq!(
+            check_auth(Some("Basic eGs6"), TOKEN, &TokenStates::default()),
+            Err("invalid_auth")
+        );
+        assert_eq!(
+            check_auth(Some("bearer xoxb-test"), TOKEN, &TokenStates::default()),
+            Ok(())
+        );
     }
 
     #[test]

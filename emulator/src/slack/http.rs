@@ -28,6 +28,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/_emulator/channels", get(channels).post(add_channel))
         .route("/_emulator/users", get(users).post(add_user))
         .route("/_emulator/dms", get(dms))
+        .route("/_emulator/tokens", post(set_token))
         .route("/_emulator/reset", post(reset))
         .fallback(not_found)
         .with_state(shared)
@@ -141,6 +142,30 @@ async fn set_faults(State(shared): State<Shared>, body: Bytes) -> Response {
     let emu = &mut *guard;
     match emu.faults.apply(&patch, &mut emu.limits) {
         Ok(()) => Json(emu.faults.to_json(&emu.limits)).into_response(),
+        Err(detail) => bad_request("invalid_arguments", &detail),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenChange {
+    token: String,
+    /// A credential error to answer from now on; null accepts the token (again).
+    refuse: Option<String>,
+}
+
+/// `POST /_emulator/tokens`: accepts another bot token, or makes one answer a credential
+/// error (`{"token": "xoxb-…", "refuse": "token_revoked"}`), or restores it (`"refuse": null`).
+async fn set_token(State(shared): State<Shared>, body: Bytes) -> Response {
+    let change: TokenChange = match parse_json(&body) {
+        Ok(change) => change,
+        Err(err) => return bad_request("invalid_arguments", &err.to_string()),
+    };
+    match lock(&shared)
+        .token_states
+        .set(&change.token, change.refuse.as_deref())
+    {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
         Err(detail) => bad_request("invalid_arguments", &detail),
     }
 }
@@ -334,6 +359,7 @@ mod tests {
     async fn start() -> std::net::SocketAddr {
         let emu = Emulator {
             token: "xoxb-t".into(),
+            token_states: Default::default(),
             page_size: 100,
             workspace: Workspace::new(
                 vec![Channel::new("C0DEALDESK", "deal-desk", false)],

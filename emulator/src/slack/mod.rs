@@ -8,6 +8,7 @@ mod http;
 mod journal;
 mod limits;
 mod methods;
+mod tokens;
 mod workspace;
 
 use std::net::SocketAddr;
@@ -101,6 +102,7 @@ fn build(args: SlackArgs) -> anyhow::Result<Emulator> {
     };
     Ok(Emulator {
         token: args.token,
+        token_states: tokens::TokenStates::default(),
         page_size: usize::try_from(args.page_size).unwrap_or(usize::MAX),
         workspace: Workspace::new(channels, users),
         journal: Journal::default(),
