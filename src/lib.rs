@@ -8,6 +8,7 @@ pub mod app;
 pub mod check;
 pub mod config;
 pub mod deliver;
+pub mod edge;
 pub mod event;
 pub mod ingest;
 pub mod jobs;
