@@ -122,6 +122,11 @@ async fn unauthenticated_request_is_refused_before_its_body_arrives() {
         "{head}"
     );
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    // The rest of the body is never read: the client must not reuse the connection.
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
 }
 
 #[tokio::test]
@@ -193,6 +198,15 @@ async fn requests_over_the_concurrency_limit_are_shed_with_503_and_retry_after()
         stream.write_all(head.as_bytes()).await.expect("head");
         holders.push(stream);
     }
+    eventually(
+        "both held requests in flight",
+        Duration::from_secs(10),
+        || async {
+            let in_flight = app.metric("sfrelay_http_requests_in_flight").await;
+            (in_flight == Some(2.0)).then_some(())
+        },
+    )
+    .await;
     let shed = eventually(
         "a request shed with 503",
         Duration::from_secs(10),

@@ -273,3 +273,68 @@ fn metrics_listen_must_be_an_address() {
         .to_string();
     assert!(err.starts_with("metrics_listen:"), "{err}");
 }
+
+#[test]
+fn serving_publicly_refuses_the_in_process_queue_and_the_log_sink_unless_asked_for() {
+    let unset = load(PUBLIC_ORG, &[KEY, ("SLACK_BOT_TOKEN", "xoxb-1")]).unwrap();
+    let err = unset.refuse_silent_fallbacks().unwrap_err().to_string();
+    assert!(
+        err.starts_with("REDIS_URL:") && err.contains("queue.backend"),
+        "{err}"
+    );
+    let no_token = load(PUBLIC_ORG, &[KEY, ("REDIS_URL", "redis://127.0.0.1:6390")]).unwrap();
+    let err = no_token.refuse_silent_fallbacks().unwrap_err().to_string();
+    assert!(
+        err.starts_with("SLACK_BOT_TOKEN:") && err.contains("slack.dry_run"),
+        "{err}"
+    );
+    let explicit = load(
+        &format!("{PUBLIC_ORG}\n[queue]\nbackend = \"memory\"\n[slack]\ndry_run = true"),
+        &[KEY],
+    )
+    .unwrap();
+    assert!(explicit.refuse_silent_fallbacks().is_ok());
+    assert!(explicit.slack.dry_run);
+    assert_eq!(explicit.queue.backend, QueueBackend::Memory);
+    // On loopback the embedded defaults serve.
+    assert!(load("", &[]).unwrap().refuse_silent_fallbacks().is_ok());
+}
+
+#[test]
+fn memory_backend_with_a_redis_url_is_ambiguous() {
+    let err = load(
+        "[queue]\nbackend = \"memory\"",
+        &[("REDIS_URL", "redis://127.0.0.1:6390")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("queue.backend:"), "{err}");
+}
+
+#[test]
+fn jwt_max_lifetime_is_configurable_within_bounds() {
+    let org = "[[orgs]]\nid = \"00D5g000004ABCdEAO\"\njwt_secret_env = \"J\"";
+    let secret = ("J", "jwt-secret-jwt-secret-jwt-secret-1234");
+    let c = load(&format!("{org}\njwt_max_lifetime_secs = 300"), &[secret]).unwrap();
+    assert_eq!(c.orgs[0].jwt_max_lifetime, Duration::from_secs(300));
+    assert_eq!(
+        load(org, &[secret]).unwrap().orgs[0].jwt_max_lifetime,
+        Duration::from_secs(3600)
+    );
+    let err = load(&format!("{org}\njwt_max_lifetime_secs = 0"), &[secret])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("orgs[0].jwt_max_lifetime_secs:"), "{err}");
+}
+
+#[test]
+fn http_defaults_fit_salesforce_callouts() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.body_timeout, Duration::from_secs(30));
+    assert_eq!(c.http.request_timeout, Duration::from_secs(60));
+    assert_eq!(c.http.max_concurrent_requests, 1024);
+    assert!(c.metrics_listen.is_none());
+    let c = load("metrics_listen = \"\"", &[("SFRELAY_METRICS_LISTEN", "")]).unwrap();
+    assert!(c.metrics_listen.is_none());
+}

@@ -37,7 +37,7 @@ pub async fn limit_concurrency(
     request: Request,
     next: Next,
 ) -> Response {
-    let Ok(_slot) = limit.permits.clone().try_acquire_owned() else {
+    let Ok(slot) = limit.permits.clone().try_acquire_owned() else {
         metrics::counter!("sfrelay_http_requests_shed_total").increment(1);
         return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -50,7 +50,19 @@ pub async fn limit_concurrency(
         .with_retry_after(SHED_RETRY_AFTER)
         .into_response();
     };
-    next.run(request).await
+    limit.report_in_flight();
+    let response = next.run(request).await;
+    drop(slot);
+    limit.report_in_flight();
+    response
+}
+
+impl ConcurrencyLimit {
+    /// `sfrelay_http_requests_in_flight`: how close ingest is to shedding.
+    fn report_in_flight(&self) {
+        let in_flight = self.max - self.permits.available_permits();
+        metrics::gauge!("sfrelay_http_requests_in_flight").set(in_flight as f64);
+    }
 }
 
 /// The longest a request may take from its head to its answer.

@@ -369,6 +369,28 @@ mod tests {
     }
 
     #[test]
+    fn the_maximum_lifetime_is_the_org_s() {
+        let mut short = org();
+        short.jwt_max_lifetime = Duration::from_secs(300);
+        let auth = Authenticator::new(&[short]).unwrap();
+        let t = now();
+        let ten_minutes = bearer(claims(json!({"iat": t, "exp": t + 600})));
+        assert!(auth.authenticate(&ten_minutes).is_err());
+        let five_minutes = bearer(claims(json!({"iat": t, "exp": t + 300})));
+        assert!(auth.authenticate(&five_minutes).is_ok());
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused() {
+        let t = now();
+        let err = check(claims(json!({"iat": t + 600, "exp": t + 900}))).unwrap_err();
+        assert!(
+            matches!(&err, AuthError::Invalid(m) if m.contains("future")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn issuer_and_audience_are_checked() {
         let t = now();
         let wrong_aud = json!({"iss": "salesforce-prod", "aud": "other", "exp": t + 60});

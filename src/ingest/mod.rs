@@ -86,6 +86,20 @@ impl IngestError {
         }
     }
 
+    /// Whether the answer may leave part of the body unread (refused from the head, or cut off
+    /// while reading): the connection is then closed, so the client does not send its next
+    /// request after the rest of this body.
+    fn leaves_body_unread(&self) -> bool {
+        matches!(
+            self,
+            IngestError::Auth(_)
+                | IngestError::UnsupportedMediaType(_)
+                | IngestError::TooLarge { .. }
+                | IngestError::Body(_)
+                | IngestError::BodyTimeout { .. }
+        )
+    }
+
     /// The `outcome` label of `sfrelay_events_received_total`.
     fn outcome(&self) -> &'static str {
         match self {
@@ -104,6 +118,25 @@ impl IngestError {
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
+        let close = self.leaves_body_unread();
+        let mut response = self.problem().into_response();
+        if close {
+            close_connection(&mut response);
+        }
+        response
+    }
+}
+
+/// Asks the client (and hyper) to close the connection after this answer.
+fn close_connection(response: &mut Response) {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+}
+
+impl IngestError {
+    fn problem(self) -> Problem {
         let detail = self.to_string();
         let problem = match self {
             IngestError::Auth(_) => Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail),
@@ -140,7 +173,7 @@ impl IntoResponse for IngestError {
                 detail,
             ),
         };
-        problem.into_response()
+        problem
     }
 }
 
@@ -382,6 +415,9 @@ pub async fn post_outbound_message(
             let status = e.status();
             let fault = outbound_message::fault_response(status.is_client_error(), &e.to_string());
             let mut response = xml(status, fault);
+            if e.leaves_body_unread() {
+                close_connection(&mut response);
+            }
             if let IngestError::QueueUnavailable { retry_after }
             | IngestError::QueueFull { retry_after, .. } = e
             {
