@@ -138,7 +138,7 @@ fn close_connection(response: &mut Response) {
 impl IngestError {
     fn problem(self) -> Problem {
         let detail = self.to_string();
-        let problem = match self {
+        match self {
             IngestError::Auth(_) => Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail),
             IngestError::WrongOrg { path, .. } | IngestError::UnknownOrg { path, .. } => {
                 let message = detail.clone();
@@ -172,8 +172,7 @@ impl IngestError {
                 "Internal Server Error",
                 detail,
             ),
-        };
-        problem
+        }
     }
 }
 
