@@ -8,12 +8,11 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use std::future::IntoFuture;
-
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +22,7 @@ use crate::config::Auth;
 use crate::config::{Config, ConfigError};
 use crate::crypto::Cipher;
 use crate::deliver::{Deliverer, OrgDirectory, Workspaces};
+use crate::edge::{self, ConcurrencyLimit, RequestTimeout};
 use crate::ingest::{self, IngestState, auth::Authenticator};
 use crate::jobs::Jobs;
 use crate::keys::Workspace;
@@ -82,23 +82,51 @@ impl FromRef<AppState> for IngestState {
     }
 }
 
-/// The HTTP API, built in one place.
+/// The HTTP API, built in one place. Ingest requests share the concurrency limit; every request
+/// has the whole-request timeout. `/metrics` is here unless it has a listener of its own.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
-    Router::new()
+    let config = state.config.clone();
+    let ingest = Router::new()
         .route("/v1/events", post(ingest::post_events))
         .route("/v1/cdc", post(ingest::post_cdc))
         .route(
             "/v1/outbound-messages/{token}",
             post(ingest::post_outbound_message),
         )
+        .route_layer(from_fn_with_state(
+            ConcurrencyLimit::new(config.http.max_concurrent_requests),
+            edge::limit_concurrency,
+        ));
+    let mut router = Router::new()
+        .merge(ingest)
         .route("/openapi.json", get(ingest::get_openapi))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .route("/readyz", get(readyz));
+    if config.metrics_listen.is_none() {
+        router = router.route("/metrics", get(metrics));
+    }
+    with_edge_layers(router.with_state(state), &config)
+}
+
+/// `/metrics` alone, for `metrics_listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    let config = state.config.clone();
+    with_edge_layers(
+        Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(state),
+        &config,
+    )
+}
+
+fn with_edge_layers(router: Router, config: &Config) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(from_fn_with_state(
+            RequestTimeout(config.http.request_timeout),
+            edge::time_out_requests,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .with_state(state)
 }
 
 /// Liveness: the process serves.
@@ -183,6 +211,14 @@ pub fn build_queue(config: &Config) -> Result<Backends, QueueError> {
     Ok((queue, store))
 }
 
+/// Where messages go: the log when `[slack] dry_run` is on or there is no token, else Slack.
+pub fn build_slack_sink(config: &Config) -> Result<SlackSink, SlackError> {
+    if config.slack.dry_run {
+        return Ok(SlackSink::Log);
+    }
+    SlackSink::from_config(&config.slack)
+}
+
 /// The Slack side: the default workspace, and one per org with its own bot token.
 pub fn build_workspaces(
     config: &Config,
@@ -220,7 +256,7 @@ pub fn build_workspaces(
     };
     let mut by_org = std::collections::HashMap::new();
     for org in &config.orgs {
-        if let Some(token) = &org.slack_token {
+        if let Some(token) = org.slack_token.as_ref().filter(|_| !config.slack.dry_run) {
             let sink = SlackSink::Api(SlackClient::new(
                 &config.slack.api_base,
                 token.clone(),
@@ -308,6 +344,7 @@ pub fn load_routes(config: &Config) -> Result<RouteSet, Vec<LoadError>> {
 /// Runs the service until SIGTERM or SIGINT, then drains: readiness turns 503, workers stop
 /// taking jobs, jobs in flight get the grace period to finish or go back to the queue.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    config.refuse_silent_fallbacks()?;
     let config = Arc::new(config);
     let metrics = telemetry::metrics();
     let routes = load_routes(&config).map_err(ServeError::Routes)?;
@@ -325,8 +362,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
              (allowed only because sfrelay listens on loopback)"
         );
     }
-    let slack = SlackSink::from_config(&config.slack)?;
-    say_if_log_only(&slack);
+    let slack = build_slack_sink(&config)?;
+    say_if_log_only(&slack, &config);
     let jobs = Arc::new(build_jobs(
         &config,
         (queue.clone(), store.clone()),
@@ -335,12 +372,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     )?);
     spawn_reload_on_sighup(config.clone(), routes.clone());
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = bind(config.listen).await?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let lifecycle = Arc::new(Lifecycle::default());
     let state = AppState {
         config: config.clone(),
@@ -384,16 +420,33 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         abandon.clone(),
     );
 
-    let local = listener.local_addr().map_err(ServeError::Server)?;
-    tracing::info!(addr = %local, workers = config.workers.count, "sfrelay listening");
-
     // Serve HTTP until the workers have drained, so readiness can say 503 meanwhile.
     let http_stop = CancellationToken::new();
-    let server = tokio::spawn(
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(http_stop.clone().cancelled_owned())
-            .into_future(),
-    );
+    let header_read_timeout = config.http.header_read_timeout;
+    let drain = config.http.request_timeout;
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            let local = listener.local_addr().map_err(ServeError::Server)?;
+            tracing::info!(addr = %local, "metrics listening");
+            Some(tokio::spawn(edge::serve_http(
+                listener,
+                metrics_router(state.clone()),
+                header_read_timeout,
+                http_stop.clone(),
+                drain,
+            )))
+        }
+        None => None,
+    };
+    let local = listener.local_addr().map_err(ServeError::Server)?;
+    tracing::info!(addr = %local, workers = config.workers.count, "sfrelay listening");
+    let server = tokio::spawn(edge::serve_http(
+        listener,
+        router(state),
+        header_read_timeout,
+        http_stop.clone(),
+        drain,
+    ));
 
     wait_for_signal().await;
     tracing::info!("shutdown requested: readiness is now 503, draining workers");
@@ -414,9 +467,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     }
     http_stop.cancel();
-    match server.await {
-        Ok(result) => result.map_err(ServeError::Server)?,
-        Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+    for task in std::iter::once(server).chain(metrics_server) {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "HTTP server task failed");
+        }
     }
     tracing::info!("sfrelay stopped");
     Ok(())
@@ -461,10 +515,20 @@ fn spawn_reload_on_sighup(config: Arc<Config>, routes: Arc<ArcSwap<RouteSet>>) {
 }
 
 /// Says when nothing is posted at all. (Each app's token is checked by its pause's watch.)
-fn say_if_log_only(slack: &SlackSink) {
+fn say_if_log_only(slack: &SlackSink, config: &Config) {
     if let SlackSink::Log = slack {
-        tracing::warn!("SLACK_BOT_TOKEN is not set: messages are written to the log, not posted");
+        if config.slack.dry_run {
+            tracing::warn!("slack.dry_run is on: messages are written to the log, not posted");
+        } else {
+            tracing::warn!("SLACK_BOT_TOKEN is not set: messages are written to the log, not posted");
+        }
     }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 async fn wait_for_signal() {

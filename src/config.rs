@@ -16,7 +16,7 @@ mod tests;
 pub(crate) use credentials::valid_base_url;
 pub use credentials::{Auth, DEFAULT_LOGIN_URL, OrgCredentials, signing_key};
 use file::FileConfig;
-pub use file::{ReconcileConfig, SalesforceFile};
+pub use file::{QueueBackend, ReconcileConfig, SalesforceFile};
 use org::load_org;
 pub use org::{ApiKeyConfig, JwtKeyConfig, OrgConfig};
 
@@ -72,6 +72,9 @@ impl<T> fmt::Display for Secret<T> {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// `/metrics` on its own address; `None` serves it on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    pub http: HttpConfig,
     pub routes_dir: PathBuf,
     pub templates_dir: PathBuf,
     /// Sample events `sfrelay check` renders every template against.
@@ -93,9 +96,27 @@ pub struct Config {
     pub encryption_key: Option<Secret<[u8; 32]>>,
 }
 
+/// Limits at the HTTP edge (`[http]`).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// A connection that has not sent a whole request head in this long is closed.
+    pub header_read_timeout: Duration,
+    /// A body not received in this long (once the caller is authenticated) is answered 408.
+    pub body_timeout: Duration,
+    /// A request not answered in this long is answered 503.
+    pub request_timeout: Duration,
+    /// Ingest requests served at once; more are answered 503 + `Retry-After` at once.
+    pub max_concurrent_requests: usize,
+}
+
 /// Queue tuning: where keys live and when ingest pushes back.
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
+    /// Redis or the in-process queue.
+    pub backend: QueueBackend,
+    /// Whether `[queue] backend` was written in the file (rather than inferred from whether
+    /// `REDIS_URL` is set): only an explicit `memory` may run where other machines connect.
+    pub backend_explicit: bool,
     /// Part of every Redis key (`sfrelay:{namespace}:…`); one hash tag keeps all keys in one
     /// Redis Cluster slot, and separate namespaces let deployments (or tests) share a server.
     pub namespace: String,
@@ -122,6 +143,8 @@ pub struct WorkersConfig {
 /// How to reach Slack. Without a token, messages go to the log instead.
 #[derive(Debug, Clone)]
 pub struct SlackConfig {
+    /// Log what would be posted instead of posting, even with a token.
+    pub dry_run: bool,
     pub api_base: String,
     pub bot_token: Option<Secret<String>>,
     pub timeout: Duration,
@@ -136,6 +159,8 @@ pub struct SlackConfig {
 /// Where configuration values come from besides the file: the process environment in
 /// production, a map in tests.
 pub trait Env {
+    /// The value as set, an empty one included (a blank key of a Kubernetes Secret is set but
+    /// empty, and on a public address that is an error, not "unset"); `None` when unset.
     fn var(&self, name: &str) -> Option<String>;
 }
 
@@ -144,9 +169,39 @@ pub struct ProcessEnv;
 
 impl Env for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
+        std::env::var(name).ok()
     }
 }
+
+/// A value that has a default: empty counts as unset.
+fn optional_var(env: &dyn Env, name: &str) -> Option<String> {
+    env.var(name).filter(|v| !v.is_empty())
+}
+
+/// A value a public deployment must fill in: set but empty is refused there, naming the
+/// variable and what to do instead; on loopback empty counts as unset (the embedded defaults).
+fn required_var(
+    env: &dyn Env,
+    name: &str,
+    listen: SocketAddr,
+    instead: &str,
+) -> Result<Option<String>, ConfigError> {
+    match env.var(name) {
+        Some(v) if v.is_empty() && !listen.ip().is_loopback() => Err(invalid(
+            name,
+            format!(
+                "is set but empty, and sfrelay listens on {listen} (reachable from other \
+                 machines); give it a value, or {instead}"
+            ),
+        )),
+        Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+const REDIS_INSTEAD: &str =
+    "set queue.backend = \"memory\" to run on the in-process queue (not durable, one replica)";
+const SLACK_INSTEAD: &str = "set slack.dry_run = true to log messages instead of posting them";
 
 impl Config {
     /// Loads `path` (or, when `None`, only defaults) and applies the environment overrides.
@@ -170,8 +225,7 @@ impl Config {
     }
 
     fn from_file(file: FileConfig, base: &Path, env: &dyn Env) -> Result<Self, ConfigError> {
-        let listen_text = env
-            .var("SFRELAY_LISTEN")
+        let listen_text = optional_var(env, "SFRELAY_LISTEN")
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
@@ -180,6 +234,32 @@ impl Config {
                 format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
             )
         })?;
+
+        let public = !listen.ip().is_loopback();
+        let metrics_listen = match optional_var(env, "SFRELAY_METRICS_LISTEN")
+            .or(file.metrics_listen)
+            .filter(|v| !v.is_empty())
+        {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    invalid(
+                        "metrics_listen",
+                        format!("{text:?} is not an address like 127.0.0.1:9090"),
+                    )
+                })?;
+                if addr == listen && addr.port() != 0 {
+                    return Err(invalid(
+                        "metrics_listen",
+                        format!(
+                            "{addr} is the main listen address; give another or leave it empty"
+                        ),
+                    ));
+                }
+                Some(addr)
+            }
+        };
+        let http = http_config(&file.http)?;
 
         let q = file.queue;
         if q.namespace.is_empty()
@@ -202,6 +282,17 @@ impl Config {
         if file.workers.count == 0 || file.workers.count > 1024 {
             return Err(invalid("workers.count", "must be between 1 and 1024"));
         }
+        if file.workers.shutdown_grace_secs >= q.visibility_timeout_secs.max(2) {
+            return Err(invalid(
+                "workers.shutdown_grace_secs",
+                format!(
+                    "must be shorter than queue.visibility_timeout_secs ({} s): a job still \
+                     running at the end of the grace period would meanwhile be taken for \
+                     abandoned and run again by another replica",
+                    q.visibility_timeout_secs.max(2)
+                ),
+            ));
+        }
         if file.ingest.max_body_bytes < 1024 {
             return Err(invalid("ingest.max_body_bytes", "must be at least 1024"));
         }
@@ -213,8 +304,7 @@ impl Config {
                 "must be a number above 0 and at most 100",
             ));
         }
-        let api_base = env
-            .var("SLACK_API_BASE")
+        let api_base = optional_var(env, "SLACK_API_BASE")
             .unwrap_or(file.slack.api_base)
             .trim_end_matches('/')
             .to_string();
@@ -234,7 +324,25 @@ impl Config {
                 return Err(invalid(format!("orgs[{i}].id"), "the same org twice"));
             }
         }
-        if !listen.ip().is_loopback() && !orgs.iter().any(OrgConfig::has_credential) {
+        if public {
+            for (i, org) in orgs.iter().enumerate().filter(|(_, o)| !o.jwt.is_empty()) {
+                for (field, value, what) in [
+                    ("jwt_issuer", &org.jwt_issuer, "iss"),
+                    ("jwt_audience", &org.jwt_audience, "aud"),
+                ] {
+                    if value.as_deref().is_none_or(str::is_empty) {
+                        return Err(invalid(
+                            format!("orgs[{i}].{field}"),
+                            format!(
+                                "required when sfrelay listens on {listen} (reachable from other \
+                                 machines) and the org accepts JWTs: the `{what}` its tokens carry"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if public && !orgs.iter().any(OrgConfig::has_credential) {
             return Err(invalid(
                 "listen",
                 format!(
@@ -252,7 +360,12 @@ impl Config {
             }
         }
 
-        let encryption_key = match env.var(ENCRYPTION_KEY_ENV) {
+        let encryption_key = match required_var(
+            env,
+            ENCRYPTION_KEY_ENV,
+            listen,
+            "leave it unset when no org uses the refresh-token flow",
+        )? {
             Some(text) => Some(
                 encryption_key(&text).map_err(|message| invalid(ENCRYPTION_KEY_ENV, message))?,
             ),
@@ -292,16 +405,49 @@ impl Config {
             )
         })?;
 
+        let redis_url = if q.backend == Some(QueueBackend::Memory) {
+            optional_var(env, "REDIS_URL")
+        } else {
+            required_var(env, "REDIS_URL", listen, REDIS_INSTEAD)?
+        };
+        let backend = match (q.backend, &redis_url) {
+            (Some(QueueBackend::Redis), None) => {
+                return Err(invalid(
+                    "queue.backend",
+                    "\"redis\" needs REDIS_URL, which is not set",
+                ));
+            }
+            (Some(QueueBackend::Memory), Some(_)) => {
+                return Err(invalid(
+                    "queue.backend",
+                    "is \"memory\" but REDIS_URL is set; unset REDIS_URL or use \"redis\"",
+                ));
+            }
+            (Some(backend), _) => backend,
+            (None, Some(_)) => QueueBackend::Redis,
+            (None, None) => QueueBackend::Memory,
+        };
+        let dry_run = file.slack.dry_run;
+        let bot_token = if dry_run {
+            optional_var(env, "SLACK_BOT_TOKEN")
+        } else {
+            required_var(env, "SLACK_BOT_TOKEN", listen, SLACK_INSTEAD)?
+        };
+
         Ok(Config {
             listen,
+            metrics_listen,
+            http,
             routes_dir: base.join(file.routes_dir.unwrap_or_else(|| "routes".into())),
             templates_dir: base.join(file.templates_dir.unwrap_or_else(|| "templates".into())),
             fixtures_dir: base.join(file.fixtures_dir.unwrap_or_else(|| "tests/fixtures".into())),
             time_zone,
             max_body_bytes: file.ingest.max_body_bytes,
             dedupe_window: Duration::from_secs(file.ingest.dedupe_window_secs.max(1)),
-            redis_url: env.var("REDIS_URL").map(Secret::new),
+            redis_url: redis_url.map(Secret::new),
             queue: QueueConfig {
+                backend,
+                backend_explicit: q.backend.is_some(),
                 namespace: q.namespace,
                 high_water_mark: q.high_water_mark,
                 retry_after: Duration::from_secs(q.retry_after_secs.max(1)),
@@ -316,8 +462,9 @@ impl Config {
                 shutdown_grace: Duration::from_secs(file.workers.shutdown_grace_secs),
             },
             slack: SlackConfig {
+                dry_run,
                 api_base,
-                bot_token: env.var("SLACK_BOT_TOKEN").map(Secret::new),
+                bot_token: bot_token.map(Secret::new),
                 timeout: Duration::from_secs(file.slack.timeout_secs.max(1)),
                 channel_interval: Duration::from_secs_f64(
                     1.0 / file.slack.channel_messages_per_sec,
@@ -353,6 +500,76 @@ fn encryption_key(text: &str) -> Result<Secret<[u8; 32]>, String> {
         return Err(format!("is one byte repeated, not random; {hint}"));
     }
     Ok(Secret::new(key))
+}
+
+impl Config {
+    /// Refuses to serve where other machines connect with the fallbacks meant for trying sfrelay
+    /// out: the in-process queue (loses what is queued when the process stops) and the log sink
+    /// (messages recorded as delivered that nobody sees). Each is allowed there only when asked
+    /// for explicitly. `sfrelay check` does not need either, so only serving asks this.
+    pub fn refuse_silent_fallbacks(&self) -> Result<(), ConfigError> {
+        if self.listen.ip().is_loopback() {
+            return Ok(());
+        }
+        if self.queue.backend == QueueBackend::Memory && !self.queue.backend_explicit {
+            return Err(invalid(
+                "REDIS_URL",
+                format!(
+                    "is not set, and sfrelay listens on {} (reachable from other machines); set \
+                     it, or {REDIS_INSTEAD}",
+                    self.listen
+                ),
+            ));
+        }
+        if self.slack.bot_token.is_none() && !self.slack.dry_run {
+            return Err(invalid(
+                "SLACK_BOT_TOKEN",
+                format!(
+                    "is not set, and sfrelay listens on {} (reachable from other machines); set \
+                     it, or {SLACK_INSTEAD}",
+                    self.listen
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[http]`, checked: every timeout at least a second, the body's within the request's.
+fn http_config(file: &file::HttpFile) -> Result<HttpConfig, ConfigError> {
+    for (key, value) in [
+        (
+            "http.header_read_timeout_secs",
+            file.header_read_timeout_secs,
+        ),
+        ("http.body_timeout_secs", file.body_timeout_secs),
+        ("http.request_timeout_secs", file.request_timeout_secs),
+    ] {
+        if value == 0 {
+            return Err(invalid(key, "must be at least 1"));
+        }
+    }
+    if file.body_timeout_secs > file.request_timeout_secs {
+        return Err(invalid(
+            "http.body_timeout_secs",
+            format!(
+                "must not be longer than http.request_timeout_secs ({} s)",
+                file.request_timeout_secs
+            ),
+        ));
+    }
+    if !(1..=65_536).contains(&file.max_concurrent_requests) {
+        return Err(invalid(
+            "http.max_concurrent_requests",
+            "must be between 1 and 65536",
+        ));
+    }
+    Ok(HttpConfig {
+        header_read_timeout: Duration::from_secs(file.header_read_timeout_secs),
+        body_timeout: Duration::from_secs(file.body_timeout_secs),
+        request_timeout: Duration::from_secs(file.request_timeout_secs),
+        max_concurrent_requests: file.max_concurrent_requests,
+    })
 }
 
 /// Whether `s` looks like a Slack conversation Id (public `C…`, private `G…`, DM `D…`).

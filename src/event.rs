@@ -59,10 +59,21 @@ impl SalesforceId {
         }
         let (base, given) = s.split_at(15);
         let expected = checksum_suffix(base);
-        if !given.is_empty() && !given.eq_ignore_ascii_case(&expected) {
-            return Err(IdError::Checksum { expected });
+        if given.is_empty() || given.eq_ignore_ascii_case(&expected) {
+            return Ok(Self(format!("{base}{expected}")));
         }
-        Ok(Self(format!("{base}{expected}")))
+        // A copy that went through something case-insensitive (all lower or all upper case):
+        // the suffix says which characters were upper case. A mixed-case base kept its case,
+        // so there a different suffix is a typo, not lost case.
+        let letters = || base.bytes().filter(u8::is_ascii_alphabetic);
+        let one_case =
+            letters().all(|b| b.is_ascii_lowercase()) || letters().all(|b| b.is_ascii_uppercase());
+        match restore_case(base, given) {
+            Some(restored) if one_case => {
+                Ok(Self(format!("{restored}{}", given.to_ascii_uppercase())))
+            }
+            _ => Err(IdError::Checksum { expected }),
+        }
     }
 
     /// The 18-character form, for logs, keys and Salesforce API calls.
@@ -91,6 +102,27 @@ fn checksum_suffix(base: &str) -> String {
             char::from(SUFFIX_ALPHABET[bits])
         })
         .collect()
+}
+
+/// The 15 characters whose case `suffix` describes, or `None` when no Id has that suffix (a
+/// character outside the suffix alphabet, or a digit marked upper case).
+fn restore_case(base: &str, suffix: &str) -> Option<String> {
+    let mut restored = String::with_capacity(15);
+    for (chunk, code) in base.as_bytes().chunks(5).zip(suffix.bytes()) {
+        let code = code.to_ascii_uppercase();
+        let bits = SUFFIX_ALPHABET.iter().position(|&c| c == code)?;
+        for (i, &b) in chunk.iter().enumerate() {
+            if bits & (1 << i) != 0 {
+                if !b.is_ascii_alphabetic() {
+                    return None;
+                }
+                restored.push(char::from(b.to_ascii_uppercase()));
+            } else {
+                restored.push(char::from(b.to_ascii_lowercase()));
+            }
+        }
+    }
+    Some(restored)
 }
 
 impl TryFrom<String> for SalesforceId {
@@ -293,6 +325,39 @@ mod tests {
         let id = SalesforceId::parse("006Hs00000BkXyziaf").unwrap();
         assert_eq!(id.as_str(), "006Hs00000BkXyzIAF");
         assert_eq!(id, SalesforceId::parse("006Hs00000BkXyz").unwrap());
+    }
+
+    #[test]
+    fn eighteen_char_id_whose_case_was_lost_is_restored_by_its_suffix() {
+        for s in [
+            "006hs00000bkxyziaf",
+            "006HS00000BKXYZIAF",
+            "006hs00000bkxyzIAF",
+        ] {
+            let id = SalesforceId::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(id.as_str(), "006Hs00000BkXyzIAF", "{s}");
+        }
+        let org = SalesforceId::parse("00d5g000004abcdeao").unwrap();
+        assert_eq!(org.as_str(), "00D5g000004ABCdEAO");
+        // 15 characters become the 18 whose suffix encodes their case.
+        assert_eq!(
+            SalesforceId::parse("00D5g000004ABCd").unwrap().as_str(),
+            "00D5g000004ABCdEAO"
+        );
+    }
+
+    #[test]
+    fn suffix_that_cannot_be_a_checksum_is_refused() {
+        // A suffix that marks a digit as upper case can belong to no Id.
+        assert!(matches!(
+            SalesforceId::parse("000000000000000BAA"),
+            Err(IdError::Checksum { .. })
+        ));
+        // 6-9 are not in the suffix alphabet.
+        assert!(matches!(
+            SalesforceId::parse("006hs00000bkxyz9af"),
+            Err(IdError::Checksum { .. })
+        ));
     }
 
     #[test]

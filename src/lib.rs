@@ -9,6 +9,7 @@ pub mod check;
 pub mod config;
 pub mod crypto;
 pub mod deliver;
+pub mod edge;
 pub mod event;
 pub mod ingest;
 pub mod jobs;

@@ -236,7 +236,8 @@ async fn run_now(config: Config, name: &str) -> anyhow::Result<ExitCode> {
         "no org with [orgs.salesforce] API credentials matches route {name:?}"
     );
     let backends = sfrelay::app::build_queue(&config)?;
-    let slack = sfrelay::slack::SlackSink::from_config(&config.slack)?;
+    config.refuse_silent_fallbacks()?;
+    let slack = sfrelay::app::build_slack_sink(&config)?;
     let routes = Arc::new(arc_swap::ArcSwap::from_pointee(routes));
     let jobs = sfrelay::app::build_jobs(&config, backends, slack, routes)?;
     let tick = chrono::Utc::now().timestamp_millis();

@@ -96,6 +96,7 @@ async fn kill_9_during_delivery_twenty_times_loses_and_doubles_nothing() {
         routes: spread_routes(&["#deal-desk", "#smb-wins", "#enterprise-wins"]),
         namespace: namespace.clone(),
         visibility_timeout_secs: 2,
+        shutdown_grace_secs: 1,
         workers: 4,
         extra_toml: FAST_SLACK.into(),
         ..Options::default()
@@ -407,6 +408,7 @@ async fn deal_rooms_are_made_once_while_processes_are_killed() {
         routes: Some(vec![("closed-won-deal-room", room_route.clone())]),
         namespace: namespace.clone(),
         visibility_timeout_secs: 2,
+        shutdown_grace_secs: 1,
         workers: 4,
         extra_toml: FAST_SLACK.into(),
         ..Options::default()

@@ -117,7 +117,7 @@ impl OrgCredentials {
             ));
         }
         let read_env = |field: &str, name: &str| {
-            env.var(name).ok_or_else(|| {
+            env.var(name).filter(|v| !v.is_empty()).ok_or_else(|| {
                 invalid(
                     field,
                     format!("environment variable {name} is not set or empty"),
@@ -280,6 +280,7 @@ mod tests {
             jwt: Vec::new(),
             jwt_issuer: None,
             jwt_audience: None,
+            jwt_max_lifetime: std::time::Duration::from_secs(3600),
             outbound_message_token: None,
             instance_url: None,
             salesforce: sf,

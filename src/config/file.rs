@@ -9,12 +9,15 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub(super) struct FileConfig {
     pub(super) listen: Option<String>,
+    pub(super) metrics_listen: Option<String>,
     pub(super) routes_dir: Option<PathBuf>,
     pub(super) templates_dir: Option<PathBuf>,
     pub(super) fixtures_dir: Option<PathBuf>,
     pub(super) time_zone: Option<String>,
     #[serde(default)]
     pub(super) ingest: IngestFile,
+    #[serde(default)]
+    pub(super) http: HttpFile,
     #[serde(default)]
     pub(super) queue: QueueFile,
     #[serde(default)]
@@ -41,9 +44,42 @@ impl Default for IngestFile {
     }
 }
 
+/// Limits at the HTTP edge. The defaults answer a Salesforce callout (which gives up after 120 s)
+/// well within its limit, and keep slow or hostile clients from holding connections.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct HttpFile {
+    pub(super) header_read_timeout_secs: u64,
+    pub(super) body_timeout_secs: u64,
+    pub(super) request_timeout_secs: u64,
+    pub(super) max_concurrent_requests: usize,
+}
+
+impl Default for HttpFile {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            body_timeout_secs: 30,
+            request_timeout_secs: 60,
+            max_concurrent_requests: 1024,
+        }
+    }
+}
+
+/// `[queue] backend`: which queue, when it is said explicitly.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackend {
+    /// Redis at `REDIS_URL`: durable, shared by every replica.
+    Redis,
+    /// The in-process queue: not durable, one replica.
+    Memory,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct QueueFile {
+    pub(super) backend: Option<QueueBackend>,
     pub(super) namespace: String,
     pub(super) high_water_mark: u64,
     pub(super) retry_after_secs: u64,
@@ -57,6 +93,7 @@ pub(super) struct QueueFile {
 impl Default for QueueFile {
     fn default() -> Self {
         Self {
+            backend: None,
             namespace: "default".into(),
             high_water_mark: 100_000,
             retry_after_secs: 5,
@@ -88,6 +125,7 @@ impl Default for WorkersFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct SlackFile {
+    pub(super) dry_run: bool,
     pub(super) api_base: String,
     pub(super) timeout_secs: u64,
     pub(super) channel_messages_per_sec: f64,
@@ -98,6 +136,7 @@ pub(super) struct SlackFile {
 impl Default for SlackFile {
     fn default() -> Self {
         Self {
+            dry_run: false,
             api_base: "https://slack.com/api".into(),
             timeout_secs: 10,
             channel_messages_per_sec: 1.0,
@@ -122,6 +161,7 @@ pub(super) struct OrgFile {
     pub(super) jwt_public_key_file: Option<PathBuf>,
     pub(super) jwt_issuer: Option<String>,
     pub(super) jwt_audience: Option<String>,
+    pub(super) jwt_max_lifetime_secs: Option<u64>,
     pub(super) outbound_message_token_env: Option<String>,
     pub(super) outbound_message_token_file: Option<PathBuf>,
     pub(super) salesforce: Option<SalesforceFile>,

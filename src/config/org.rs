@@ -1,6 +1,7 @@
 //! One `[[orgs]]` entry: the credentials that prove a caller is that org, read and checked.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::file::{OrgFile, ReconcileConfig, SalesforceFile};
 use super::{ConfigError, Env, Secret, invalid};
@@ -15,6 +16,8 @@ pub struct OrgConfig {
     pub jwt: Vec<JwtKeyConfig>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
+    /// The longest a JWT may live (`exp - iat`, or `exp - now` without `iat`).
+    pub jwt_max_lifetime: Duration,
     pub outbound_message_token: Option<Secret<String>>,
     /// `https://acme.my.salesforce.com`: record links in messages.
     pub instance_url: Option<String>,
@@ -44,6 +47,9 @@ pub enum JwtKeyConfig {
     Hs256(Secret<Vec<u8>>),
     PublicKeyPem { path: PathBuf, pem: Vec<u8> },
 }
+
+/// The path token is the only thing that proves an Outbound Message's sender.
+const MIN_OUTBOUND_MESSAGE_TOKEN_CHARS: usize = 32;
 
 pub(super) fn load_org(
     i: usize,
@@ -174,8 +180,32 @@ pub(super) fn load_org(
         org.outbound_message_token_env.as_deref(),
         &key("outbound_message_token_file"),
         org.outbound_message_token_file.as_deref(),
-    )?
-    .map(Secret::new);
+    )?;
+    if let Some(token) = &outbound_message_token
+        && token.chars().count() < MIN_OUTBOUND_MESSAGE_TOKEN_CHARS
+    {
+        let field = if org.outbound_message_token_env.is_some() {
+            "outbound_message_token_env"
+        } else {
+            "outbound_message_token_file"
+        };
+        return Err(invalid(
+            key(field),
+            format!(
+                "the Outbound Message token must be at least {MIN_OUTBOUND_MESSAGE_TOKEN_CHARS} \
+                 characters (it is the only secret in the URL); e.g. `openssl rand -hex 32`"
+            ),
+        ));
+    }
+    let outbound_message_token = outbound_message_token.map(Secret::new);
+
+    let jwt_max_lifetime_secs = org.jwt_max_lifetime_secs.unwrap_or(3600);
+    if !(60..=86_400).contains(&jwt_max_lifetime_secs) {
+        return Err(invalid(
+            key("jwt_max_lifetime_secs"),
+            "must be between 60 and 86400 (one day)",
+        ));
+    }
 
     Ok(OrgConfig {
         name: org.name.unwrap_or_else(|| id.to_string()),
@@ -184,6 +214,7 @@ pub(super) fn load_org(
         jwt,
         jwt_issuer: org.jwt_issuer,
         jwt_audience: org.jwt_audience,
+        jwt_max_lifetime: Duration::from_secs(jwt_max_lifetime_secs),
         outbound_message_token,
         instance_url,
         salesforce,
@@ -207,12 +238,17 @@ pub(super) fn secret_from(
             env_key,
             format!("give either {env_key} or {file_key}, not both"),
         )),
-        (Some(name), None) => env.var(name).map(Some).ok_or_else(|| {
-            invalid(
+        (Some(name), None) => match env.var(name) {
+            Some(value) if !value.is_empty() => Ok(Some(value)),
+            Some(_) => Err(invalid(
                 env_key,
-                format!("environment variable {name} is not set or empty"),
-            )
-        }),
+                format!("environment variable {name} is set but empty"),
+            )),
+            None => Err(invalid(
+                env_key,
+                format!("environment variable {name} is not set"),
+            )),
+        },
         (None, Some(path)) => {
             let path = base.join(path);
             let text = std::fs::read_to_string(&path)

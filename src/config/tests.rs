@@ -115,3 +115,226 @@ fn channel_ids() {
     assert!(!is_channel_id("#deal-desk"));
     assert!(!is_channel_id("deal-desk"));
 }
+
+/// A public listen address with one org holding an API key.
+const PUBLIC_ORG: &str =
+    "listen = \"0.0.0.0:8080\"\n[[orgs]]\nid = \"00D5g000004ABCdEAO\"\napi_key_env = \"K\"";
+const KEY: (&str, &str) = ("K", "0123456789abcdef0123");
+
+#[test]
+fn shutdown_grace_must_be_shorter_than_the_visibility_timeout() {
+    let err = load(
+        "[queue]\nvisibility_timeout_secs = 20\n[workers]\nshutdown_grace_secs = 20",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("workers.shutdown_grace_secs")
+            && err.contains("queue.visibility_timeout_secs"),
+        "{err}"
+    );
+    assert!(
+        load(
+            "[queue]\nvisibility_timeout_secs = 20\n[workers]\nshutdown_grace_secs = 19",
+            &[]
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn outbound_message_token_needs_32_characters() {
+    let toml = "[[orgs]]\nid = \"00D5g000004ABCdEAO\"\noutbound_message_token_env = \"T\"";
+    let err = load(toml, &[("T", "om-token-0123456789abcdef")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("orgs[0].outbound_message_token_env") && err.contains("32"),
+        "{err}"
+    );
+    assert!(load(toml, &[("T", "om-token-0123456789abcdef0123456789")]).is_ok());
+}
+
+#[test]
+fn public_listen_with_an_empty_redis_url_is_refused_naming_it() {
+    let err = load(
+        PUBLIC_ORG,
+        &[KEY, ("REDIS_URL", ""), ("SLACK_BOT_TOKEN", "xoxb-1")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("REDIS_URL:"), "{err}");
+}
+
+#[test]
+fn public_listen_with_an_empty_slack_token_is_refused_naming_it() {
+    let err = load(
+        PUBLIC_ORG,
+        &[
+            KEY,
+            ("REDIS_URL", "redis://127.0.0.1:6390"),
+            ("SLACK_BOT_TOKEN", ""),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("SLACK_BOT_TOKEN:"), "{err}");
+}
+
+#[test]
+fn an_empty_named_secret_is_refused_naming_the_variable() {
+    let err = load(PUBLIC_ORG, &[("K", "")]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("orgs[0].api_key_env") && err.contains("K"),
+        "{err}"
+    );
+}
+
+#[test]
+fn on_loopback_empty_values_mean_unset() {
+    let c = load(
+        "",
+        &[
+            ("REDIS_URL", ""),
+            ("SLACK_BOT_TOKEN", ""),
+            ("SFRELAY_LISTEN", ""),
+            ("SLACK_API_BASE", ""),
+        ],
+    )
+    .unwrap();
+    assert!(c.redis_url.is_none());
+    assert!(c.slack.bot_token.is_none());
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.slack.api_base, "https://slack.com/api");
+}
+
+#[test]
+fn redis_backend_needs_redis_url_anywhere() {
+    let err = load("[queue]\nbackend = \"redis\"", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("queue.backend:") && err.contains("REDIS_URL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn public_listen_takes_memory_and_dry_run_when_configured_explicitly() {
+    let toml = format!("{PUBLIC_ORG}\n[queue]\nbackend = \"memory\"\n[slack]\ndry_run = true");
+    let c = load(&toml, &[KEY, ("REDIS_URL", ""), ("SLACK_BOT_TOKEN", "")]).unwrap();
+    assert!(c.redis_url.is_none());
+}
+
+#[test]
+fn public_jwt_org_needs_issuer_and_audience() {
+    let jwt =
+        "listen = \"0.0.0.0:8080\"\n[[orgs]]\nid = \"00D5g000004ABCdEAO\"\njwt_secret_env = \"J\"";
+    let secret = ("J", "jwt-secret-jwt-secret-jwt-secret-1234");
+    let err = load(jwt, &[secret]).unwrap_err().to_string();
+    assert!(err.starts_with("orgs[0].jwt_issuer:"), "{err}");
+    let err = load(&format!("{jwt}\njwt_issuer = \"sf\""), &[secret])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("orgs[0].jwt_audience:"), "{err}");
+    // On loopback both stay optional.
+    let loopback = jwt.replace("0.0.0.0", "127.0.0.1");
+    assert!(load(&loopback, &[secret]).is_ok());
+}
+
+#[test]
+fn http_limits_are_checked_and_named() {
+    let err = load("[http]\nheader_read_timeout_secs = 0", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("http.header_read_timeout_secs:"), "{err}");
+    let err = load(
+        "[http]\nbody_timeout_secs = 30\nrequest_timeout_secs = 10",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("http.body_timeout_secs:"), "{err}");
+    let err = load("[http]\nmax_concurrent_requests = 0", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("http.max_concurrent_requests:"), "{err}");
+}
+
+#[test]
+fn metrics_listen_must_be_an_address() {
+    let err = load("metrics_listen = \"metrics:9090\"", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("metrics_listen:"), "{err}");
+    let err = load("", &[("SFRELAY_METRICS_LISTEN", "nope")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("metrics_listen:"), "{err}");
+}
+
+#[test]
+fn serving_publicly_refuses_the_in_process_queue_and_the_log_sink_unless_asked_for() {
+    let unset = load(PUBLIC_ORG, &[KEY, ("SLACK_BOT_TOKEN", "xoxb-1")]).unwrap();
+    let err = unset.refuse_silent_fallbacks().unwrap_err().to_string();
+    assert!(
+        err.starts_with("REDIS_URL:") && err.contains("queue.backend"),
+        "{err}"
+    );
+    let no_token = load(PUBLIC_ORG, &[KEY, ("REDIS_URL", "redis://127.0.0.1:6390")]).unwrap();
+    let err = no_token.refuse_silent_fallbacks().unwrap_err().to_string();
+    assert!(
+        err.starts_with("SLACK_BOT_TOKEN:") && err.contains("slack.dry_run"),
+        "{err}"
+    );
+    let explicit = load(
+        &format!("{PUBLIC_ORG}\n[queue]\nbackend = \"memory\"\n[slack]\ndry_run = true"),
+        &[KEY],
+    )
+    .unwrap();
+    assert!(explicit.refuse_silent_fallbacks().is_ok());
+    assert!(explicit.slack.dry_run);
+    assert_eq!(explicit.queue.backend, QueueBackend::Memory);
+    // On loopback the embedded defaults serve.
+    assert!(load("", &[]).unwrap().refuse_silent_fallbacks().is_ok());
+}
+
+#[test]
+fn memory_backend_with_a_redis_url_is_ambiguous() {
+    let err = load(
+        "[queue]\nbackend = \"memory\"",
+        &[("REDIS_URL", "redis://127.0.0.1:6390")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("queue.backend:"), "{err}");
+}
+
+#[test]
+fn jwt_max_lifetime_is_configurable_within_bounds() {
+    let org = "[[orgs]]\nid = \"00D5g000004ABCdEAO\"\njwt_secret_env = \"J\"";
+    let secret = ("J", "jwt-secret-jwt-secret-jwt-secret-1234");
+    let c = load(&format!("{org}\njwt_max_lifetime_secs = 300"), &[secret]).unwrap();
+    assert_eq!(c.orgs[0].jwt_max_lifetime, Duration::from_secs(300));
+    assert_eq!(
+        load(org, &[secret]).unwrap().orgs[0].jwt_max_lifetime,
+        Duration::from_secs(3600)
+    );
+    let err = load(&format!("{org}\njwt_max_lifetime_secs = 0"), &[secret])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("orgs[0].jwt_max_lifetime_secs:"), "{err}");
+}
+
+#[test]
+fn http_defaults_fit_salesforce_callouts() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.http.body_timeout, Duration::from_secs(30));
+    assert_eq!(c.http.request_timeout, Duration::from_secs(60));
+    assert_eq!(c.http.max_concurrent_requests, 1024);
+    assert!(c.metrics_listen.is_none());
+    let c = load("metrics_listen = \"\"", &[("SFRELAY_METRICS_LISTEN", "")]).unwrap();
+    assert!(c.metrics_listen.is_none());
+}

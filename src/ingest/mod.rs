@@ -3,6 +3,7 @@
 //! event came in.
 
 pub mod auth;
+mod body;
 pub mod cdc;
 pub mod flow;
 pub mod openapi;
@@ -13,8 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -57,6 +57,8 @@ pub enum IngestError {
     TooLarge { limit: usize },
     #[error("cannot read the body: {0}")]
     Body(String),
+    #[error("the body did not arrive within {} s", .after.as_secs())]
+    BodyTimeout { after: Duration },
     #[error("{} invalid field(s); nothing was queued", .0.len())]
     Invalid(Vec<FieldError>),
     #[error("the queue is unavailable; nothing was queued")]
@@ -76,11 +78,26 @@ impl IngestError {
             IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Body(_) | IngestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            IngestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             IngestError::QueueUnavailable { .. } | IngestError::QueueFull { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// Whether the answer may leave part of the body unread (refused from the head, or cut off
+    /// while reading): the connection is then closed, so the client does not send its next
+    /// request after the rest of this body.
+    fn leaves_body_unread(&self) -> bool {
+        matches!(
+            self,
+            IngestError::Auth(_)
+                | IngestError::UnsupportedMediaType(_)
+                | IngestError::TooLarge { .. }
+                | IngestError::Body(_)
+                | IngestError::BodyTimeout { .. }
+        )
     }
 
     /// The `outcome` label of `sfrelay_events_received_total`.
@@ -91,6 +108,7 @@ impl IngestError {
             IngestError::UnsupportedMediaType(_) => "unsupported_media_type",
             IngestError::TooLarge { .. } => "too_large",
             IngestError::Body(_) | IngestError::Invalid(_) => "invalid",
+            IngestError::BodyTimeout { .. } => "body_timeout",
             IngestError::QueueUnavailable { .. } => "queue_unavailable",
             IngestError::QueueFull { .. } => "queue_full",
             IngestError::Internal(_) => "error",
@@ -100,8 +118,27 @@ impl IngestError {
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
+        let close = self.leaves_body_unread();
+        let mut response = self.problem().into_response();
+        if close {
+            close_connection(&mut response);
+        }
+        response
+    }
+}
+
+/// Asks the client (and hyper) to close the connection after this answer.
+fn close_connection(response: &mut Response) {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+}
+
+impl IngestError {
+    fn problem(self) -> Problem {
         let detail = self.to_string();
-        let problem = match self {
+        match self {
             IngestError::Auth(_) => Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail),
             IngestError::WrongOrg { path, .. } | IngestError::UnknownOrg { path, .. } => {
                 let message = detail.clone();
@@ -117,6 +154,9 @@ impl IntoResponse for IngestError {
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large", detail)
             }
             IngestError::Body(_) => Problem::new(StatusCode::BAD_REQUEST, "Bad Request", detail),
+            IngestError::BodyTimeout { .. } => {
+                Problem::new(StatusCode::REQUEST_TIMEOUT, "Request Timeout", detail)
+            }
             IngestError::Invalid(errors) => {
                 Problem::new(StatusCode::BAD_REQUEST, "Invalid event", detail).with_errors(errors)
             }
@@ -132,8 +172,7 @@ impl IntoResponse for IngestError {
                 "Internal Server Error",
                 detail,
             ),
-        };
-        problem.into_response()
+        }
     }
 }
 
@@ -157,7 +196,7 @@ fn is_zero(n: &usize) -> bool {
 pub async fn post_events(
     State(state): State<IngestState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<Accepted>), IngestError> {
     let result = accept_events(&state, &headers, body).await;
     record_outcome(&result);
@@ -167,11 +206,11 @@ pub async fn post_events(
 async fn accept_events(
     state: &IngestState,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Accepted, IngestError> {
     let caller = state.auth.authenticate(headers)?;
     require_media(headers, MediaType::Json)?;
-    let body = read_body(state, body)?;
+    let body = read_body(state, headers, body).await?;
     let events =
         flow::parse_flow_request(&body, chrono::Utc::now()).map_err(IngestError::Invalid)?;
     check_orgs(state, &caller, &events)?;
@@ -216,20 +255,20 @@ fn require_media(headers: &HeaderMap, want: MediaType) -> Result<(), IngestError
     }
 }
 
-/// The body, or 413 when it was over the limit.
-fn read_body(
+/// The body, read only now that the caller is authenticated: 413 over the size limit, 408
+/// when it does not arrive within the body timeout.
+async fn read_body(
     state: &IngestState,
-    body: Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+    body: Body,
 ) -> Result<Bytes, IngestError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            IngestError::TooLarge {
-                limit: state.config.max_body_bytes,
-            }
-        } else {
-            IngestError::Body(rejection.body_text())
-        }
-    })
+    body::read_limited(
+        headers,
+        body,
+        state.config.max_body_bytes,
+        state.config.http.body_timeout,
+    )
+    .await
 }
 
 /// Records the outcome of one ingest request in the metrics and the log.
@@ -261,7 +300,7 @@ pub async fn post_cdc(
     State(state): State<IngestState>,
     Query(query): Query<CdcQuery>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<Accepted>), IngestError> {
     let result = accept_cdc(&state, &query, &headers, body).await;
     record_outcome(&result);
@@ -272,11 +311,11 @@ async fn accept_cdc(
     state: &IngestState,
     query: &CdcQuery,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Accepted, IngestError> {
     let caller = state.auth.authenticate(headers)?;
     require_media(headers, MediaType::Json)?;
-    let body = read_body(state, body)?;
+    let body = read_body(state, headers, body).await?;
     let org = match (&caller, &query.org_id) {
         (Caller::Org(org), _) => org.clone(),
         (Caller::Open, Some(org)) => SalesforceId::parse(org).map_err(|e| {
@@ -357,7 +396,7 @@ pub async fn post_outbound_message(
     State(state): State<IngestState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let result = accept_outbound_message(&state, &token, &headers, body).await;
     record_outcome(&result);
@@ -375,6 +414,9 @@ pub async fn post_outbound_message(
             let status = e.status();
             let fault = outbound_message::fault_response(status.is_client_error(), &e.to_string());
             let mut response = xml(status, fault);
+            if e.leaves_body_unread() {
+                close_connection(&mut response);
+            }
             if let IngestError::QueueUnavailable { retry_after }
             | IngestError::QueueFull { retry_after, .. } = e
             {
@@ -392,11 +434,11 @@ async fn accept_outbound_message(
     state: &IngestState,
     token: &str,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Accepted, IngestError> {
     let caller = state.auth.authenticate_outbound_token(token)?;
     require_media(headers, MediaType::Xml)?;
-    let body = read_body(state, body)?;
+    let body = read_body(state, headers, body).await?;
     let message =
         outbound_message::parse_outbound_message(&body, chrono::Utc::now()).map_err(|e| {
             IngestError::Invalid(vec![FieldError {

@@ -3,6 +3,8 @@
 //! in this process and stopped when their handle drops. Loopback only.
 #![allow(dead_code)]
 
+pub mod listening;
+
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -297,7 +299,7 @@ pub const ORG: &str = "00D5g000004ABCdEAO";
 pub const OTHER_ORG: &str = "00D5g000009XYZaEAO";
 pub const API_KEY: &str = "test-api-key-0123456789abcdef";
 pub const OTHER_API_KEY: &str = "other-org-api-key-0123456789";
-pub const OM_TOKEN: &str = "om-token-0123456789abcdef";
+pub const OM_TOKEN: &str = "om-token-0123456789abcdef0123456789";
 pub const JWT_SECRET: &str = "test-hs256-secret-0123456789abcdef0123456789";
 
 /// How to start sfrelay for one test.
@@ -379,7 +381,6 @@ impl App {
     /// Like `spawn`, with more environment variables (keys of extra orgs).
     pub async fn spawn_with_env(options: Options, more_env: Vec<(String, String)>) -> App {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let namespace = &options.namespace;
         let keys = fixture_path("keys");
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -469,7 +470,7 @@ jwt_public_key_file = "{ec}"
 
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
-            ("SFRELAY_LISTEN".into(), format!("127.0.0.1:{port}")),
+            ("SFRELAY_LISTEN".into(), "127.0.0.1:0".into()),
             ("SFRELAY_LOG".into(), "info".into()),
             ("SFRELAY_LOG_FORMAT".into(), "json".into()),
             ("TEST_API_KEY".into(), API_KEY.into()),
@@ -496,7 +497,7 @@ jwt_public_key_file = "{ec}"
             .spawn()
             .expect("spawn sfrelay");
         let mut app = App {
-            url: format!("http://127.0.0.1:{port}"),
+            url: String::new(),
             http: reqwest::Client::new(),
             child: Some(child),
             _dir: dir,
@@ -505,10 +506,15 @@ jwt_public_key_file = "{ec}"
             config,
             env,
         };
-        let health = format!("{}/healthz", app.url);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok(response) = app.http.get(&health).send().await
+            if app.url.is_empty()
+                && let Some(addr) = listening::logged_addr(&app.log, "sfrelay listening")
+            {
+                app.url = format!("http://{addr}");
+            }
+            if !app.url.is_empty()
+                && let Ok(response) = app.http.get(format!("{}/healthz", app.url)).send().await
                 && response.status().is_success()
             {
                 return app;
