@@ -201,7 +201,8 @@ fn required_var(
 
 const REDIS_INSTEAD: &str =
     "set queue.backend = \"memory\" to run on the in-process queue (not durable, one replica)";
-const SLACK_INSTEAD: &str = "set slack.dry_run = true to log messages instead of posting them";
+const SLACK_INSTEAD: &str =
+    "set slack.dry_run = true (or SFRELAY_SLACK_DRY_RUN=true) to log messages instead of posting them";
 
 impl Config {
     /// Loads `path` (or, when `None`, only defaults) and applies the environment overrides.
@@ -427,7 +428,18 @@ impl Config {
             (None, Some(_)) => QueueBackend::Redis,
             (None, None) => QueueBackend::Memory,
         };
-        let dry_run = file.slack.dry_run;
+        // An overlay that has no file of its own (Kubernetes) can ask for it explicitly too.
+        let dry_run = match optional_var(env, "SFRELAY_SLACK_DRY_RUN").as_deref() {
+            None => file.slack.dry_run,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => {
+                return Err(invalid(
+                    "SFRELAY_SLACK_DRY_RUN",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
         let bot_token = if dry_run {
             optional_var(env, "SLACK_BOT_TOKEN")
         } else {
