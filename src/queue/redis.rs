@@ -18,17 +18,21 @@ use crate::keys::Namespace;
 
 use super::{
     ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Placement, Queue,
-    QueueDepth, QueueError, after_failure, dead_letter_bytes, now_ms,
+    QueueDepth, QueueError, Recovered, after_failure, dead_letter_bytes, now_ms,
 };
 
 /// All-or-nothing enqueue with dedupe, in one round trip. Consumers take from the right of
 /// `ready`, so a job placed at the head (high lane, or a fired route) is pushed there (next to
-/// go) and any other to the left. KEYS: ready, low, dedupe keys…; ARGV: high-water mark, ttl
-/// seconds, then (id, bytes, placement: 'head', 'tail' or 'low') per job.
+/// go) and any other to the left. KEYS: ready, low, dedupe keys…; ARGV: high-water mark ('none'
+/// for work already accepted), ttl seconds, then (id, bytes, placement: 'head', 'tail' or 'low')
+/// per job.
 const ENQUEUE: &str = r#"
-local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
-if depth >= tonumber(ARGV[1]) then
-  return {-1, tostring(depth)}
+local mark = tonumber(ARGV[1])
+if mark then
+  local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
+  if depth >= mark then
+    return {-1, tostring(depth)}
+  end
 end
 local out = {}
 for i = 3, #KEYS do
@@ -112,22 +116,62 @@ local delayed = redis.call('ZCARD', KEYS[5]) + redis.call('ZCARD', KEYS[6]) + re
 return {redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[4]), in_flight, delayed, redis.call('LLEN', KEYS[2])}
 "#;
 
-/// Jobs of consumers whose heartbeat is older than ARGV[1] ms go back to the front of the
-/// ready list, oldest first, and the consumer is forgotten. KEYS: consumers, ready; ARGV:
-/// visibility ms, processing key prefix.
+/// The jobs of dead workers go back to the front of the ready list, each with one more
+/// recovery counted; a job whose worker has now died ARGV[3] times is dead-lettered instead (the
+/// usual dead letter: the job, the reason, when), so a job that kills its process cannot
+/// crash-loop every replica. The count is the envelope's first field, `"recoveries":N`
+/// (serialised first for this), rewritten in place: the payload is never decoded and re-encoded.
+/// The workers are those of ARGV[4] when given (a worker task that panicked; it stays
+/// registered for its replacement), else every consumer whose heartbeat is older than ARGV[1] ms
+/// (forgotten afterwards). KEYS: consumers, ready, dead; ARGV: visibility ms, processing key
+/// prefix, max recoveries, consumer or ''. Answers {requeued, dead-lettered}.
 const RECOVER: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
-local moved = 0
-for _, consumer in ipairs(dead) do
-  local list = ARGV[2] .. consumer
-  while redis.call('LMOVE', list, KEYS[2], 'RIGHT', 'RIGHT') do
-    moved = moved + 1
-  end
-  redis.call('ZREM', KEYS[1], consumer)
+local max = tonumber(ARGV[3])
+local consumers
+if ARGV[4] ~= '' then
+  consumers = {ARGV[4]}
+else
+  consumers = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
 end
-return moved
+local requeued, dead = 0, 0
+for _, consumer in ipairs(consumers) do
+  local list = ARGV[2] .. consumer
+  while true do
+    local job = redis.call('RPOP', list)
+    if not job then break end
+    local deaths, rest = nil, nil
+    local counted = string.match(job, '^{"recoveries":(%d+),')
+    if counted then
+      deaths = tonumber(counted) + 1
+      rest = string.sub(job, string.len(counted) + 16)
+    elseif string.sub(job, 1, 2) == '{"' then
+      deaths = 1
+      rest = string.sub(job, 2)
+    end
+    if not deaths then
+      -- Not an envelope: back as it is; a take parks it as unreadable.
+      redis.call('RPUSH', KEYS[2], job)
+      requeued = requeued + 1
+    else
+      local again = '{"recoveries":' .. string.format('%d', deaths) .. ',' .. rest
+      if deaths >= max then
+        redis.call('LPUSH', KEYS[3], '{"job":' .. again .. ',"reason":"worker died ' ..
+          string.format('%d', deaths) .. ' times while running it","dead_at_ms":' ..
+          string.format('%d', now) .. '}')
+        dead = dead + 1
+      else
+        redis.call('RPUSH', KEYS[2], again)
+        requeued = requeued + 1
+      end
+    end
+  end
+  if ARGV[4] == '' then
+    redis.call('ZREM', KEYS[1], consumer)
+  end
+end
+return {requeued, dead}
 "#;
 
 /// Heartbeats use Redis's clock, like recovery, so replicas' clocks never disagree.
@@ -265,33 +309,16 @@ impl Queue for RedisQueue {
         jobs: &[NewJob],
         dedupe_for: Duration,
     ) -> Result<EnqueueOutcome, QueueError> {
-        if jobs.is_empty() {
-            return Ok(EnqueueOutcome { results: vec![] });
-        }
-        let mut conn = self.connection().await?;
-        let mut invocation = self.enqueue.key(self.keys.ready());
-        invocation.key(self.keys.low());
-        for job in jobs {
-            invocation.key(self.keys.dedupe(&job.dedupe_key));
-        }
-        invocation
-            .arg(self.high_water_mark)
-            .arg(dedupe_for.as_secs().max(1));
-        for job in jobs {
-            invocation
-                .arg(&job.id)
-                .arg(&job.bytes[..])
-                .arg(match job.placement() {
-                    Placement::Head => "head",
-                    Placement::Tail => "tail",
-                    Placement::Low => "low",
-                });
-        }
-        let reply: Vec<redis::Value> = invocation
-            .invoke_async(&mut conn)
+        self.push(jobs, dedupe_for, Some(self.high_water_mark))
             .await
-            .map_err(unavailable)?;
-        parse_enqueue_reply(&reply)
+    }
+
+    async fn enqueue_internal(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        self.push(jobs, dedupe_for, None).await
     }
 
     async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError> {
@@ -426,16 +453,21 @@ impl Queue for RedisQueue {
         Ok(())
     }
 
-    async fn recover_orphans(&self, visibility: Duration) -> Result<u64, QueueError> {
-        let mut conn = self.connection().await?;
-        self.recover
-            .key(self.keys.consumers())
-            .key(self.keys.ready())
-            .arg(u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX))
-            .arg(self.keys.processing_prefix())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)
+    async fn recover_orphans(
+        &self,
+        visibility: Duration,
+        max_recoveries: u32,
+    ) -> Result<Recovered, QueueError> {
+        let visibility_ms = u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX);
+        self.recover(visibility_ms, max_recoveries, "").await
+    }
+
+    async fn recover_consumer(
+        &self,
+        consumer: &ConsumerId,
+        max_recoveries: u32,
+    ) -> Result<Recovered, QueueError> {
+        self.recover(0, max_recoveries, &consumer.0).await
     }
 
     async fn reclaim(&self, consumer: &ConsumerId) -> Result<u64, QueueError> {
@@ -586,6 +618,74 @@ impl Queue for RedisQueue {
 }
 
 impl RedisQueue {
+    /// The ENQUEUE script: all or nothing, refused when the ready jobs reach `mark` (ingest's
+    /// high-water mark; `None` for work already accepted).
+    async fn push(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+        mark: Option<u64>,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        if jobs.is_empty() {
+            return Ok(EnqueueOutcome { results: vec![] });
+        }
+        let mut conn = self.connection().await?;
+        let mut invocation = self.enqueue.key(self.keys.ready());
+        invocation.key(self.keys.low());
+        for job in jobs {
+            invocation.key(self.keys.dedupe(&job.dedupe_key));
+        }
+        match mark {
+            Some(mark) => invocation.arg(mark),
+            None => invocation.arg("none"),
+        };
+        invocation.arg(dedupe_for.as_secs().max(1));
+        for job in jobs {
+            invocation
+                .arg(&job.id)
+                .arg(&job.bytes[..])
+                .arg(match job.placement() {
+                    Placement::Head => "head",
+                    Placement::Tail => "tail",
+                    Placement::Low => "low",
+                });
+        }
+        let reply: Vec<redis::Value> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        parse_enqueue_reply(&reply)
+    }
+}
+
+impl RedisQueue {
+    /// The RECOVER script, for the consumers silent longer than `visibility_ms` or for
+    /// `consumer` alone.
+    async fn recover(
+        &self,
+        visibility_ms: u64,
+        max_recoveries: u32,
+        consumer: &str,
+    ) -> Result<Recovered, QueueError> {
+        let mut conn = self.connection().await?;
+        let (requeued, dead_lettered): (u64, u64) = self
+            .recover
+            .key(self.keys.consumers())
+            .key(self.keys.ready())
+            .key(self.keys.dead())
+            .arg(visibility_ms)
+            .arg(self.keys.processing_prefix())
+            .arg(max_recoveries)
+            .arg(consumer)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(Recovered {
+            requeued,
+            dead_lettered,
+        })
+    }
+
     /// Dead letters (exact stored bytes and decoded) whose job id is `id`, or all.
     async fn matching_dead(
         &self,
