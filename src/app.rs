@@ -292,6 +292,7 @@ pub fn build_jobs(
         watched: Arc::new(crate::jobs::reconcile::Watched::new(&config.orgs)),
         dedupe_window: config.dedupe_window,
         max_age: config.queue.max_age,
+        caps: config.workers.caps,
     })
 }
 

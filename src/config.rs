@@ -131,6 +131,8 @@ pub struct QueueConfig {
     pub visibility_timeout: Duration,
     /// A job older than this that fails (or is still being put off) is dead-lettered.
     pub max_age: Duration,
+    /// A job whose worker died this many times while running it is dead-lettered.
+    pub max_recoveries: u32,
 }
 
 /// Worker pool size and how long a shutdown waits for jobs in flight.
@@ -138,6 +140,8 @@ pub struct QueueConfig {
 pub struct WorkersConfig {
     pub count: usize,
     pub shutdown_grace: Duration,
+    /// What one job may hold of Salesforce's answers.
+    pub caps: crate::jobs::Caps,
 }
 
 /// How to reach Slack. Without a token, messages go to the log instead.
@@ -293,6 +297,20 @@ impl Config {
                     q.visibility_timeout_secs.max(2)
                 ),
             ));
+        }
+        if q.max_recoveries == 0 {
+            return Err(invalid("queue.max_recoveries", "must be at least 1"));
+        }
+        let w = &file.workers;
+        for (key, value) in [
+            ("workers.digest_max_records", w.digest_max_records),
+            ("workers.digest_max_bytes", w.digest_max_bytes),
+            ("workers.enrich_max_rows", w.enrich_max_rows),
+            ("workers.enrich_max_bytes", w.enrich_max_bytes),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if file.ingest.max_body_bytes < 1024 {
             return Err(invalid("ingest.max_body_bytes", "must be at least 1024"));
@@ -468,10 +486,17 @@ impl Config {
                 backoff_cap: Duration::from_secs(q.backoff_cap_secs.max(1)),
                 visibility_timeout: Duration::from_secs(q.visibility_timeout_secs.max(2)),
                 max_age: Duration::from_secs(q.max_age_secs.max(60)),
+                max_recoveries: q.max_recoveries,
             },
             workers: WorkersConfig {
                 count: file.workers.count,
                 shutdown_grace: Duration::from_secs(file.workers.shutdown_grace_secs),
+                caps: crate::jobs::Caps {
+                    digest_max_records: file.workers.digest_max_records,
+                    digest_max_bytes: file.workers.digest_max_bytes,
+                    enrich_max_rows: file.workers.enrich_max_rows,
+                    enrich_max_bytes: file.workers.enrich_max_bytes,
+                },
             },
             slack: SlackConfig {
                 dry_run,

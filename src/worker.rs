@@ -12,15 +12,29 @@ use tracing::Instrument;
 
 use crate::config::QueueConfig;
 use crate::jobs::{self, JobError, Jobs};
-use crate::queue::{ConsumerId, Job, Queue, QueueError};
+use crate::queue::{ConsumerId, Job, Queue, QueueError, Recovered};
 use crate::retry::Retry;
 
 /// What a worker needs, shared by all workers.
 #[derive(Clone)]
 pub struct WorkerContext {
     pub queue: Arc<dyn Queue>,
-    pub jobs: Arc<Jobs>,
+    pub jobs: Arc<dyn RunJob>,
     pub queue_config: QueueConfig,
+}
+
+/// Performs one attempt of a job: [`Jobs`] in the service; the pool's own tests give it
+/// runners that fail, stall or panic on purpose.
+#[async_trait::async_trait]
+pub trait RunJob: Send + Sync + 'static {
+    async fn run(&self, job: &Job) -> Result<(), JobError>;
+}
+
+#[async_trait::async_trait]
+impl RunJob for Jobs {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        jobs::run(self, job).await
+    }
 }
 
 /// How one attempt at a job ended.
@@ -43,19 +57,19 @@ enum Outcome {
 
 /// The running pool.
 pub struct WorkerPool {
-    tasks: JoinSet<()>,
+    supervisor: tokio::task::JoinHandle<()>,
 }
 
 impl WorkerPool {
-    /// Starts `count` workers and the task that promotes due retries. `stop` ends taking new
-    /// jobs; `abandon` makes workers put unfinished jobs back on the queue at once.
+    /// Starts `count` workers, the task that keeps them alive (a worker whose task panics is
+    /// replaced and its job returned to the queue) and the queue's housekeeping. `stop` ends
+    /// taking new jobs; `abandon` makes workers put unfinished jobs back on the queue at once.
     pub fn spawn(
         ctx: WorkerContext,
         count: usize,
         stop: CancellationToken,
         abandon: CancellationToken,
     ) -> Self {
-        let mut tasks = JoinSet::new();
         let instance = format!(
             "{}-{}-{}",
             hostname(),
@@ -65,27 +79,87 @@ impl WorkerPool {
         let consumers: Vec<ConsumerId> = (0..count)
             .map(|n| ConsumerId(format!("{instance}-w{n}")))
             .collect();
-        for consumer in &consumers {
-            tasks.spawn(run_worker(
-                ctx.clone(),
-                consumer.clone(),
-                stop.clone(),
-                abandon.clone(),
-            ));
-        }
-        tasks.spawn(maintain(
+        // Heartbeats go on until the last worker is done, through a drain however long: a
+        // draining replica's jobs must not look orphaned to the others.
+        let workers_done = CancellationToken::new();
+        let maintenance = tokio::spawn(maintain(
             ctx.queue.clone(),
-            consumers,
+            consumers.clone(),
             ctx.queue_config.visibility_timeout,
-            stop,
+            ctx.queue_config.max_recoveries,
+            workers_done.clone(),
         ));
-        WorkerPool { tasks }
+        let supervisor = tokio::spawn(async move {
+            supervise(ctx, consumers, stop, abandon).await;
+            workers_done.cancel();
+            if let Err(e) = maintenance.await {
+                tracing::error!(error = %e, "queue housekeeping task failed");
+            }
+        });
+        WorkerPool { supervisor }
     }
 
     /// Waits until every worker has stopped.
-    pub async fn join(mut self) {
-        while self.tasks.join_next().await.is_some() {}
+    pub async fn join(self) {
+        if let Err(e) = self.supervisor.await {
+            tracing::error!(error = %e, "worker supervisor failed");
+        }
     }
+}
+
+/// Runs one worker per consumer until all have stopped. A worker whose task panicked is
+/// counted, logged and started again on the same consumer, first returning the job it held
+/// (one more recovery counted in it), so the pool keeps its size and nothing is lost.
+async fn supervise(
+    ctx: WorkerContext,
+    consumers: Vec<ConsumerId>,
+    stop: CancellationToken,
+    abandon: CancellationToken,
+) {
+    let mut tasks = JoinSet::new();
+    let mut by_task = std::collections::HashMap::new();
+    for consumer in consumers {
+        let worker = run_worker(
+            ctx.clone(),
+            consumer.clone(),
+            stop.clone(),
+            abandon.clone(),
+            false,
+        );
+        by_task.insert(tasks.spawn(worker).id(), consumer);
+    }
+    while let Some(ended) = tasks.join_next_with_id().await {
+        let (id, failure) = match ended {
+            Ok((id, ())) => (id, None),
+            Err(e) => (e.id(), Some(e)),
+        };
+        let Some(consumer) = by_task.remove(&id) else {
+            continue;
+        };
+        let Some(failure) = failure.filter(tokio::task::JoinError::is_panic) else {
+            continue;
+        };
+        let why = panic_message(failure.into_panic());
+        metrics::counter!("sfrelay_worker_panics_total").increment(1);
+        tracing::error!(consumer = %consumer.0, panic = %why, "a worker panicked; its job goes back to the queue and the worker is started again");
+        let worker = run_worker(
+            ctx.clone(),
+            consumer.clone(),
+            stop.clone(),
+            abandon.clone(),
+            true,
+        );
+        by_task.insert(tasks.spawn(worker).id(), consumer);
+    }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(not a string)".into())
 }
 
 fn hostname() -> String {
@@ -108,14 +182,15 @@ fn hostname() -> String {
 /// its channel's next free second is sent at most this much after it.
 const PROMOTE_EVERY: Duration = Duration::from_millis(50);
 
-/// The queue's housekeeping: promote due retries (every [`PROMOTE_EVERY`]), heartbeat this
-/// process's consumers, and recover jobs of consumers that died (any replica may; the script is
-/// atomic).
+/// The queue's housekeeping until `workers_done`: promote due retries (every
+/// [`PROMOTE_EVERY`]), heartbeat this process's consumers, and recover jobs of consumers that
+/// died (any replica may; the script is atomic).
 async fn maintain(
     queue: Arc<dyn Queue>,
     consumers: Vec<ConsumerId>,
     visibility: Duration,
-    stop: CancellationToken,
+    max_recoveries: u32,
+    workers_done: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(PROMOTE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -125,7 +200,7 @@ async fn maintain(
     let mut last_recovery = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = workers_done.cancelled() => break,
             _ = tick.tick() => {}
         }
         match queue.promote_due().await {
@@ -141,21 +216,30 @@ async fn maintain(
         }
         if last_recovery.elapsed() >= recover_every {
             last_recovery = tokio::time::Instant::now();
-            match queue.recover_orphans(visibility).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    metrics::counter!("sfrelay_jobs_recovered_total").increment(n);
-                    tracing::warn!(
-                        jobs = n,
-                        "recovered jobs of a consumer that stopped heartbeating"
-                    );
-                }
+            match queue.recover_orphans(visibility, max_recoveries).await {
+                Ok(recovered) => note_recovered(recovered, "stopped heartbeating"),
                 Err(e) => tracing::debug!(error = %e, "cannot recover orphaned jobs"),
             }
         }
     }
-    // Keep the consumers alive while the workers drain; they unregister themselves.
-    let _ = queue.heartbeat(&consumers).await;
+}
+
+/// Counts and logs what a recovery did with the jobs of workers that died.
+fn note_recovered(recovered: Recovered, how: &str) {
+    if recovered.requeued > 0 {
+        metrics::counter!("sfrelay_jobs_recovered_total").increment(recovered.requeued);
+        tracing::warn!(
+            jobs = recovered.requeued,
+            "recovered jobs of a worker that {how}"
+        );
+    }
+    if recovered.dead_lettered > 0 {
+        metrics::counter!("sfrelay_jobs_dead_lettered_total").increment(recovered.dead_lettered);
+        tracing::error!(
+            jobs = recovered.dead_lettered,
+            "dead-lettered jobs whose worker {how} too many times while running them"
+        );
+    }
 }
 
 async fn run_worker(
@@ -163,7 +247,11 @@ async fn run_worker(
     consumer: ConsumerId,
     stop: CancellationToken,
     abandon: CancellationToken,
+    after_panic: bool,
 ) {
+    if after_panic {
+        give_back_after_panic(&ctx, &consumer, &abandon).await;
+    }
     let mut backoff = Duration::from_millis(100);
     let mut reclaim = false;
     while !stop.is_cancelled() {
@@ -211,9 +299,35 @@ async fn run_worker(
     }
 }
 
+/// Returns what a panicked worker held, one more recovery counted in each job (dead-lettered at
+/// `max_recoveries`), repeating until the queue answers or work is abandoned (then the jobs
+/// stay in flight and recovery returns them once this process is gone).
+async fn give_back_after_panic(
+    ctx: &WorkerContext,
+    consumer: &ConsumerId,
+    abandon: &CancellationToken,
+) {
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match ctx
+            .queue
+            .recover_consumer(consumer, ctx.queue_config.max_recoveries)
+            .await
+        {
+            Ok(recovered) => return note_recovered(recovered, "panicked"),
+            Err(e) => tracing::warn!(error = %e, "cannot return a panicked worker's job yet"),
+        }
+        tokio::select! {
+            _ = abandon.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// Performs one attempt of a job and says how it ended.
 async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
-    match jobs::run(&ctx.jobs, job).await {
+    match ctx.jobs.run(job).await {
         Ok(()) => Outcome::Done,
         Err(JobError::Postponed { delay }) => Outcome::Postpone { delay },
         Err(JobError::Failed { error, retry }) => failure(ctx, job, &error, retry),
@@ -309,6 +423,161 @@ async fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::memory::MemoryQueue;
+    use crate::queue::{NewJob, QueueDepth};
+    use std::sync::Mutex;
+
+    /// Panics on the first run of the jobs in `panic_once` and on every run of those in
+    /// `panic_always`; records every run, and each job it completed with the recoveries its
+    /// envelope carried.
+    #[derive(Default)]
+    struct Faulty {
+        panic_once: Vec<&'static str>,
+        panic_always: Vec<&'static str>,
+        runs: Mutex<Vec<String>>,
+        completed: Mutex<Vec<(String, u32)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl RunJob for Faulty {
+        async fn run(&self, job: &Job) -> Result<(), JobError> {
+            let id = job.envelope.id.as_str();
+            let runs = {
+                let mut runs = self.runs.lock().unwrap();
+                runs.push(id.to_string());
+                runs.iter().filter(|r| *r == id).count()
+            };
+            if self.panic_always.contains(&id) || (runs == 1 && self.panic_once.contains(&id)) {
+                panic!("job {id} panics on purpose");
+            }
+            self.completed
+                .lock()
+                .unwrap()
+                .push((id.to_string(), job.envelope.recoveries));
+            Ok(())
+        }
+    }
+
+    fn queue_config() -> QueueConfig {
+        QueueConfig {
+            namespace: "test".into(),
+            high_water_mark: 100,
+            retry_after: Duration::from_secs(1),
+            max_attempts: 5,
+            backoff_base: Duration::from_millis(10),
+            backoff_cap: Duration::from_millis(50),
+            visibility_timeout: Duration::from_secs(2),
+            max_age: Duration::from_secs(3600),
+            max_recoveries: 3,
+            backend: crate::config::QueueBackend::Memory,
+            backend_explicit: true,
+        }
+    }
+
+    async fn push(queue: &MemoryQueue, id: &str) {
+        let job = NewJob::new(id.into(), id.into(), &serde_json::json!({}), 0).unwrap();
+        queue
+            .enqueue(&[job], Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+
+    async fn until<F: Fn() -> bool>(what: &str, check: F) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn start(queue: &Arc<MemoryQueue>, runner: &Arc<Faulty>) -> (WorkerPool, CancellationToken) {
+        let stop = CancellationToken::new();
+        let ctx = WorkerContext {
+            queue: queue.clone(),
+            jobs: runner.clone(),
+            queue_config: queue_config(),
+        };
+        let pool = WorkerPool::spawn(ctx, 1, stop.clone(), CancellationToken::new());
+        (pool, stop)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_returned_and_the_worker_keeps_serving() {
+        let queue = Arc::new(MemoryQueue::new(100));
+        let runner = Arc::new(Faulty {
+            panic_once: vec!["boom"],
+            ..Faulty::default()
+        });
+        push(&queue, "boom").await;
+        let (pool, stop) = start(&queue, &runner);
+        let done = |id: &str| {
+            runner
+                .completed
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(c, _)| c == id)
+        };
+        until("the panicked job to run again", || done("boom")).await;
+        // The one worker there is still serves.
+        push(&queue, "after").await;
+        until("the next job", || done("after")).await;
+        let completed = runner.completed.lock().unwrap().clone();
+        assert_eq!(
+            completed,
+            vec![("boom".to_string(), 1), ("after".to_string(), 0)]
+        );
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), pool.join())
+            .await
+            .expect("the pool stops");
+        assert_eq!(queue.depth().await.unwrap(), QueueDepth::default());
+    }
+
+    #[tokio::test]
+    async fn a_job_that_always_panics_is_dead_lettered_after_max_recoveries() {
+        let queue = Arc::new(MemoryQueue::new(100));
+        let runner = Arc::new(Faulty {
+            panic_always: vec!["poison"],
+            ..Faulty::default()
+        });
+        push(&queue, "poison").await;
+        let (pool, stop) = start(&queue, &runner);
+        let q = queue.clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let dead = loop {
+            let dead = q.dead_letters(10).await.unwrap();
+            if !dead.is_empty() {
+                break dead;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for the dead letter"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].job.id, "poison");
+        assert_eq!(dead[0].reason, "worker died 3 times while running it");
+        assert_eq!(runner.runs.lock().unwrap().len(), 3);
+        push(&queue, "after").await;
+        until("the next job", || {
+            runner
+                .completed
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(c, _)| c == "after")
+        })
+        .await;
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), pool.join())
+            .await
+            .expect("the pool stops");
+    }
 
     #[test]
     fn backoff_stays_within_its_ceiling() {

@@ -156,9 +156,10 @@ async fn a_dead_consumers_jobs_are_recovered_by_another_replica() {
             .await
             .unwrap();
         let n = survivor
-            .recover_orphans(Duration::from_millis(300))
+            .recover_orphans(Duration::from_millis(300), 3)
             .await
-            .unwrap();
+            .unwrap()
+            .requeued;
         (n > 0).then_some(n)
     })
     .await;
@@ -167,10 +168,10 @@ async fn a_dead_consumers_jobs_are_recovered_by_another_replica() {
     assert_eq!(again.envelope.id, "a");
     assert_eq!(
         survivor
-            .recover_orphans(Duration::from_millis(300))
+            .recover_orphans(Duration::from_millis(300), 3)
             .await
             .unwrap(),
-        0
+        Default::default()
     );
     // The recovered job is held by the survivor now; acking it empties everything.
     survivor.ack(&alive, &again).await.unwrap();

@@ -88,6 +88,7 @@ pub(super) struct QueueFile {
     pub(super) backoff_cap_secs: u64,
     pub(super) visibility_timeout_secs: u64,
     pub(super) max_age_secs: u64,
+    pub(super) max_recoveries: u32,
 }
 
 impl Default for QueueFile {
@@ -102,6 +103,7 @@ impl Default for QueueFile {
             backoff_cap_secs: 300,
             visibility_timeout_secs: 30,
             max_age_secs: 24 * 3600,
+            max_recoveries: 3,
         }
     }
 }
@@ -111,6 +113,10 @@ impl Default for QueueFile {
 pub(super) struct WorkersFile {
     pub(super) count: usize,
     pub(super) shutdown_grace_secs: u64,
+    pub(super) digest_max_records: usize,
+    pub(super) digest_max_bytes: usize,
+    pub(super) enrich_max_rows: usize,
+    pub(super) enrich_max_bytes: usize,
 }
 
 impl Default for WorkersFile {
@@ -118,6 +124,10 @@ impl Default for WorkersFile {
         Self {
             count: 8,
             shutdown_grace_secs: 20,
+            digest_max_records: crate::jobs::Caps::default().digest_max_records,
+            digest_max_bytes: crate::jobs::Caps::default().digest_max_bytes,
+            enrich_max_rows: crate::jobs::Caps::default().enrich_max_rows,
+            enrich_max_bytes: crate::jobs::Caps::default().enrich_max_bytes,
         }
     }
 }

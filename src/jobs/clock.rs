@@ -89,7 +89,7 @@ pub async fn run(
                 Ok(None) => {
                     let targets = orgs_for(route, &orgs);
                     match tick_jobs(route, &targets, due) {
-                        Ok(jobs) => match queue.enqueue(&jobs, dedupe_window).await {
+                        Ok(jobs) => match queue.enqueue_internal(&jobs, dedupe_window).await {
                             Ok(_) => {
                                 tracing::info!(route = %route.name, tick = %due, orgs = targets.len(), "scheduled route fired");
                             }

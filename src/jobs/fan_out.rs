@@ -50,10 +50,11 @@ pub(super) async fn run(jobs: &Jobs, event: &Event, from_gap: bool) -> Result<()
         new.push(job.ahead());
     }
     let names: Vec<&str> = fired.iter().map(|r| r.name.as_str()).collect();
+    // Work already accepted: the high-water mark that refuses ingest does not apply.
     jobs.queue
-        .enqueue(&new, jobs.dedupe_window)
+        .enqueue_internal(&new, jobs.dedupe_window)
         .await
-        .map_err(|e| JobError::later(format!("cannot queue routes: {e}")))?;
+        .map_err(|e| JobError::queueing("cannot queue routes", e))?;
     tracing::info!(routes = ?names, "routes fired");
     Ok(())
 }

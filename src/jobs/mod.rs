@@ -26,7 +26,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::deliver::{DeliverError, OrgDirectory, Workspaces};
-use crate::queue::{Job, Lane, Queue};
+use crate::queue::{Job, Lane, Queue, QueueError};
 use crate::retry::Retry;
 use crate::routing::{Priority, Route, RouteSet};
 use crate::salesforce::{SalesforceClient, SalesforceError};
@@ -48,6 +48,57 @@ pub struct Jobs {
     pub dedupe_window: Duration,
     /// A job older than this is not put off again for a rate limit.
     pub max_age: Duration,
+    /// What one job may hold of Salesforce's answers.
+    pub caps: Caps,
+}
+
+/// What one job may hold of Salesforce's answers, so that one large answer is cut or refused
+/// with a reason naming the cap long before it could exhaust the process's memory (every
+/// worker may hold its cap at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Records a digest reads per run; beyond it the digest says "showing the first N of M".
+    pub digest_max_records: usize,
+    /// Bytes of a digest's template variables; beyond it the run is dead-lettered.
+    pub digest_max_bytes: usize,
+    /// Rows an enrichment query may return; beyond it the route job is dead-lettered.
+    pub enrich_max_rows: usize,
+    /// Bytes of an enrichment query's rows; beyond it the route job is dead-lettered.
+    pub enrich_max_bytes: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            digest_max_records: 2_000,
+            digest_max_bytes: 2 * 1024 * 1024,
+            enrich_max_rows: 200,
+            enrich_max_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// Reads `soql`'s records page by page and stops as soon as more than `cap` are read, so a
+/// query matching millions of rows costs at most one page beyond the cap. Answers the records
+/// read (more than `cap` only when there were more) and how many the query matched.
+async fn read_capped(
+    client: &SalesforceClient,
+    org: &crate::event::SalesforceId,
+    soql: &crate::salesforce::Soql,
+    cap: usize,
+) -> Result<(Vec<crate::salesforce::Record>, u64), SalesforceError> {
+    let mut page = client.query_page(org, soql).await?;
+    let total = page.total_size;
+    let mut records = std::mem::take(&mut page.records);
+    while records.len() <= cap && !page.done {
+        let Some(next) = page.next_records_url.take() else {
+            break;
+        };
+        page = client.query_more(org, &next).await?;
+        records.append(&mut page.records);
+    }
+    let total = total.max(records.len() as u64);
+    Ok((records, total))
 }
 
 /// Why a piece of work could not be done, before it is put in a job's terms.
@@ -89,6 +140,9 @@ impl WorkError {
     }
 }
 
+/// How long a job waits when the queue could not take the work it leads to.
+const QUEUE_BUSY_WAIT: Duration = Duration::from_secs(1);
+
 /// How an attempt at a job fell short.
 #[derive(Debug, PartialEq)]
 pub enum JobError {
@@ -113,6 +167,22 @@ impl JobError {
         JobError::Failed {
             error,
             retry: Retry::Later,
+        }
+    }
+
+    /// The queue did not take work that follows from a job already accepted (its route jobs, a
+    /// schedule's records): the job waits and goes again, not counted as an attempt and never
+    /// dead-lettered for it, however old it grows — back-pressure and a Redis outage are not
+    /// the job's fault. Only bytes that cannot be queued at all are a failure.
+    fn queueing(what: &str, e: QueueError) -> Self {
+        match e {
+            QueueError::Corrupt(_) => JobError::dead(format!("{what}: {e}")),
+            QueueError::Full { .. } | QueueError::Unavailable(_) => {
+                tracing::warn!(error = %e, "{what}: the queue cannot take it yet; put off");
+                JobError::Postponed {
+                    delay: QUEUE_BUSY_WAIT,
+                }
+            }
         }
     }
 

@@ -223,7 +223,7 @@ pub async fn run(
             match missed_changes(&client, store.as_ref(), org, spec, now).await {
                 Ok(events) if events.is_empty() => {}
                 Ok(events) => match event_jobs(&events, now_ms()) {
-                    Ok(jobs) => match queue.enqueue(&jobs, dedupe_window).await {
+                    Ok(jobs) => match queue.enqueue_internal(&jobs, dedupe_window).await {
                         Ok(outcome) => {
                             let new = outcome
                                 .results

@@ -84,9 +84,9 @@ pub async fn query(
     params.insert("org_id".into(), org.to_string().into());
     let soql = Soql::bind(&schedule.query, &params)
         .map_err(|e| WorkError::Permanent(format!("query: {e}")))?;
-    let records = client.query(org, &soql).await?;
     let now = chrono::Utc::now();
     if schedule.each {
+        let records = client.query(org, &soql).await?;
         let mut events = Vec::with_capacity(records.len());
         for mut record in records {
             record.remove("attributes");
@@ -118,6 +118,10 @@ pub async fn query(
             lane: lane_of(route.priority),
         });
     }
+    let (records, total) =
+        super::read_capped(client, org, &soql, jobs.caps.digest_max_records).await?;
+    let extra = digest::capped_summary(records, total, &jobs.caps)
+        .map_err(|e| WorkError::Permanent(format!("route {name:?}: {e}")))?;
     let event = Event {
         id: format!("{name}:{org}:{tick_ms}"),
         org_id: org.clone(),
@@ -133,7 +137,7 @@ pub async fn query(
     };
     Ok(Run::Digest {
         event: Box::new(event),
-        extra: digest::summary(records),
+        extra,
     })
 }
 
@@ -160,9 +164,9 @@ async fn queue_records(
     }
     for chunk in new.chunks(200) {
         jobs.queue
-            .enqueue(chunk, jobs.dedupe_window)
+            .enqueue_internal(chunk, jobs.dedupe_window)
             .await
-            .map_err(|e| JobError::later(format!("cannot queue {route}: {e}")))?;
+            .map_err(|e| JobError::queueing(&format!("cannot queue {route}"), e))?;
     }
     tracing::info!(%route, records = events.len(), "scheduled route queued one delivery per record");
     Ok(())

@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::{
-    ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Placement, Queue,
-    QueueDepth, QueueError, after_failure, dead_letter_bytes, now_ms,
+    AfterDeath, ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Placement,
+    Queue, QueueDepth, QueueError, Recovered, after_death, after_failure, dead_letter_bytes,
+    now_ms,
 };
 
 #[derive(Default)]
@@ -49,32 +50,18 @@ impl MemoryQueue {
             .map_err(|_| QueueError::Unavailable("in-process queue lock poisoned".into()))
     }
 
-    /// Removes `raw` from `consumer`'s in-flight list; false if it was not held.
-    fn unhold(state: &mut State, consumer: &ConsumerId, raw: &[u8]) -> bool {
-        let Some(held) = state.processing.get_mut(consumer) else {
-            return false;
-        };
-        match held.iter().position(|j| j == raw) {
-            Some(i) => {
-                held.remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-#[async_trait]
-impl Queue for MemoryQueue {
-    async fn enqueue(
+    /// Pushes `jobs` unless the ready jobs already reach `mark` (ingest's high-water mark;
+    /// `None` for work already accepted).
+    fn push(
         &self,
         jobs: &[NewJob],
         dedupe_for: Duration,
+        mark: Option<u64>,
     ) -> Result<EnqueueOutcome, QueueError> {
         let now = Instant::now();
         let mut state = self.lock()?;
         let depth = (state.ready.len() + state.low.len()) as u64;
-        if depth >= self.high_water_mark {
+        if mark.is_some_and(|mark| depth >= mark) {
             return Err(QueueError::Full { depth });
         }
         state.dedupe.retain(|_, (_, expires)| *expires > now);
@@ -98,6 +85,39 @@ impl Queue for MemoryQueue {
         self.ready_signal.notify_waiters();
         self.ready_signal.notify_one();
         Ok(EnqueueOutcome { results })
+    }
+
+    /// Removes `raw` from `consumer`'s in-flight list; false if it was not held.
+    fn unhold(state: &mut State, consumer: &ConsumerId, raw: &[u8]) -> bool {
+        let Some(held) = state.processing.get_mut(consumer) else {
+            return false;
+        };
+        match held.iter().position(|j| j == raw) {
+            Some(i) => {
+                held.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn enqueue(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        self.push(jobs, dedupe_for, Some(self.high_water_mark))
+    }
+
+    async fn enqueue_internal(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        self.push(jobs, dedupe_for, None)
     }
 
     async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError> {
@@ -222,8 +242,41 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
-    async fn recover_orphans(&self, _visibility: Duration) -> Result<u64, QueueError> {
-        Ok(0)
+    async fn recover_orphans(
+        &self,
+        _visibility: Duration,
+        _max_recoveries: u32,
+    ) -> Result<Recovered, QueueError> {
+        Ok(Recovered::default())
+    }
+
+    async fn recover_consumer(
+        &self,
+        consumer: &ConsumerId,
+        max_recoveries: u32,
+    ) -> Result<Recovered, QueueError> {
+        let mut state = self.lock()?;
+        let held = state.processing.remove(consumer).unwrap_or_default();
+        let mut recovered = Recovered::default();
+        for raw in held.into_iter().rev() {
+            match after_death(&raw, max_recoveries) {
+                Some(AfterDeath::Dead(letter)) => {
+                    state.dead.push_front(letter);
+                    recovered.dead_lettered += 1;
+                }
+                Some(AfterDeath::Again(bytes)) => {
+                    state.ready.push_front(bytes);
+                    recovered.requeued += 1;
+                }
+                None => {
+                    state.ready.push_front(raw);
+                    recovered.requeued += 1;
+                }
+            }
+        }
+        drop(state);
+        self.ready_signal.notify_one();
+        Ok(recovered)
     }
 
     async fn reclaim(&self, consumer: &ConsumerId) -> Result<u64, QueueError> {
@@ -410,5 +463,64 @@ mod tests {
         assert_eq!(q.promote_due().await.unwrap(), 1);
         let low = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
         assert_eq!(low.envelope.id, "low");
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_worker_keeps_dying_is_dead_lettered_after_max_recoveries() {
+        let q = MemoryQueue::new(100);
+        q.enqueue(&[job("a", "k1")], Duration::from_secs(60))
+            .await
+            .unwrap();
+        for deaths in 1..=2 {
+            let c = ConsumerId(format!("w{deaths}"));
+            q.take(&c, Duration::ZERO).await.unwrap().unwrap();
+            let recovered = q.recover_consumer(&c, 3).await.unwrap();
+            assert_eq!(
+                recovered,
+                Recovered {
+                    requeued: 1,
+                    dead_lettered: 0
+                }
+            );
+        }
+        let c = ConsumerId("w3".into());
+        let held = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(held.envelope.recoveries, 2);
+        let recovered = q.recover_consumer(&c, 3).await.unwrap();
+        assert_eq!(
+            recovered,
+            Recovered {
+                requeued: 0,
+                dead_lettered: 1
+            }
+        );
+        let dead = q.dead_letters(10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].reason, "worker died 3 times while running it");
+        assert_eq!(dead[0].job.id, "a");
+        assert_eq!(dead[0].job.recoveries, 3);
+        assert_eq!(q.depth().await.unwrap().ready, 0);
+        // A replay starts the count afresh.
+        assert_eq!(q.replay_dead(Some("a")).await.unwrap(), 1);
+        let again = q.take(&c, Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(again.envelope.recoveries, 0);
+    }
+
+    #[tokio::test]
+    async fn internal_enqueues_pass_the_high_water_mark() {
+        let q = MemoryQueue::new(1);
+        q.enqueue(&[job("a", "k1")], Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(matches!(
+            q.enqueue(&[job("b", "k2")], Duration::from_secs(60)).await,
+            Err(QueueError::Full { .. })
+        ));
+        let out = q
+            .enqueue_internal(&[job("b", "k2")], Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(out.results, vec![Enqueued::New("b".into())]);
+        assert_eq!(q.depth().await.unwrap().ready, 2);
     }
 }

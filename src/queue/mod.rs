@@ -4,6 +4,7 @@
 
 pub mod memory;
 pub mod redis;
+mod redis_scripts;
 
 use std::time::Duration;
 
@@ -26,6 +27,11 @@ pub enum QueueError {
 /// What is stored for one job: a small header and the payload (an `Event`, as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobEnvelope {
+    /// Times a worker died holding this job (process killed, task panicked). Written first, so
+    /// the Redis recovery script counts it by rewriting the head of the bytes without decoding
+    /// (and re-encoding, lossily) the payload.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recoveries: u32,
     /// The job id (the event id for ingest jobs).
     pub id: String,
     /// Delivery attempts made before this one.
@@ -47,6 +53,10 @@ pub struct JobEnvelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failed_at_ms: Option<i64>,
     pub payload: Box<RawValue>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A job taken from the queue. `raw` is the exact stored bytes: Redis finds the job by them
@@ -216,6 +226,20 @@ pub struct DeadLetter {
     pub dead_at_ms: i64,
 }
 
+/// What one recovery pass did with the jobs of workers that died holding them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Put back on the ready list, their recovery counted.
+    pub requeued: u64,
+    /// Dead-lettered: their worker had died `max_recoveries` times running them.
+    pub dead_lettered: u64,
+}
+
+/// The dead-letter reason of a job whose workers kept dying while running it.
+pub fn poison_reason(deaths: u32) -> String {
+    format!("worker died {deaths} times while running it")
+}
+
 /// Identifies one worker's private in-flight list.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConsumerId(pub String);
@@ -226,6 +250,15 @@ pub trait Queue: Send + Sync + 'static {
     /// Pushes all `jobs` or none, skipping those whose dedupe key was seen within `dedupe_for`.
     /// Returns only once the backend has acknowledged the write.
     async fn enqueue(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError>;
+
+    /// Like [`Queue::enqueue`], for work that follows from something already accepted (an
+    /// event's route jobs, a schedule's or a gap's records, reconciliation): the high-water mark
+    /// is not applied, since it exists to refuse new ingest, not to fail work taken on.
+    async fn enqueue_internal(
         &self,
         jobs: &[NewJob],
         dedupe_for: Duration,
@@ -267,8 +300,22 @@ pub trait Queue: Send + Sync + 'static {
     async fn heartbeat(&self, consumers: &[ConsumerId]) -> Result<(), QueueError>;
 
     /// Moves the in-flight jobs of consumers silent for longer than `visibility` back to the
-    /// ready list; returns how many jobs. Safe to run from every replica at once.
-    async fn recover_orphans(&self, visibility: Duration) -> Result<u64, QueueError>;
+    /// ready list, counting a recovery in each; a job whose worker has now died
+    /// `max_recoveries` times is dead-lettered instead, so one job that kills the process cannot
+    /// crash-loop every replica. Safe to run from every replica at once.
+    async fn recover_orphans(
+        &self,
+        visibility: Duration,
+        max_recoveries: u32,
+    ) -> Result<Recovered, QueueError>;
+
+    /// The same for one consumer of this process whose worker task died (panicked) holding
+    /// its jobs; the consumer stays registered for the worker that replaces it.
+    async fn recover_consumer(
+        &self,
+        consumer: &ConsumerId,
+        max_recoveries: u32,
+    ) -> Result<Recovered, QueueError>;
 
     /// Puts back on the ready list whatever `consumer`'s in-flight list holds. Called by a
     /// worker that holds nothing after a queue error: a take whose reply was lost (Redis went
@@ -337,6 +384,7 @@ fn record_failure(envelope: &mut JobEnvelope, error: &str) {
 /// A dead letter made into a fresh job again: attempts and errors cleared, same id and payload.
 pub(crate) fn replayed(letter: &DeadLetter) -> Result<Vec<u8>, QueueError> {
     let envelope = JobEnvelope {
+        recoveries: 0,
         id: letter.job.id.clone(),
         attempts: 0,
         lane: letter.job.lane,
@@ -348,6 +396,28 @@ pub(crate) fn replayed(letter: &DeadLetter) -> Result<Vec<u8>, QueueError> {
         payload: letter.job.payload.clone(),
     };
     serde_json::to_vec(&envelope).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+/// `raw` after one more worker death: the job to run again, or (at `max_recoveries`) its dead
+/// letter. `None` when `raw` is not a job (a take parks such bytes as unreadable).
+pub(crate) fn after_death(raw: &[u8], max_recoveries: u32) -> Option<AfterDeath> {
+    let mut job = Job::from_raw(raw.to_vec()).ok()?;
+    job.envelope.recoveries = job.envelope.recoveries.saturating_add(1);
+    let deaths = job.envelope.recoveries;
+    if deaths >= max_recoveries {
+        return dead_letter_bytes(&job, &poison_reason(deaths), now_ms())
+            .ok()
+            .map(AfterDeath::Dead);
+    }
+    serde_json::to_vec(&job.envelope)
+        .ok()
+        .map(AfterDeath::Again)
+}
+
+/// What becomes of a job whose worker died: see [`after_death`].
+pub(crate) enum AfterDeath {
+    Again(Vec<u8>),
+    Dead(Vec<u8>),
 }
 
 fn truncate_error(error: &str) -> String {

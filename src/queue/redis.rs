@@ -16,42 +16,12 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::keys::Namespace;
 
+use super::redis_scripts::{ENQUEUE, RECOVER};
+
 use super::{
     ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Placement, Queue,
-    QueueDepth, QueueError, after_failure, dead_letter_bytes, now_ms,
+    QueueDepth, QueueError, Recovered, after_failure, dead_letter_bytes, now_ms,
 };
-
-/// All-or-nothing enqueue with dedupe, in one round trip. Consumers take from the right of
-/// `ready`, so a job placed at the head (high lane, or a fired route) is pushed there (next to
-/// go) and any other to the left. KEYS: ready, low, dedupe keys…; ARGV: high-water mark, ttl
-/// seconds, then (id, bytes, placement: 'head', 'tail' or 'low') per job.
-const ENQUEUE: &str = r#"
-local depth = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
-if depth >= tonumber(ARGV[1]) then
-  return {-1, tostring(depth)}
-end
-local out = {}
-for i = 3, #KEYS do
-  local id = ARGV[3 * i - 6]
-  local bytes = ARGV[3 * i - 5]
-  local place = ARGV[3 * i - 4]
-  if redis.call('SET', KEYS[i], id, 'NX', 'EX', ARGV[2]) then
-    if place == 'head' then
-      redis.call('RPUSH', KEYS[1], bytes)
-    elseif place == 'low' then
-      redis.call('LPUSH', KEYS[2], bytes)
-    else
-      redis.call('LPUSH', KEYS[1], bytes)
-    end
-    out[#out + 1] = 1
-    out[#out + 1] = id
-  else
-    out[#out + 1] = 0
-    out[#out + 1] = redis.call('GET', KEYS[i]) or id
-  end
-end
-return out
-"#;
 
 /// Moves a held job elsewhere only if this consumer still holds it, so a job recovered by
 /// another replica is not duplicated. KEYS: processing, target; ARGV: held bytes, new bytes,
@@ -110,24 +80,6 @@ for _, c in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
 end
 local delayed = redis.call('ZCARD', KEYS[5]) + redis.call('ZCARD', KEYS[6]) + redis.call('ZCARD', KEYS[7])
 return {redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[4]), in_flight, delayed, redis.call('LLEN', KEYS[2])}
-"#;
-
-/// Jobs of consumers whose heartbeat is older than ARGV[1] ms go back to the front of the
-/// ready list, oldest first, and the consumer is forgotten. KEYS: consumers, ready; ARGV:
-/// visibility ms, processing key prefix.
-const RECOVER: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
-local moved = 0
-for _, consumer in ipairs(dead) do
-  local list = ARGV[2] .. consumer
-  while redis.call('LMOVE', list, KEYS[2], 'RIGHT', 'RIGHT') do
-    moved = moved + 1
-  end
-  redis.call('ZREM', KEYS[1], consumer)
-end
-return moved
 "#;
 
 /// Heartbeats use Redis's clock, like recovery, so replicas' clocks never disagree.
@@ -265,33 +217,16 @@ impl Queue for RedisQueue {
         jobs: &[NewJob],
         dedupe_for: Duration,
     ) -> Result<EnqueueOutcome, QueueError> {
-        if jobs.is_empty() {
-            return Ok(EnqueueOutcome { results: vec![] });
-        }
-        let mut conn = self.connection().await?;
-        let mut invocation = self.enqueue.key(self.keys.ready());
-        invocation.key(self.keys.low());
-        for job in jobs {
-            invocation.key(self.keys.dedupe(&job.dedupe_key));
-        }
-        invocation
-            .arg(self.high_water_mark)
-            .arg(dedupe_for.as_secs().max(1));
-        for job in jobs {
-            invocation
-                .arg(&job.id)
-                .arg(&job.bytes[..])
-                .arg(match job.placement() {
-                    Placement::Head => "head",
-                    Placement::Tail => "tail",
-                    Placement::Low => "low",
-                });
-        }
-        let reply: Vec<redis::Value> = invocation
-            .invoke_async(&mut conn)
+        self.push(jobs, dedupe_for, Some(self.high_water_mark))
             .await
-            .map_err(unavailable)?;
-        parse_enqueue_reply(&reply)
+    }
+
+    async fn enqueue_internal(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        self.push(jobs, dedupe_for, None).await
     }
 
     async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError> {
@@ -426,16 +361,21 @@ impl Queue for RedisQueue {
         Ok(())
     }
 
-    async fn recover_orphans(&self, visibility: Duration) -> Result<u64, QueueError> {
-        let mut conn = self.connection().await?;
-        self.recover
-            .key(self.keys.consumers())
-            .key(self.keys.ready())
-            .arg(u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX))
-            .arg(self.keys.processing_prefix())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)
+    async fn recover_orphans(
+        &self,
+        visibility: Duration,
+        max_recoveries: u32,
+    ) -> Result<Recovered, QueueError> {
+        let visibility_ms = u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX);
+        self.recover(visibility_ms, max_recoveries, "").await
+    }
+
+    async fn recover_consumer(
+        &self,
+        consumer: &ConsumerId,
+        max_recoveries: u32,
+    ) -> Result<Recovered, QueueError> {
+        self.recover(0, max_recoveries, &consumer.0).await
     }
 
     async fn reclaim(&self, consumer: &ConsumerId) -> Result<u64, QueueError> {
@@ -586,6 +526,74 @@ impl Queue for RedisQueue {
 }
 
 impl RedisQueue {
+    /// The ENQUEUE script: all or nothing, refused when the ready jobs reach `mark` (ingest's
+    /// high-water mark; `None` for work already accepted).
+    async fn push(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+        mark: Option<u64>,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        if jobs.is_empty() {
+            return Ok(EnqueueOutcome { results: vec![] });
+        }
+        let mut conn = self.connection().await?;
+        let mut invocation = self.enqueue.key(self.keys.ready());
+        invocation.key(self.keys.low());
+        for job in jobs {
+            invocation.key(self.keys.dedupe(&job.dedupe_key));
+        }
+        match mark {
+            Some(mark) => invocation.arg(mark),
+            None => invocation.arg("none"),
+        };
+        invocation.arg(dedupe_for.as_secs().max(1));
+        for job in jobs {
+            invocation
+                .arg(&job.id)
+                .arg(&job.bytes[..])
+                .arg(match job.placement() {
+                    Placement::Head => "head",
+                    Placement::Tail => "tail",
+                    Placement::Low => "low",
+                });
+        }
+        let reply: Vec<redis::Value> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        parse_enqueue_reply(&reply)
+    }
+}
+
+impl RedisQueue {
+    /// The RECOVER script, for the consumers silent longer than `visibility_ms` or for
+    /// `consumer` alone.
+    async fn recover(
+        &self,
+        visibility_ms: u64,
+        max_recoveries: u32,
+        consumer: &str,
+    ) -> Result<Recovered, QueueError> {
+        let mut conn = self.connection().await?;
+        let (requeued, dead_lettered): (u64, u64) = self
+            .recover
+            .key(self.keys.consumers())
+            .key(self.keys.ready())
+            .key(self.keys.dead())
+            .arg(visibility_ms)
+            .arg(self.keys.processing_prefix())
+            .arg(max_recoveries)
+            .arg(consumer)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(Recovered {
+            requeued,
+            dead_lettered,
+        })
+    }
+
     /// Dead letters (exact stored bytes and decoded) whose job id is `id`, or all.
     async fn matching_dead(
         &self,

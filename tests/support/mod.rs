@@ -319,6 +319,7 @@ pub struct Options {
     pub namespace: String,
     pub max_attempts: u32,
     pub visibility_timeout_secs: u64,
+    pub high_water_mark: u64,
 }
 
 /// One route: every Closed Won posts the briefing to #deal-desk (per event, so each test
@@ -357,6 +358,7 @@ impl Default for Options {
             namespace: fresh_namespace(),
             max_attempts: 50,
             visibility_timeout_secs: 30,
+            high_water_mark: 100_000,
         }
     }
 }
@@ -424,6 +426,7 @@ backoff_base_ms = 20
 backoff_cap_secs = 1
 max_attempts = {max_attempts}
 visibility_timeout_secs = {visibility}
+high_water_mark = {high_water_mark}
 
 [workers]
 count = {workers}
@@ -458,6 +461,7 @@ jwt_public_key_file = "{ec}"
             workers = options.workers,
             max_attempts = options.max_attempts,
             visibility = options.visibility_timeout_secs,
+            high_water_mark = options.high_water_mark,
             grace = options.shutdown_grace_secs,
             rsa = keys.join("rsa-public.pem").display(),
             ec = keys.join("ec-public.pem").display(),
