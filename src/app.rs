@@ -521,7 +521,9 @@ fn say_if_log_only(slack: &SlackSink, config: &Config) {
         if config.slack.dry_run {
             tracing::warn!("slack.dry_run is on: messages are written to the log, not posted");
         } else {
-            tracing::warn!("SLACK_BOT_TOKEN is not set: messages are written to the log, not posted");
+            tracing::warn!(
+                "SLACK_BOT_TOKEN is not set: messages are written to the log, not posted"
+            );
         }
     }
 }

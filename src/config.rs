@@ -205,8 +205,7 @@ fn required_var(
 
 const REDIS_INSTEAD: &str =
     "set queue.backend = \"memory\" to run on the in-process queue (not durable, one replica)";
-const SLACK_INSTEAD: &str =
-    "set slack.dry_run = true (or SFRELAY_SLACK_DRY_RUN=true) to log messages instead of posting them";
+const SLACK_INSTEAD: &str = "set slack.dry_run = true (or SFRELAY_SLACK_DRY_RUN=true) to log messages instead of posting them";
 
 impl Config {
     /// Loads `path` (or, when `None`, only defaults) and applies the environment overrides.

@@ -341,18 +341,27 @@ fn http_defaults_fit_salesforce_callouts() {
 
 #[test]
 fn dry_run_can_be_asked_for_in_the_environment() {
-    let public = [("SFRELAY_LISTEN", "0.0.0.0:8080"), ("REDIS_URL", "redis://r:6379")];
+    let public = [
+        ("SFRELAY_LISTEN", "0.0.0.0:8080"),
+        ("REDIS_URL", "redis://r:6379"),
+    ];
     let org = "[[orgs]]\nid = \"00D5g000004ABCdEAO\"\napi_key_env = \"K\"\n";
     let mut vars = public.to_vec();
     vars.push(("K", "0123456789abcdef0123"));
     let refused = load(org, &vars).and_then(|c| c.refuse_silent_fallbacks());
-    assert!(matches!(refused, Err(ConfigError::Invalid { ref key, .. }) if key == "SLACK_BOT_TOKEN"));
+    assert!(
+        matches!(refused, Err(ConfigError::Invalid { ref key, .. }) if key == "SLACK_BOT_TOKEN")
+    );
     vars.push(("SFRELAY_SLACK_DRY_RUN", "true"));
     let config = load(org, &vars).expect("dry run asked for");
     assert!(config.slack.dry_run);
-    config.refuse_silent_fallbacks().expect("explicit dry run is allowed");
+    config
+        .refuse_silent_fallbacks()
+        .expect("explicit dry run is allowed");
     vars.pop();
     vars.push(("SFRELAY_SLACK_DRY_RUN", "yes please"));
     let bad = load(org, &vars);
-    assert!(matches!(bad, Err(ConfigError::Invalid { ref key, .. }) if key == "SFRELAY_SLACK_DRY_RUN"));
+    assert!(
+        matches!(bad, Err(ConfigError::Invalid { ref key, .. }) if key == "SFRELAY_SLACK_DRY_RUN")
+    );
 }
