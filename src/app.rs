@@ -25,7 +25,8 @@ use crate::ingest::{self, IngestState, auth::Authenticator};
 use crate::jobs::Jobs;
 use crate::keys::Workspace;
 pub use crate::lifecycle::Lifecycle;
-use crate::queue::{Queue, QueueError, memory::MemoryQueue, redis::RedisQueue};
+use crate::queue::redis::{RedisQueue, ReplicaAck};
+use crate::queue::{Queue, QueueError, memory::MemoryQueue, stall::TakeWatch};
 use crate::render::template::RenderOptions;
 use crate::routing::{LoadError, RouteSet};
 use crate::salesforce::{ClientOptions, SalesforceClient};
@@ -64,6 +65,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub lifecycle: Arc<Lifecycle>,
     pub metrics: PrometheusHandle,
+    /// Each worker's take clock: a worker stuck on Redis makes the process not ready.
+    pub takes: Arc<TakeWatch>,
 }
 
 impl FromRef<AppState> for IngestState {
@@ -109,12 +112,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Err(_) => "timed out".to_string(),
     };
     let draining = state.lifecycle.is_draining();
-    let ready = queue == "ok" && !draining;
+    let workers = state.takes.verdict().err();
+    let ready = queue == "ok" && !draining && workers.is_none();
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "checks": {
             "queue": queue,
             "queue_durable": state.queue.is_durable(),
+            "workers": workers.as_deref().unwrap_or("ok"),
             "config": "ok",
             "shutdown": if draining { "draining" } else { "running" },
         }
@@ -153,10 +158,15 @@ pub type Backends = (Arc<dyn Queue>, Arc<dyn Store>);
 pub fn build_queue(config: &Config) -> Result<Backends, QueueError> {
     let (queue, store): (Arc<dyn Queue>, Arc<dyn Store>) = match &config.redis_url {
         Some(url) => {
-            let redis = Arc::new(RedisQueue::new(
+            let redis = Arc::new(RedisQueue::with_mode(
                 url.expose(),
+                &config.queue.redis,
                 &config.queue.namespace,
                 config.queue.high_water_mark,
+                ReplicaAck {
+                    replicas: config.queue.min_replicas_acked,
+                    timeout: config.queue.replica_ack_timeout,
+                },
             )?);
             (redis.clone(), Arc::new(RedisStore::new(redis)))
         }
@@ -300,7 +310,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let lifecycle = Arc::new(Lifecycle::default());
+    let takes = Arc::new(TakeWatch::new(
+        config.workers.count,
+        config.queue.take_stuck_after,
+    ));
     let state = AppState {
+        takes: takes.clone(),
         config: config.clone(),
         queue: queue.clone(),
         auth,
@@ -333,6 +348,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             queue,
             jobs,
             queue_config: config.queue.clone(),
+            takes,
         },
         config.workers.count,
         stop.clone(),

@@ -10,8 +10,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::QueueConfig;
+use crate::config::{QueueConfig, TAKE_WAIT};
 use crate::jobs::{self, JobError, Jobs};
+use crate::queue::stall::TakeWatch;
 use crate::queue::{ConsumerId, Job, Queue, QueueError};
 use crate::retry::Retry;
 
@@ -21,6 +22,8 @@ pub struct WorkerContext {
     pub queue: Arc<dyn Queue>,
     pub jobs: Arc<Jobs>,
     pub queue_config: QueueConfig,
+    /// When each worker last finished a take, for readiness.
+    pub takes: Arc<TakeWatch>,
 }
 
 /// How one attempt at a job ended.
@@ -65,10 +68,10 @@ impl WorkerPool {
         let consumers: Vec<ConsumerId> = (0..count)
             .map(|n| ConsumerId(format!("{instance}-w{n}")))
             .collect();
-        for consumer in &consumers {
+        for (n, consumer) in consumers.iter().enumerate() {
             tasks.spawn(run_worker(
                 ctx.clone(),
-                consumer.clone(),
+                (n, consumer.clone()),
                 stop.clone(),
                 abandon.clone(),
             ));
@@ -160,7 +163,7 @@ async fn maintain(
 
 async fn run_worker(
     ctx: WorkerContext,
-    consumer: ConsumerId,
+    (n, consumer): (usize, ConsumerId),
     stop: CancellationToken,
     abandon: CancellationToken,
 ) {
@@ -180,9 +183,15 @@ async fn run_worker(
             }
         }
         // A take is never cancelled half-way: the job could be moved and then forgotten.
-        let job = match ctx.queue.take(&consumer, Duration::from_secs(1)).await {
-            Ok(Some(job)) => job,
-            Ok(None) => continue,
+        let job = match ctx.queue.take(&consumer, TAKE_WAIT).await {
+            Ok(Some(job)) => {
+                ctx.takes.running(n);
+                job
+            }
+            Ok(None) => {
+                ctx.takes.waiting(n);
+                continue;
+            }
             Err(e) => {
                 reclaim = true;
                 tracing::warn!(error = %e, consumer = %consumer.0, "cannot take jobs; retrying");
@@ -201,10 +210,13 @@ async fn run_worker(
                 outcome = process(&ctx, &job) => Some(outcome),
                 _ = abandon.cancelled() => None,
             };
+            // Settling is a queue write: time spent on it counts as time on the queue.
+            ctx.takes.waiting(n);
             settle(&ctx, &consumer, &job, outcome, &abandon).await;
         }
         .instrument(span)
         .await;
+        ctx.takes.waiting(n);
     }
     if let Err(e) = ctx.queue.unregister(&consumer).await {
         tracing::debug!(error = %e, "cannot unregister consumer");

@@ -3,6 +3,8 @@
 //! in this process and stopped when their handle drops. Loopback only.
 #![allow(dead_code)]
 
+pub mod blackhole;
+
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -311,6 +313,8 @@ pub struct Options {
     pub namespace: String,
     pub max_attempts: u32,
     pub visibility_timeout_secs: u64,
+    /// More `[queue]` keys (one per line).
+    pub queue_toml: String,
 }
 
 /// One route: every Closed Won posts the briefing to #deal-desk (per event, so each test
@@ -349,6 +353,7 @@ impl Default for Options {
             namespace: fresh_namespace(),
             max_attempts: 50,
             visibility_timeout_secs: 30,
+            queue_toml: String::new(),
         }
     }
 }
@@ -417,6 +422,7 @@ backoff_base_ms = 20
 backoff_cap_secs = 1
 max_attempts = {max_attempts}
 visibility_timeout_secs = {visibility}
+{queue_toml}
 
 [workers]
 count = {workers}
@@ -455,6 +461,7 @@ jwt_public_key_file = "{ec}"
             rsa = keys.join("rsa-public.pem").display(),
             ec = keys.join("ec-public.pem").display(),
             extra = options.extra_toml,
+            queue_toml = options.queue_toml,
         );
         let config = dir.path().join("sfrelay.toml");
         std::fs::write(&config, toml).expect("write config");
