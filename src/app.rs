@@ -42,6 +42,8 @@ pub enum ServeError {
     Config(#[from] ConfigError),
     #[error("queue: {0}")]
     Queue(#[from] QueueError),
+    #[error("{0}")]
+    Redis(#[from] crate::queue::checks::CheckError),
     #[error("slack client: {0}")]
     Slack(#[from] SlackError),
     #[error("salesforce client: {0}")]
@@ -286,6 +288,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     );
     let routes = Arc::new(ArcSwap::from_pointee(routes));
     let (queue, store) = build_queue(&config)?;
+    if let Some(url) = &config.redis_url {
+        let public = !config.listen.ip().is_loopback();
+        crate::queue::checks::verify(url.expose(), &config.queue.redis, public).await?;
+    }
     let auth = Arc::new(Authenticator::new(&config.orgs)?);
     if auth.is_open() {
         tracing::warn!(

@@ -2,6 +2,7 @@
 //! Salesforce: push, take, ack, retry later, dead-letter, release. Jobs are opaque bytes with a
 //! small header.
 
+pub mod checks;
 pub mod connect;
 pub mod memory;
 pub mod redis;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod blackhole;
+pub mod redis_topologies;
 
 use std::ffi::OsString;
 use std::net::TcpListener;
