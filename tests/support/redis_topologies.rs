@@ -207,3 +207,81 @@ pub async fn serve_until_up_or_exit(redis_url: &str, host: &str) -> Start {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A primary, two replicas and one sentinel watching them (quorum 1, half-second
+/// `down-after-milliseconds`), so killing the primary promotes a replica within seconds and
+/// the new primary still has a replica.
+pub struct SentinelSet {
+    pub primary: Server,
+    pub replicas: Vec<Server>,
+    pub sentinel: Server,
+    _dir: tempfile::TempDir,
+}
+
+pub const SENTINEL_MASTER: &str = "sfrelay-primary";
+
+impl SentinelSet {
+    pub fn start() -> SentinelSet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sub = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(&path).expect("dir");
+            path
+        };
+        let primary = Server::start(free_port(), &sub("primary"), &[]);
+        let primary_port = primary.port.to_string();
+        let replicas: Vec<Server> = (0..2)
+            .map(|n| {
+                Server::start(
+                    free_port(),
+                    &sub(&format!("replica{n}")),
+                    &["--replicaof", "127.0.0.1", &primary_port],
+                )
+            })
+            .collect();
+        for replica in &replicas {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !cli(replica.port, &["INFO", "replication"]).contains("master_link_status:up") {
+                assert!(Instant::now() < deadline, "replica did not sync");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let sentinel_dir = sub("sentinel");
+        let conf = sentinel_dir.join("sentinel.conf");
+        let sentinel_port = free_port();
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {dir}\nsentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} 1\nsentinel down-after-milliseconds {SENTINEL_MASTER} 500\nsentinel failover-timeout {SENTINEL_MASTER} 3000\nsentinel parallel-syncs {SENTINEL_MASTER} 2\n",
+                dir = sentinel_dir.display()
+            ),
+        )
+        .expect("sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        wait_for_port(sentinel_port);
+        SentinelSet {
+            primary,
+            replicas,
+            sentinel: Server {
+                port: sentinel_port,
+                child,
+            },
+            _dir: dir,
+        }
+    }
+
+    /// The port the sentinel names as primary now.
+    pub fn primary_port(&self) -> Option<u16> {
+        let out = cli(
+            self.sentinel.port,
+            &["SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER],
+        );
+        out.lines().nth(1)?.trim().parse().ok()
+    }
+}
