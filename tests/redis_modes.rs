@@ -147,3 +147,59 @@ async fn sentinel_failover_under_load_loses_and_doubles_nothing_accepted() {
         n
     );
 }
+
+#[tokio::test]
+async fn a_cluster_reached_through_a_node_that_does_not_own_the_slot_delivers_every_event() {
+    use std::time::Duration;
+    use support::redis_topologies::{ClusterSet, cli};
+
+    let cluster = ClusterSet::start();
+    let namespace = support::fresh_namespace();
+    let owner = cluster.owner(&format!("sfrelay:{{{namespace}}}:ready"));
+    let seed = cluster
+        .nodes
+        .iter()
+        .map(|n| n.port)
+        .find(|p| *p != owner)
+        .unwrap();
+    let slack = support::Slack::start(&["--rate-per-channel", "100", "--burst", "100"]);
+    let app = App::spawn(Options {
+        redis: Some(format!("redis://127.0.0.1:{seed}")),
+        slack_api: Some(slack.api_base()),
+        routes: support::deal_desk_only(),
+        namespace: namespace.clone(),
+        queue_toml: "redis = \"cluster\"".into(),
+        extra_toml: "[slack]\nchannel_messages_per_sec = 100.0\nchannel_burst = 100\n".into(),
+        ..Options::default()
+    })
+    .await;
+    support::eventually("readiness", Duration::from_secs(10), || async {
+        (app.get("/readyz").await.status() == 200).then_some(())
+    })
+    .await;
+    let records: Vec<String> = (1..=5).map(|i| format!("006{i:012}AAA")).collect();
+    for record in &records {
+        assert_eq!(app.post_events(closed_won(record)).await.status(), 202);
+    }
+    slack.wait_for_messages(5).await;
+    let counts = posted(&slack).await;
+    for record in &records {
+        assert_eq!(
+            counts.get(&format!("🏆 Closed Won: Deal {record}")),
+            Some(&1),
+            "{counts:#?}"
+        );
+    }
+    let pattern = format!("sfrelay:{{{namespace}}}:*");
+    for node in &cluster.nodes {
+        let keys = cli(node.port, &["KEYS", &pattern]);
+        if node.port == owner {
+            assert!(keys.contains("dedupe"), "owner has no keys: {keys}");
+        } else {
+            assert!(
+                keys.trim().is_empty(),
+                "keys outside the slot's node: {keys}"
+            );
+        }
+    }
+}

@@ -285,3 +285,57 @@ impl SentinelSet {
         out.lines().nth(1)?.trim().parse().ok()
     }
 }
+
+/// Three cluster-enabled masters joined by `redis-cli --cluster create` (no replicas).
+pub struct ClusterSet {
+    pub nodes: Vec<Server>,
+    _dir: tempfile::TempDir,
+}
+
+impl ClusterSet {
+    pub fn start() -> ClusterSet {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nodes: Vec<Server> = (0..3)
+            .map(|n| {
+                let path = dir.path().join(format!("node{n}"));
+                std::fs::create_dir_all(&path).expect("dir");
+                Server::start(
+                    free_port(),
+                    &path,
+                    &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli --cluster create");
+        assert!(status.success(), "cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for node in &nodes {
+            while !cli(node.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+                assert!(Instant::now() < deadline, "cluster did not come up");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        ClusterSet { nodes, _dir: dir }
+    }
+
+    /// The port of the node owning `key`'s slot (the others answer MOVED).
+    pub fn owner(&self, key: &str) -> u16 {
+        self.nodes
+            .iter()
+            .map(|n| n.port)
+            .find(|port| !cli(*port, &["GET", key]).contains("MOVED"))
+            .expect("some node owns the slot")
+    }
+}
