@@ -27,7 +27,8 @@ use crate::ingest::{self, IngestState, auth::Authenticator};
 use crate::jobs::Jobs;
 use crate::keys::Workspace;
 pub use crate::lifecycle::Lifecycle;
-use crate::queue::{Queue, QueueError, memory::MemoryQueue, redis::RedisQueue};
+use crate::queue::redis::{RedisQueue, ReplicaAck};
+use crate::queue::{Queue, QueueError, memory::MemoryQueue, stall::TakeWatch};
 use crate::render::template::RenderOptions;
 use crate::routing::{LoadError, RouteSet};
 use crate::salesforce::vault::RefreshTokenVault;
@@ -44,6 +45,8 @@ pub enum ServeError {
     Config(#[from] ConfigError),
     #[error("queue: {0}")]
     Queue(#[from] QueueError),
+    #[error("{0}")]
+    Redis(#[from] crate::queue::checks::CheckError),
     #[error("slack client: {0}")]
     Slack(#[from] SlackError),
     #[error("salesforce client: {0}")]
@@ -69,6 +72,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Each Slack app's state (paused or not), for `/readyz`.
     pub slack_apps: Arc<Workspaces>,
+    /// Each worker's take clock: a worker stuck on Redis makes the process not ready.
+    pub takes: Arc<TakeWatch>,
 }
 
 impl FromRef<AppState> for IngestState {
@@ -142,12 +147,14 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Err(_) => "timed out".to_string(),
     };
     let draining = state.lifecycle.is_draining();
-    let ready = queue == "ok" && !draining;
+    let workers = state.takes.verdict().err();
+    let ready = queue == "ok" && !draining && workers.is_none();
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "checks": {
             "queue": queue,
             "queue_durable": state.queue.is_durable(),
+            "workers": workers.as_deref().unwrap_or("ok"),
             "config": "ok",
             "shutdown": if draining { "draining" } else { "running" },
             // A paused app is named here without failing readiness: its jobs wait.
@@ -188,10 +195,15 @@ pub type Backends = (Arc<dyn Queue>, Arc<dyn Store>);
 pub fn build_queue(config: &Config) -> Result<Backends, QueueError> {
     let (queue, store): (Arc<dyn Queue>, Arc<dyn Store>) = match &config.redis_url {
         Some(url) => {
-            let redis = Arc::new(RedisQueue::new(
+            let redis = Arc::new(RedisQueue::with_mode(
                 url.expose(),
+                &config.queue.redis,
                 &config.queue.namespace,
                 config.queue.high_water_mark,
+                ReplicaAck {
+                    replicas: config.queue.min_replicas_acked,
+                    timeout: config.queue.replica_ack_timeout,
+                },
             )?);
             (redis.clone(), Arc::new(RedisStore::new(redis)))
         }
@@ -356,6 +368,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     );
     let routes = Arc::new(ArcSwap::from_pointee(routes));
     let (queue, store) = build_queue(&config)?;
+    if let Some(url) = &config.redis_url {
+        let public = !config.listen.ip().is_loopback();
+        crate::queue::checks::verify(url.expose(), &config.queue.redis, public).await?;
+    }
     let auth = Arc::new(Authenticator::new(&config.orgs)?);
     if auth.is_open() {
         tracing::warn!(
@@ -379,7 +395,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         None => None,
     };
     let lifecycle = Arc::new(Lifecycle::default());
+    let takes = Arc::new(TakeWatch::new(
+        config.workers.count,
+        config.queue.take_stuck_after,
+    ));
     let state = AppState {
+        takes: takes.clone(),
         config: config.clone(),
         queue: queue.clone(),
         auth,
@@ -415,6 +436,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             queue,
             jobs,
             queue_config: config.queue.clone(),
+            takes,
         },
         config.workers.count,
         stop.clone(),

@@ -133,6 +133,116 @@ pub struct QueueConfig {
     pub max_age: Duration,
     /// A job whose worker died this many times while running it is dead-lettered.
     pub max_recoveries: u32,
+    /// How `REDIS_URL` is read: one server, cluster seed nodes, or sentinels.
+    pub redis: RedisMode,
+    /// Replicas that must have an ingest write (`WAIT`) before it is answered 202; 0 = none.
+    pub min_replicas_acked: u32,
+    /// How long an ingest write waits for those replicas before answering 503.
+    pub replica_ack_timeout: Duration,
+    /// A worker that has not finished a take (with or without a job) for this long is stuck
+    /// on Redis, and readiness says so.
+    pub take_stuck_after: Duration,
+}
+
+/// Which Redis deployment `REDIS_URL` points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisMode {
+    Standalone,
+    /// `REDIS_URL` lists seed nodes; every key shares one hash tag, so one slot.
+    Cluster,
+    /// `REDIS_URL` lists sentinels, which name the primary called `master`.
+    Sentinel {
+        master: String,
+    },
+}
+
+/// The longest a take waits for a job, and the margin its reply may take beyond that.
+pub const TAKE_WAIT: Duration = Duration::from_secs(1);
+pub const TAKE_REPLY_MARGIN: Duration = Duration::from_secs(2);
+
+/// `[queue]`, checked.
+fn queue_config(q: file::QueueFile, backend: QueueBackend) -> Result<QueueConfig, ConfigError> {
+    if q.namespace.is_empty()
+        || !q
+            .namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(
+            "queue.namespace",
+            "must be non-empty letters, digits, '-' or '_'",
+        ));
+    }
+    if q.max_attempts == 0 {
+        return Err(invalid("queue.max_attempts", "must be at least 1"));
+    }
+    if q.high_water_mark == 0 {
+        return Err(invalid("queue.high_water_mark", "must be at least 1"));
+    }
+    if q.max_recoveries == 0 {
+        return Err(invalid("queue.max_recoveries", "must be at least 1"));
+    }
+    let redis = match (q.redis.as_str(), q.sentinel_master) {
+        ("standalone", None) => RedisMode::Standalone,
+        ("cluster", None) => RedisMode::Cluster,
+        ("sentinel", Some(master)) if !master.trim().is_empty() => RedisMode::Sentinel {
+            master: master.trim().to_string(),
+        },
+        ("sentinel", _) => {
+            return Err(invalid(
+                "queue.sentinel_master",
+                "redis = \"sentinel\" needs the primary's name as the sentinels know it",
+            ));
+        }
+        ("standalone" | "cluster", Some(_)) => {
+            return Err(invalid(
+                "queue.sentinel_master",
+                "only used with redis = \"sentinel\"",
+            ));
+        }
+        (other, _) => {
+            return Err(invalid(
+                "queue.redis",
+                format!("{other:?} is not \"standalone\", \"cluster\" or \"sentinel\""),
+            ));
+        }
+    };
+    if !(1..=60_000).contains(&q.replica_ack_timeout_ms) {
+        return Err(invalid(
+            "queue.replica_ack_timeout_ms",
+            "must be between 1 and 60000",
+        ));
+    }
+    // A healthy take finishes within its wait plus the reply margin, and a failed one is
+    // retried within a few seconds; anything shorter would flag workers that are fine.
+    let floor = (TAKE_WAIT + TAKE_REPLY_MARGIN).as_secs() + 2;
+    if q.take_stuck_secs < floor {
+        return Err(invalid(
+            "queue.take_stuck_secs",
+            format!(
+                "must be at least {floor} (a take waits up to {}s for a job, plus {}s for the reply)",
+                TAKE_WAIT.as_secs(),
+                TAKE_REPLY_MARGIN.as_secs()
+            ),
+        ));
+    }
+    Ok(QueueConfig {
+        backend,
+        backend_explicit: q.backend.is_some(),
+        max_recoveries: q.max_recoveries,
+        namespace: q.namespace,
+        high_water_mark: q.high_water_mark,
+        retry_after: Duration::from_secs(q.retry_after_secs.max(1)),
+        max_attempts: q.max_attempts,
+        backoff_base: Duration::from_millis(q.backoff_base_ms.max(1)),
+        backoff_cap: Duration::from_secs(q.backoff_cap_secs.max(1)),
+        visibility_timeout: Duration::from_secs(q.visibility_timeout_secs.max(2)),
+        max_age: Duration::from_secs(q.max_age_secs.max(60)),
+        redis,
+        min_replicas_acked: q.min_replicas_acked,
+        replica_ack_timeout: Duration::from_millis(q.replica_ack_timeout_ms),
+        take_stuck_after: Duration::from_secs(q.take_stuck_secs),
+    })
 }
 
 /// Worker pool size and how long a shutdown waits for jobs in flight.
@@ -265,40 +375,42 @@ impl Config {
         };
         let http = http_config(&file.http)?;
 
-        let q = file.queue;
-        if q.namespace.is_empty()
-            || !q
-                .namespace
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(invalid(
-                "queue.namespace",
-                "must be non-empty letters, digits, '-' or '_'",
-            ));
-        }
-        if q.max_attempts == 0 {
-            return Err(invalid("queue.max_attempts", "must be at least 1"));
-        }
-        if q.high_water_mark == 0 {
-            return Err(invalid("queue.high_water_mark", "must be at least 1"));
-        }
+        let redis_url = if file.queue.backend == Some(QueueBackend::Memory) {
+            optional_var(env, "REDIS_URL")
+        } else {
+            required_var(env, "REDIS_URL", listen, REDIS_INSTEAD)?
+        };
+        let backend = match (file.queue.backend, &redis_url) {
+            (Some(QueueBackend::Redis), None) => {
+                return Err(invalid(
+                    "queue.backend",
+                    "\"redis\" needs REDIS_URL, which is not set",
+                ));
+            }
+            (Some(QueueBackend::Memory), Some(_)) => {
+                return Err(invalid(
+                    "queue.backend",
+                    "is \"memory\" but REDIS_URL is set; unset REDIS_URL or use \"redis\"",
+                ));
+            }
+            (Some(backend), _) => backend,
+            (None, Some(_)) => QueueBackend::Redis,
+            (None, None) => QueueBackend::Memory,
+        };
+        let queue = queue_config(file.queue, backend)?;
         if file.workers.count == 0 || file.workers.count > 1024 {
             return Err(invalid("workers.count", "must be between 1 and 1024"));
         }
-        if file.workers.shutdown_grace_secs >= q.visibility_timeout_secs.max(2) {
+        if file.workers.shutdown_grace_secs >= queue.visibility_timeout.as_secs() {
             return Err(invalid(
                 "workers.shutdown_grace_secs",
                 format!(
                     "must be shorter than queue.visibility_timeout_secs ({} s): a job still \
                      running at the end of the grace period would meanwhile be taken for \
                      abandoned and run again by another replica",
-                    q.visibility_timeout_secs.max(2)
+                    queue.visibility_timeout.as_secs()
                 ),
             ));
-        }
-        if q.max_recoveries == 0 {
-            return Err(invalid("queue.max_recoveries", "must be at least 1"));
         }
         let w = &file.workers;
         for (key, value) in [
@@ -423,28 +535,6 @@ impl Config {
             )
         })?;
 
-        let redis_url = if q.backend == Some(QueueBackend::Memory) {
-            optional_var(env, "REDIS_URL")
-        } else {
-            required_var(env, "REDIS_URL", listen, REDIS_INSTEAD)?
-        };
-        let backend = match (q.backend, &redis_url) {
-            (Some(QueueBackend::Redis), None) => {
-                return Err(invalid(
-                    "queue.backend",
-                    "\"redis\" needs REDIS_URL, which is not set",
-                ));
-            }
-            (Some(QueueBackend::Memory), Some(_)) => {
-                return Err(invalid(
-                    "queue.backend",
-                    "is \"memory\" but REDIS_URL is set; unset REDIS_URL or use \"redis\"",
-                ));
-            }
-            (Some(backend), _) => backend,
-            (None, Some(_)) => QueueBackend::Redis,
-            (None, None) => QueueBackend::Memory,
-        };
         // An overlay that has no file of its own (Kubernetes) can ask for it explicitly too.
         let dry_run = match optional_var(env, "SFRELAY_SLACK_DRY_RUN").as_deref() {
             None => file.slack.dry_run,
@@ -474,19 +564,7 @@ impl Config {
             max_body_bytes: file.ingest.max_body_bytes,
             dedupe_window: Duration::from_secs(file.ingest.dedupe_window_secs.max(1)),
             redis_url: redis_url.map(Secret::new),
-            queue: QueueConfig {
-                backend,
-                backend_explicit: q.backend.is_some(),
-                namespace: q.namespace,
-                high_water_mark: q.high_water_mark,
-                retry_after: Duration::from_secs(q.retry_after_secs.max(1)),
-                max_attempts: q.max_attempts,
-                backoff_base: Duration::from_millis(q.backoff_base_ms.max(1)),
-                backoff_cap: Duration::from_secs(q.backoff_cap_secs.max(1)),
-                visibility_timeout: Duration::from_secs(q.visibility_timeout_secs.max(2)),
-                max_age: Duration::from_secs(q.max_age_secs.max(60)),
-                max_recoveries: q.max_recoveries,
-            },
+            queue,
             workers: WorkersConfig {
                 count: file.workers.count,
                 shutdown_grace: Duration::from_secs(file.workers.shutdown_grace_secs),

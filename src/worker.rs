@@ -10,8 +10,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::QueueConfig;
+use crate::config::{QueueConfig, TAKE_WAIT};
 use crate::jobs::{self, JobError, Jobs};
+use crate::queue::stall::TakeWatch;
 use crate::queue::{ConsumerId, Job, Queue, QueueError, Recovered};
 use crate::retry::Retry;
 
@@ -21,6 +22,8 @@ pub struct WorkerContext {
     pub queue: Arc<dyn Queue>,
     pub jobs: Arc<dyn RunJob>,
     pub queue_config: QueueConfig,
+    /// When each worker last finished a take, for readiness.
+    pub takes: Arc<TakeWatch>,
 }
 
 /// Performs one attempt of a job: [`Jobs`] in the service; the pool's own tests give it
@@ -118,22 +121,22 @@ async fn supervise(
 ) {
     let mut tasks = JoinSet::new();
     let mut by_task = std::collections::HashMap::new();
-    for consumer in consumers {
+    for (n, consumer) in consumers.into_iter().enumerate() {
         let worker = run_worker(
             ctx.clone(),
-            consumer.clone(),
+            (n, consumer.clone()),
             stop.clone(),
             abandon.clone(),
             false,
         );
-        by_task.insert(tasks.spawn(worker).id(), consumer);
+        by_task.insert(tasks.spawn(worker).id(), (n, consumer));
     }
     while let Some(ended) = tasks.join_next_with_id().await {
         let (id, failure) = match ended {
             Ok((id, ())) => (id, None),
             Err(e) => (e.id(), Some(e)),
         };
-        let Some(consumer) = by_task.remove(&id) else {
+        let Some((n, consumer)) = by_task.remove(&id) else {
             continue;
         };
         let Some(failure) = failure.filter(tokio::task::JoinError::is_panic) else {
@@ -144,12 +147,12 @@ async fn supervise(
         tracing::error!(consumer = %consumer.0, panic = %why, "a worker panicked; its job goes back to the queue and the worker is started again");
         let worker = run_worker(
             ctx.clone(),
-            consumer.clone(),
+            (n, consumer.clone()),
             stop.clone(),
             abandon.clone(),
             true,
         );
-        by_task.insert(tasks.spawn(worker).id(), consumer);
+        by_task.insert(tasks.spawn(worker).id(), (n, consumer));
     }
 }
 
@@ -244,7 +247,7 @@ fn note_recovered(recovered: Recovered, how: &str) {
 
 async fn run_worker(
     ctx: WorkerContext,
-    consumer: ConsumerId,
+    (n, consumer): (usize, ConsumerId),
     stop: CancellationToken,
     abandon: CancellationToken,
     after_panic: bool,
@@ -268,9 +271,15 @@ async fn run_worker(
             }
         }
         // A take is never cancelled half-way: the job could be moved and then forgotten.
-        let job = match ctx.queue.take(&consumer, Duration::from_secs(1)).await {
-            Ok(Some(job)) => job,
-            Ok(None) => continue,
+        let job = match ctx.queue.take(&consumer, TAKE_WAIT).await {
+            Ok(Some(job)) => {
+                ctx.takes.running(n);
+                job
+            }
+            Ok(None) => {
+                ctx.takes.waiting(n);
+                continue;
+            }
             Err(e) => {
                 reclaim = true;
                 tracing::warn!(error = %e, consumer = %consumer.0, "cannot take jobs; retrying");
@@ -289,10 +298,13 @@ async fn run_worker(
                 outcome = process(&ctx, &job) => Some(outcome),
                 _ = abandon.cancelled() => None,
             };
+            // Settling is a queue write: time spent on it counts as time on the queue.
+            ctx.takes.waiting(n);
             settle(&ctx, &consumer, &job, outcome, &abandon).await;
         }
         .instrument(span)
         .await;
+        ctx.takes.waiting(n);
     }
     if let Err(e) = ctx.queue.unregister(&consumer).await {
         tracing::debug!(error = %e, "cannot unregister consumer");
@@ -471,6 +483,10 @@ mod tests {
             max_recoveries: 3,
             backend: crate::config::QueueBackend::Memory,
             backend_explicit: true,
+            redis: crate::config::RedisMode::Standalone,
+            min_replicas_acked: 0,
+            replica_ack_timeout: Duration::from_millis(500),
+            take_stuck_after: Duration::from_secs(30),
         }
     }
 
@@ -499,6 +515,7 @@ mod tests {
             queue: queue.clone(),
             jobs: runner.clone(),
             queue_config: queue_config(),
+            takes: Arc::new(TakeWatch::new(1, Duration::from_secs(30))),
         };
         let pool = WorkerPool::spawn(ctx, 1, stop.clone(), CancellationToken::new());
         (pool, stop)

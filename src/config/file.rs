@@ -89,6 +89,11 @@ pub(super) struct QueueFile {
     pub(super) visibility_timeout_secs: u64,
     pub(super) max_age_secs: u64,
     pub(super) max_recoveries: u32,
+    pub(super) redis: String,
+    pub(super) sentinel_master: Option<String>,
+    pub(super) min_replicas_acked: u32,
+    pub(super) replica_ack_timeout_ms: u64,
+    pub(super) take_stuck_secs: u64,
 }
 
 impl Default for QueueFile {
@@ -104,6 +109,11 @@ impl Default for QueueFile {
             visibility_timeout_secs: 30,
             max_age_secs: 24 * 3600,
             max_recoveries: 3,
+            redis: "standalone".into(),
+            sentinel_master: None,
+            min_replicas_acked: 0,
+            replica_ack_timeout_ms: 500,
+            take_stuck_secs: 30,
         }
     }
 }

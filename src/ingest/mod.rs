@@ -371,7 +371,7 @@ async fn enqueue_gaps(state: &IngestState, gaps: &[GapEvent]) -> Result<(), Inge
     let retry_after = state.config.queue.retry_after;
     state
         .queue
-        .enqueue(&jobs, state.config.dedupe_window)
+        .enqueue_replicated(&jobs, state.config.dedupe_window)
         .await
         .map(|_| ())
         .map_err(|e| queue_refusal(e, retry_after))
@@ -386,6 +386,7 @@ fn queue_refusal(e: QueueError, retry_after: Duration) -> IngestError {
             IngestError::QueueUnavailable { retry_after }
         }
         QueueError::Corrupt(reason) => IngestError::Internal(reason),
+        QueueError::ReplicasShort { .. } => IngestError::QueueUnavailable { retry_after },
     }
 }
 
@@ -506,7 +507,7 @@ async fn enqueue(state: &IngestState, events: &[Event]) -> Result<Accepted, Inge
     let retry_after = state.config.queue.retry_after;
     let outcome = state
         .queue
-        .enqueue(&jobs, state.config.dedupe_window)
+        .enqueue_replicated(&jobs, state.config.dedupe_window)
         .await
         .map_err(|e| queue_refusal(e, retry_after))?;
     let mut accepted = Accepted {

@@ -177,7 +177,9 @@ impl JobError {
     fn queueing(what: &str, e: QueueError) -> Self {
         match e {
             QueueError::Corrupt(_) => JobError::dead(format!("{what}: {e}")),
-            QueueError::Full { .. } | QueueError::Unavailable(_) => {
+            QueueError::Full { .. }
+            | QueueError::Unavailable(_)
+            | QueueError::ReplicasShort { .. } => {
                 tracing::warn!(error = %e, "{what}: the queue cannot take it yet; put off");
                 JobError::Postponed {
                     delay: QUEUE_BUSY_WAIT,

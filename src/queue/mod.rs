@@ -2,9 +2,12 @@
 //! Salesforce: push, take, ack, retry later, dead-letter, release. Jobs are opaque bytes with a
 //! small header.
 
+pub mod checks;
+pub mod connect;
 pub mod memory;
 pub mod redis;
 mod redis_scripts;
+pub mod stall;
 
 use std::time::Duration;
 
@@ -22,6 +25,9 @@ pub enum QueueError {
     Full { depth: u64 },
     #[error("job is not valid JSON: {0}")]
     Corrupt(String),
+    /// The write reached the primary but not enough replicas in time; it may survive or not.
+    #[error("only {acked} of {wanted} replicas confirmed the write in time")]
+    ReplicasShort { acked: u32, wanted: u32 },
 }
 
 /// What is stored for one job: a small header and the payload (an `Event`, as JSON).
@@ -263,6 +269,15 @@ pub trait Queue: Send + Sync + 'static {
         jobs: &[NewJob],
         dedupe_for: Duration,
     ) -> Result<EnqueueOutcome, QueueError>;
+    /// Like [`Queue::enqueue`], for writes answered to a caller outside (ingest): also waits
+    /// until the configured number of replicas has them.
+    async fn enqueue_replicated(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        self.enqueue(jobs, dedupe_for).await
+    }
 
     /// Moves the oldest ready job into `consumer`'s in-flight list, waiting up to `wait`.
     async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError>;

@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, Script};
-use tokio::sync::{Mutex, OnceCell};
+use redis::Script;
+use tokio::sync::Mutex;
 
+use crate::config::{RedisMode, TAKE_REPLY_MARGIN};
 use crate::keys::Namespace;
 
+use super::connect::{Conn, Endpoint};
 use super::redis_scripts::{ENQUEUE, RECOVER};
 
 use super::{
@@ -97,15 +98,28 @@ return #ARGV
 /// shortest visibility timeout allowed.
 const REGISTRATION_FRESH: Duration = Duration::from_millis(500);
 
+/// How long any command but a blocking take may go unanswered before its link is taken for
+/// dead and rebuilt.
+const REPLY_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Replicas an ingest write must reach before it is answered (`WAIT`), and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaAck {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
 /// The Redis-backed queue.
 pub struct RedisQueue {
-    client: Client,
+    endpoint: Endpoint,
     keys: Namespace,
     high_water_mark: u64,
-    manager: OnceCell<ConnectionManager>,
+    replica_ack: ReplicaAck,
+    /// The self-healing connection every command but blocking takes shares.
+    shared: Conn,
     /// One connection per consumer for blocking takes: a blocked `BLMOVE` would stall every
     /// other command sharing its connection.
-    blocking: Mutex<HashMap<ConsumerId, MultiplexedConnection>>,
+    blocking: Mutex<HashMap<ConsumerId, Conn>>,
     /// When each consumer of this process was last registered in the consumers set (the time
     /// the registration was sent). Recovery takes a consumer for dead only after the visibility
     /// timeout (at least 2 s) without one, so within [`REGISTRATION_FRESH`] a take need not
@@ -124,15 +138,40 @@ fn unavailable(e: redis::RedisError) -> QueueError {
 }
 
 impl RedisQueue {
+    /// Prepares a queue on one Redis server; see [`RedisQueue::with_mode`].
+    pub fn new(url: &str, namespace: &str, high_water_mark: u64) -> Result<Self, QueueError> {
+        let no_wait = ReplicaAck {
+            replicas: 0,
+            timeout: Duration::ZERO,
+        };
+        Self::with_mode(
+            url,
+            &RedisMode::Standalone,
+            namespace,
+            high_water_mark,
+            no_wait,
+        )
+    }
+
     /// Prepares the queue; no connection is made until first use, so the service can start
     /// (and report itself not ready) while Redis is still coming up.
-    pub fn new(url: &str, namespace: &str, high_water_mark: u64) -> Result<Self, QueueError> {
-        let client = Client::open(url).map_err(unavailable)?;
+    pub fn with_mode(
+        url: &str,
+        mode: &RedisMode,
+        namespace: &str,
+        high_water_mark: u64,
+        replica_ack: ReplicaAck,
+    ) -> Result<Self, QueueError> {
+        let endpoint =
+            Endpoint::parse(url, mode).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        // A WAIT holds its reply for up to its timeout; that is not a dead link.
+        let deadline = REPLY_DEADLINE.max(replica_ack.timeout + Duration::from_secs(1));
         Ok(RedisQueue {
-            client,
+            shared: Conn::new(endpoint.clone(), deadline),
+            endpoint,
             keys: Namespace::new(namespace),
             high_water_mark,
-            manager: OnceCell::new(),
+            replica_ack,
             blocking: Mutex::new(HashMap::new()),
             registered: std::sync::Mutex::new(HashMap::new()),
             enqueue: Script::new(ENQUEUE),
@@ -149,40 +188,18 @@ impl RedisQueue {
         &self.keys
     }
 
-    /// The shared, self-reconnecting connection for everything but blocking takes.
-    pub async fn connection(&self) -> Result<ConnectionManager, QueueError> {
-        self.manager
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(1)))
-                    .set_response_timeout(Some(Duration::from_secs(2)))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_with_config(self.client.clone(), config).await
-            })
-            .await
-            .cloned()
-            .map_err(unavailable)
+    /// The shared, self-healing connection for everything but blocking takes: no request on
+    /// it waits longer than its deadline, and a link that timed out is replaced.
+    pub async fn connection(&self) -> Result<Conn, QueueError> {
+        Ok(self.shared.clone())
     }
 
-    async fn blocking_connection(
-        &self,
-        consumer: &ConsumerId,
-    ) -> Result<MultiplexedConnection, QueueError> {
+    /// This consumer's own connection, whose requests may wait `wait` plus the reply margin.
+    async fn blocking_connection(&self, consumer: &ConsumerId, wait: Duration) -> Conn {
         let mut pool = self.blocking.lock().await;
-        if let Some(conn) = pool.get(consumer) {
-            return Ok(conn.clone());
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(None);
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(unavailable)?;
-        pool.insert(consumer.clone(), conn.clone());
-        Ok(conn)
+        pool.entry(consumer.clone())
+            .or_insert_with(|| Conn::new(self.endpoint.clone(), REPLY_DEADLINE))
+            .with_deadline(wait + TAKE_REPLY_MARGIN)
     }
 
     async fn move_held(
@@ -217,7 +234,7 @@ impl Queue for RedisQueue {
         jobs: &[NewJob],
         dedupe_for: Duration,
     ) -> Result<EnqueueOutcome, QueueError> {
-        self.push(jobs, dedupe_for, Some(self.high_water_mark))
+        self.push(jobs, dedupe_for, Some(self.high_water_mark), 0)
             .await
     }
 
@@ -226,11 +243,27 @@ impl Queue for RedisQueue {
         jobs: &[NewJob],
         dedupe_for: Duration,
     ) -> Result<EnqueueOutcome, QueueError> {
-        self.push(jobs, dedupe_for, None).await
+        self.push(jobs, dedupe_for, None, 0).await
+    }
+
+    async fn enqueue_replicated(
+        &self,
+        jobs: &[NewJob],
+        dedupe_for: Duration,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        self.push(
+            jobs,
+            dedupe_for,
+            Some(self.high_water_mark),
+            self.replica_ack.replicas,
+        )
+        .await
     }
 
     async fn take(&self, consumer: &ConsumerId, wait: Duration) -> Result<Option<Job>, QueueError> {
-        let mut conn = self.blocking_connection(consumer).await?;
+        // A reply lost to the deadline may hide a job already moved into this consumer's
+        // in-flight list; the worker reclaims it before its next take.
+        let mut conn = self.blocking_connection(consumer, wait).await;
         // Registering the consumer first means its in-flight list is always discoverable.
         if !self.registered_recently(consumer) {
             let sent = std::time::Instant::now();
@@ -527,17 +560,19 @@ impl Queue for RedisQueue {
 
 impl RedisQueue {
     /// The ENQUEUE script: all or nothing, refused when the ready jobs reach `mark` (ingest's
-    /// high-water mark; `None` for work already accepted).
+    /// high-water mark; `None` for work already accepted). With `replicas` > 0 it then `WAIT`s
+    /// on the same link (WAIT counts the replicas that have every write this connection made)
+    /// and refuses a shortfall.
     async fn push(
         &self,
         jobs: &[NewJob],
         dedupe_for: Duration,
         mark: Option<u64>,
+        replicas: u32,
     ) -> Result<EnqueueOutcome, QueueError> {
         if jobs.is_empty() {
             return Ok(EnqueueOutcome { results: vec![] });
         }
-        let mut conn = self.connection().await?;
         let mut invocation = self.enqueue.key(self.keys.ready());
         invocation.key(self.keys.low());
         for job in jobs {
@@ -558,11 +593,36 @@ impl RedisQueue {
                     Placement::Low => "low",
                 });
         }
-        let reply: Vec<redis::Value> = invocation
-            .invoke_async(&mut conn)
+        let (generation, mut link) = self.shared.link().await.map_err(unavailable)?;
+        let reply: Vec<redis::Value> = self
+            .shared
+            .guarded(generation, invocation.invoke_async(&mut link))
             .await
             .map_err(unavailable)?;
-        parse_enqueue_reply(&reply)
+        let outcome = parse_enqueue_reply(&reply)?;
+        if replicas == 0 {
+            return Ok(outcome);
+        }
+        let timeout_ms = u64::try_from(self.replica_ack.timeout.as_millis()).unwrap_or(u64::MAX);
+        let acked: i64 = self
+            .shared
+            .guarded(
+                generation,
+                redis::cmd("WAIT")
+                    .arg(replicas)
+                    .arg(timeout_ms)
+                    .query_async(&mut link),
+            )
+            .await
+            .map_err(unavailable)?;
+        let acked = u32::try_from(acked).unwrap_or(0);
+        if acked < replicas {
+            return Err(QueueError::ReplicasShort {
+                acked,
+                wanted: replicas,
+            });
+        }
+        Ok(outcome)
     }
 }
 
@@ -619,11 +679,8 @@ impl RedisQueue {
 }
 
 impl RedisQueue {
-    /// Drops a consumer's blocking connection after an error so the next take reconnects.
+    /// After a failed take (the connection drops a spent link itself).
     fn forget(&self, consumer: &ConsumerId, e: redis::RedisError) -> QueueError {
-        if let Ok(mut pool) = self.blocking.try_lock() {
-            pool.remove(consumer);
-        }
         // Redis may have restarted empty: register again before the next take.
         self.forget_registration(consumer);
         unavailable(e)

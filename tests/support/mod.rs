@@ -3,7 +3,9 @@
 //! in this process and stopped when their handle drops. Loopback only.
 #![allow(dead_code)]
 
+pub mod blackhole;
 pub mod listening;
+pub mod redis_topologies;
 
 use std::ffi::OsString;
 use std::net::TcpListener;
@@ -320,6 +322,8 @@ pub struct Options {
     pub max_attempts: u32,
     pub visibility_timeout_secs: u64,
     pub high_water_mark: u64,
+    /// More `[queue]` keys (one per line).
+    pub queue_toml: String,
 }
 
 /// One route: every Closed Won posts the briefing to #deal-desk (per event, so each test
@@ -359,6 +363,7 @@ impl Default for Options {
             max_attempts: 50,
             visibility_timeout_secs: 30,
             high_water_mark: 100_000,
+            queue_toml: String::new(),
         }
     }
 }
@@ -427,6 +432,7 @@ backoff_cap_secs = 1
 max_attempts = {max_attempts}
 visibility_timeout_secs = {visibility}
 high_water_mark = {high_water_mark}
+{queue_toml}
 
 [workers]
 count = {workers}
@@ -466,6 +472,7 @@ jwt_public_key_file = "{ec}"
             rsa = keys.join("rsa-public.pem").display(),
             ec = keys.join("ec-public.pem").display(),
             extra = options.extra_toml,
+            queue_toml = options.queue_toml,
         );
         let config = dir.path().join("sfrelay.toml");
         std::fs::write(&config, toml).expect("write config");
