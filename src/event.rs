@@ -232,6 +232,29 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The record version this event carries, in Unix ms: the latest of `SystemModstamp`,
+    /// `LastModifiedDate` and `occurred_at` (a CDC event's commit timestamp), so two events of
+    /// one record can be put in the order Salesforce saved them whatever order they came in.
+    /// `None` when the event says nothing of when the change was made.
+    pub fn version(&self) -> Option<i64> {
+        ["SystemModstamp", "LastModifiedDate"]
+            .iter()
+            .filter_map(|field| parse_salesforce_time(self.record.get(*field)?.as_str()?))
+            .chain(self.occurred_at)
+            .map(|t| t.timestamp_millis())
+            .max()
+    }
+}
+
+/// A Salesforce timestamp: `2025-09-30T16:00:00.000+0000` as the API writes it, or RFC 3339.
+pub fn parse_salesforce_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// A `GAP_*` or `GAP_OVERFLOW` event: Salesforce could not include field
 /// values, so the records must be read back before a message can say
 /// anything useful about them.
@@ -422,6 +445,24 @@ mod tests {
         same.prior = Some(Map::new());
         same.changed_fields = Some(vec!["Amount".into(), "StageName".into()]);
         assert_eq!(same.dedupe_key(), key);
+    }
+
+    #[test]
+    fn version_is_the_latest_save_time_the_event_names() {
+        let mut e = sample();
+        e.occurred_at = None;
+        let modified = "2025-09-30T16:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(e.version(), Some(modified.timestamp_millis()));
+        e.record.insert(
+            "SystemModstamp".into(),
+            "2025-09-30T16:00:05.250+0000".into(),
+        );
+        assert_eq!(e.version(), Some(modified.timestamp_millis() + 5_250));
+        e.occurred_at = Some("2025-09-30T16:01:00Z".parse().unwrap());
+        assert_eq!(e.version(), Some(modified.timestamp_millis() + 60_000));
+        e.record.clear();
+        e.occurred_at = None;
+        assert_eq!(e.version(), None);
     }
 
     #[test]

@@ -82,11 +82,7 @@ pub fn changed_fields(
 
 /// Salesforce's `2025-09-30T16:00:00.000+0000` (or RFC 3339).
 fn parse_modified(value: Option<&Value>) -> Option<DateTime<Utc>> {
-    let text = value?.as_str()?;
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    crate::event::parse_salesforce_time(value?.as_str()?)
 }
 
 /// One pass for one org and object: the events of changes sfrelay never routed.

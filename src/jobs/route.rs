@@ -1,15 +1,24 @@
 //! A fired route's job: claim the record for a once-per-record route, enrich from Salesforce
 //! where the route asks, then the Slack effects in the org's own workspace.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::{JobError, Jobs, WorkError, enrich, too_old};
+use crate::deliver::Wait;
 use crate::event::Event;
 use crate::keys::Key;
 use crate::queue::{Job, Lane};
-use crate::routing::Dedupe;
+use crate::retry::Retry;
+use crate::routing::{Dedupe, Route, Target};
 use crate::slack::ratelimit;
-use crate::store::Place;
+use crate::store::{Place, StoreError};
+
+/// How long after being queued a thread reply or update waits for an announcement that no
+/// queued job promises: long enough for the announcing event's own routing, which may run on
+/// another worker at the same moment, to say that it is coming.
+const JUST_QUEUED: Duration = Duration::from_secs(2);
 
 pub(super) async fn run(
     jobs: &Jobs,
@@ -17,15 +26,31 @@ pub(super) async fn run(
     route: &str,
     event: &Event,
 ) -> Result<(), JobError> {
+    let age_ms = crate::queue::now_ms().saturating_sub(job.envelope.enqueued_at_ms);
+    let wait = Wait {
+        just_queued: u128::try_from(age_ms).unwrap_or(0) < JUST_QUEUED.as_millis(),
+        max_age: jobs.max_age,
+    };
     let delivered = ratelimit::placed(
         place_in_line(job.envelope.lane),
-        deliver(jobs, route, event, Value::Null),
+        deliver_with(jobs, route, event, Value::Null, wait),
     )
     .await;
+    let given_up = match &delivered {
+        Ok(()) => true,
+        Err(e) if e.postpone_for().is_some() => too_old(job, jobs.max_age),
+        Err(e) => e.retry() == Retry::Never,
+    };
+    if given_up {
+        // Done, or never to be: whatever waits for this job's announcement waits no more.
+        if let Err(e) = announced_or_not(jobs, route, event).await {
+            tracing::warn!(route = %route, error = %e, "cannot clear the note that an announcement is coming; it expires");
+        }
+    }
     match delivered {
         Err(e) if e.postpone_for().is_some() && too_old(job, jobs.max_age) => {
             Err(JobError::dead(format!(
-                "route {route}: older than the {}s age limit and still rate limited: {e}",
+                "route {route}: older than the {}s age limit and still put off: {e}",
                 jobs.max_age.as_secs()
             )))
         }
@@ -41,6 +66,36 @@ fn place_in_line(lane: Lane) -> Place {
     }
 }
 
+/// Whether a route's own posts (or rooms) announce the record, for later threads and updates.
+fn announces(route: &Route) -> bool {
+    route
+        .actions
+        .iter()
+        .any(|a| matches!(a.target, Target::Post { .. } | Target::Room { .. }))
+}
+
+/// Notes, for each fired route that announces `event`'s record, that an announcement is on its
+/// way, before the route jobs are queued: a thread reply or update of the record that runs
+/// first then waits for it instead of finding nothing. The first event to note it holds the
+/// note until its job is done or given up.
+pub(super) async fn expect_announcements(
+    jobs: &Jobs,
+    fired: &[&Route],
+    event: &Event,
+) -> Result<(), StoreError> {
+    for route in fired.iter().filter(|r| announces(r)) {
+        let key = Key::announcing(&route.name, &event.org_id, &event.record_id, jobs.max_age);
+        jobs.store.claim(key.as_str(), &event.id, key.ttl()).await?;
+    }
+    Ok(())
+}
+
+/// Lets go of `event`'s note that route `name` will announce its record.
+async fn announced_or_not(jobs: &Jobs, name: &str, event: &Event) -> Result<(), StoreError> {
+    let key = Key::announcing(name, &event.org_id, &event.record_id, jobs.max_age);
+    jobs.store.release(key.as_str(), &event.id).await
+}
+
 /// Carries out route `name` for `event` with `extra` template variables (a digest's
 /// records); the ledger skips actions already done.
 pub async fn deliver(
@@ -48,6 +103,20 @@ pub async fn deliver(
     name: &str,
     event: &Event,
     extra: Value,
+) -> Result<(), WorkError> {
+    let wait = Wait {
+        just_queued: false,
+        max_age: jobs.max_age,
+    };
+    deliver_with(jobs, name, event, extra, wait).await
+}
+
+async fn deliver_with(
+    jobs: &Jobs,
+    name: &str,
+    event: &Event,
+    extra: Value,
+    wait: Wait,
 ) -> Result<(), WorkError> {
     let routes = jobs.routes.load_full();
     let route = super::route_named(&routes, name)?;
@@ -66,7 +135,7 @@ pub async fn deliver(
     }
     jobs.slack
         .for_org(&event.org_id)
-        .deliver(&routes, route, event, &extra)
+        .deliver(&routes, route, event, &extra, wait)
         .await?;
     Ok(())
 }
