@@ -175,3 +175,122 @@ async fn settled(app: &App) {
     })
     .await;
 }
+
+/// Announces a deal once per record in a channel that may not exist yet.
+const ONCE_ROUTE: &str = r##"
+object = "Opportunity"
+when = 'became("StageName", "Closed Won")'
+dedupe = "once_per_record"
+[[actions]]
+type = "post"
+channel = "C0LATEROOM"
+template = "closed-won-briefing"
+"##;
+
+fn won(event_id: &str, record: &str, name: &str) -> Value {
+    json!({
+        "org_id": support::ORG, "object": "Opportunity", "event_id": event_id,
+        "changed_fields": ["StageName"],
+        "record": {"Id": record, "StageName": "Closed Won", "Name": name, "Amount": 10},
+        "prior": {"StageName": "Negotiation/Review"}
+    })
+}
+
+async fn once_stack(max_attempts: u32) -> (Redis, Slack, App) {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    let app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: Some(vec![("announce-once", ONCE_ROUTE.to_string())]),
+        max_attempts,
+        ..Options::default()
+    })
+    .await;
+    (redis, slack, app)
+}
+
+#[tokio::test]
+async fn a_once_per_record_route_whose_first_delivery_never_landed_fires_for_the_next_event() {
+    let (_redis, slack, app) = once_stack(50).await;
+    // The channel does not exist yet: both deals' first deliveries fail for good.
+    let batch =
+        json!({"events": [won("won-1", FIRST, "First deal"), won("won-s", SECOND, "Second deal")]});
+    assert_eq!(app.post_events(batch.to_string()).await.status(), 202);
+    eventually("two dead letters", Duration::from_secs(20), || async {
+        (app.metric("sfrelay_queue_depth{state=\"dead\"}").await == Some(2.0)).then_some(())
+    })
+    .await;
+    let created = reqwest::Client::new()
+        .post(format!("{}/_emulator/channels", slack.url))
+        .json(&json!({"id": "C0LATEROOM", "name": "late-room"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    // The first deal is won again (reopened, won): nothing was ever posted for it, so now it is.
+    let again = won("won-2", FIRST, "First deal");
+    assert_eq!(app.post_events(again.to_string()).await.status(), 202);
+    let messages = slack.wait_for_messages(1).await;
+    assert!(
+        all_text(&messages[0]).contains("First deal"),
+        "{messages:#?}"
+    );
+    // The operator replays the dead letters: the second deal's posts; the first deal's is
+    // skipped, its record being announced by now.
+    let (ok, out) = app.cli(&["dlq", "replay", "--all"]);
+    assert!(ok && out.contains("2 dead letter(s) replayed"), "{out}");
+    let messages = slack.wait_for_messages(2).await;
+    settled(&app).await;
+    assert_eq!(slack.messages().await.len(), 2);
+    for name in ["First deal", "Second deal"] {
+        assert_eq!(
+            messages
+                .iter()
+                .filter(|m| all_text(m).contains(name))
+                .count(),
+            1,
+            "{name}: {messages:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_once_per_record_route_posts_once_through_failed_attempts_and_concurrent_events() {
+    let (_redis, slack, app) = once_stack(50).await;
+    let created = reqwest::Client::new()
+        .post(format!("{}/_emulator/channels", slack.url))
+        .json(&json!({"id": "C0LATEROOM", "name": "late-room"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    // Slack fails for a while; two events of one deal arrive together.
+    slack.set_faults(json!({"fail_rate": 1.0})).await;
+    let batch =
+        json!({"events": [won("won-a", FIRST, "First deal"), won("won-b", FIRST, "First deal")]});
+    assert_eq!(app.post_events(batch.to_string()).await.status(), 202);
+    eventually("failed attempts", Duration::from_secs(20), || async {
+        (app.metric("sfrelay_jobs_retried_total").await >= Some(2.0)).then_some(())
+    })
+    .await;
+    slack.set_faults(json!({"fail_rate": 0.0})).await;
+    slack.wait_for_messages(1).await;
+    // Its first post is stored by Slack but the answer is lost: the retry finds it.
+    slack
+        .set_faults(json!({"drop_response_after_effect_rate": 1.0}))
+        .await;
+    let batch = json!({"events": [won("won-c", SECOND, "Second deal"), won("won-d", SECOND, "Second deal")]});
+    assert_eq!(app.post_events(batch.to_string()).await.status(), 202);
+    slack.wait_for_messages(2).await;
+    slack
+        .set_faults(json!({"drop_response_after_effect_rate": 0.0}))
+        .await;
+    settled(&app).await;
+    let messages = slack.messages().await;
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert_eq!(
+        app.metric("sfrelay_queue_depth{state=\"dead\"}").await,
+        Some(0.0)
+    );
+}

@@ -120,22 +120,91 @@ async fn deliver_with(
 ) -> Result<(), WorkError> {
     let routes = jobs.routes.load_full();
     let route = super::route_named(&routes, name)?;
-    if route.dedupe == Dedupe::OncePerRecord {
-        let key = Key::once(name, &event.org_id, &event.record_id, route.dedupe_days);
-        if let Some(holder) = jobs.store.claim(key.as_str(), &event.id, key.ttl()).await?
-            && holder != event.id
-        {
-            tracing::info!(route = %name, first_event = %holder, "route already fired for this record; not again");
-            return Ok(());
+    let once = route.dedupe == Dedupe::OncePerRecord;
+    if once && !first_for_record(jobs, route, event).await? {
+        return Ok(());
+    }
+    let delivered = async {
+        let mut extra = extra;
+        if let Some(wanted) = &route.enrich {
+            extra = enrich::merge(extra, enrich::query(jobs, wanted, event).await?);
+        }
+        jobs.slack
+            .for_org(&event.org_id)
+            .deliver(&routes, route, event, &extra, wait)
+            .await?;
+        Ok::<(), WorkError>(())
+    }
+    .await;
+    if once {
+        settle_once(jobs, route, event, &delivered).await?;
+    }
+    delivered
+}
+
+/// For a once-per-record route: whether `event` is the one to deliver it for its record. Not
+/// when another event's delivery has landed (the route fired for this record, for good); put
+/// off ([`WorkError::Held`]) while another event's first delivery is under way; otherwise
+/// this event holds the record until its own delivery lands or is given up.
+async fn first_for_record(jobs: &Jobs, route: &Route, event: &Event) -> Result<bool, WorkError> {
+    let name = route.name.as_str();
+    let fired = Key::once(name, &event.org_id, &event.record_id, route.dedupe_days);
+    if let Some(first) = jobs.store.get(fired.as_str()).await? {
+        if first == event.id {
+            return Ok(true); // this event's own retry: the ledger skips what is done
+        }
+        tracing::info!(route = %name, first_event = %first, "route already fired for this record; not again");
+        return Ok(false);
+    }
+    let pending = Key::once_pending(name, &event.org_id, &event.record_id, jobs.max_age);
+    match jobs
+        .store
+        .claim(pending.as_str(), &event.id, pending.ttl())
+        .await?
+    {
+        Some(holder) if holder != event.id => {
+            tracing::info!(route = %name, first_event = %holder, "another event's delivery for this record is under way; waiting for it");
+            Err(WorkError::Held { by: holder })
+        }
+        _ => Ok(true),
+    }
+}
+
+/// After an attempt of a once-per-record route: once any of its effects has landed (the
+/// ledger says so, even when a later action failed), the route has fired for this record for
+/// good; when nothing landed and Slack surely posted nothing, the record is let go, so the
+/// next event (or this one, replayed) delivers it. A failure that may have posted keeps the
+/// hold: this event's retry finds out, through the ledger and its pending post note.
+async fn settle_once(
+    jobs: &Jobs,
+    route: &Route,
+    event: &Event,
+    delivered: &Result<(), WorkError>,
+) -> Result<(), WorkError> {
+    let name = route.name.as_str();
+    let pending = Key::once_pending(name, &event.org_id, &event.record_id, jobs.max_age);
+    let mut landed = false;
+    for index in 0..route.actions.len() {
+        let done = Key::done(&event.id, name, index);
+        if jobs.store.get(done.as_str()).await?.is_some() {
+            landed = true;
+            break;
         }
     }
-    let mut extra = extra;
-    if let Some(wanted) = &route.enrich {
-        extra = enrich::merge(extra, enrich::query(jobs, wanted, event).await?);
+    if landed {
+        let fired = Key::once(name, &event.org_id, &event.record_id, route.dedupe_days);
+        jobs.store
+            .set(fired.as_str(), &event.id, fired.ttl())
+            .await?;
+        jobs.store.release(pending.as_str(), &event.id).await?;
+        return Ok(());
     }
-    jobs.slack
-        .for_org(&event.org_id)
-        .deliver(&routes, route, event, &extra, wait)
-        .await?;
+    let may_have_posted = match delivered {
+        Err(WorkError::Deliver(e)) => e.may_have_posted(),
+        _ => false,
+    };
+    if !may_have_posted {
+        jobs.store.release(pending.as_str(), &event.id).await?;
+    }
     Ok(())
 }
