@@ -64,6 +64,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub lifecycle: Arc<Lifecycle>,
     pub metrics: PrometheusHandle,
+    pub seen: Arc<crate::jobs::reconcile::SeenAtIngest>,
 }
 
 impl FromRef<AppState> for IngestState {
@@ -73,6 +74,7 @@ impl FromRef<AppState> for IngestState {
             queue: state.queue.clone(),
             auth: state.auth.clone(),
             lifecycle: state.lifecycle.clone(),
+            seen: state.seen.clone(),
         }
     }
 }
@@ -306,6 +308,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         auth,
         lifecycle: lifecycle.clone(),
         metrics,
+        seen: Arc::new(crate::jobs::reconcile::SeenAtIngest::new(
+            jobs.store.clone(),
+            jobs.watched.clone(),
+        )),
     };
 
     let stop = CancellationToken::new();

@@ -294,3 +294,77 @@ async fn a_once_per_record_route_posts_once_through_failed_attempts_and_concurre
         Some(0.0)
     );
 }
+
+#[tokio::test]
+async fn an_accepted_event_still_queued_is_not_recovered_again_by_reconciliation() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    let five_minutes_ago = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let deal = |stage: &str| {
+        json!({"Opportunity": [{"Id": FIRST, "Name": "Queued deal", "StageName": stage,
+                                "Amount": 10, "LastModifiedDate": five_minutes_ago}]})
+    };
+    let salesforce = support::Salesforce::start(&deal("Negotiation/Review"));
+    let section = format!(
+        "{}\n[[orgs.reconcile]]\nobject = \"Opportunity\"\nfields = [\"StageName\"]\nevery_seconds = 1\nwindow_minutes = 30\ngrace_minutes = 2\n",
+        salesforce.org_section()
+    );
+    let app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: support::deal_desk_only(),
+        salesforce_section: Some(section),
+        workers: 1,
+        ..Options::default()
+    })
+    .await;
+    // A first pass learns the deal as it stands (in negotiation).
+    eventually(
+        "a first reconciliation pass",
+        Duration::from_secs(15),
+        || async { (salesforce.requests().await.len() >= 2).then_some(()) },
+    )
+    .await;
+    // Slack is slow: the one worker is held by another deal's post for seconds.
+    slack.set_faults(json!({"latency_ms": 4000})).await;
+    let other = won("won-other", SECOND, "Other deal");
+    assert_eq!(app.post_events(other.to_string()).await.status(), 202);
+    eventually(
+        "the other deal's post to be under way",
+        Duration::from_secs(15),
+        || async { (!slack.requests().await.is_empty()).then_some(()) },
+    )
+    .await;
+    // The deal is won in Salesforce and its callout accepted, but it waits behind that post
+    // while reconciliation passes run.
+    salesforce.control("records", deal("Closed Won")).await;
+    let callout = won("won-queued", FIRST, "Queued deal");
+    assert_eq!(app.post_events(callout.to_string()).await.status(), 202);
+    let passes_before = salesforce.requests().await.len();
+    eventually(
+        "two more reconciliation passes",
+        Duration::from_secs(15),
+        || async { (salesforce.requests().await.len() >= passes_before + 2).then_some(()) },
+    )
+    .await;
+    slack.set_faults(json!({"latency_ms": 0})).await;
+    slack.wait_for_messages(2).await;
+    settled(&app).await;
+    let messages = slack.messages().await;
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| all_text(m).contains("Queued deal"))
+            .count(),
+        1,
+        "{messages:#?}"
+    );
+    assert_eq!(
+        app.metric("sfrelay_events_recovered_total{object=\"Opportunity\"}")
+            .await
+            .unwrap_or(0.0),
+        0.0
+    );
+}
