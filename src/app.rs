@@ -74,6 +74,7 @@ pub struct AppState {
     pub slack_apps: Arc<Workspaces>,
     /// Each worker's take clock: a worker stuck on Redis makes the process not ready.
     pub takes: Arc<TakeWatch>,
+    pub seen: Arc<crate::jobs::reconcile::SeenAtIngest>,
 }
 
 impl FromRef<AppState> for IngestState {
@@ -83,6 +84,7 @@ impl FromRef<AppState> for IngestState {
             queue: state.queue.clone(),
             auth: state.auth.clone(),
             lifecycle: state.lifecycle.clone(),
+            seen: state.seen.clone(),
         }
     }
 }
@@ -407,6 +409,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         lifecycle: lifecycle.clone(),
         metrics,
         slack_apps: jobs.slack.clone(),
+        seen: Arc::new(crate::jobs::reconcile::SeenAtIngest::new(
+            jobs.store.clone(),
+            jobs.watched.clone(),
+        )),
     };
 
     let stop = CancellationToken::new();

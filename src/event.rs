@@ -224,8 +224,11 @@ impl Event {
     /// serialisation): with the sender's `event_id` it is
     /// `e:<org_id>:<sha256hex(event_id)>`; without, it is `c:` and the
     /// SHA-256 of a JSON array of org, object, record Id, change type,
-    /// sorted changed fields and the first present of
-    /// `record.LastModifiedDate`, `record.SystemModstamp` and `occurred_at`.
+    /// sorted changed fields, the first present of
+    /// `record.LastModifiedDate`, `record.SystemModstamp` and `occurred_at`,
+    /// and a SHA-256 of the record's values (its fields in key order), so a
+    /// later change saved within the same timestamp, or sent with none, is
+    /// not taken for a resend of the first.
     pub fn dedupe_key(&self) -> String {
         if let Some(event_id) = &self.event_id {
             return DedupeKey::event(&self.org_id, &sha256_hex(event_id)).into();
@@ -255,9 +258,33 @@ impl Event {
             self.change_type.as_str(),
             changed_fields,
             when,
+            sha256_hex(&Value::Object(self.record.clone()).to_string()),
         ]);
         DedupeKey::content(&sha256_hex(&canonical.to_string())).into()
     }
+}
+
+impl Event {
+    /// The record version this event carries, in Unix ms: the latest of `SystemModstamp`,
+    /// `LastModifiedDate` and `occurred_at` (a CDC event's commit timestamp), so two events of
+    /// one record can be put in the order Salesforce saved them whatever order they came in.
+    /// `None` when the event says nothing of when the change was made.
+    pub fn version(&self) -> Option<i64> {
+        ["SystemModstamp", "LastModifiedDate"]
+            .iter()
+            .filter_map(|field| parse_salesforce_time(self.record.get(*field)?.as_str()?))
+            .chain(self.occurred_at)
+            .map(|t| t.timestamp_millis())
+            .max()
+    }
+}
+
+/// A Salesforce timestamp: `2025-09-30T16:00:00.000+0000` as the API writes it, or RFC 3339.
+pub fn parse_salesforce_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A `GAP_*` or `GAP_OVERFLOW` event: Salesforce could not include field
@@ -465,21 +492,71 @@ mod tests {
         assert!(key.starts_with("c:") && key.len() == 2 + 64, "{key}");
         // Pinned so a change to the canonical form is noticed: keys must
         // stay equal across versions or in-flight duplicates slip through.
+        let values = sha256_hex(
+            r#"{"Id":"006Hs00000BkXyzIAF","LastModifiedDate":"2025-09-30T16:00:00.000+0000","StageName":"Closed Won"}"#,
+        );
         assert_eq!(
             key,
             "c:".to_owned()
-                + &sha256_hex(
-                    r#"["00D5g000004ABCdEAO","Opportunity","006Hs00000BkXyzIAF","UPDATE",["Amount","StageName"],"2025-09-30T16:00:00.000+0000"]"#
-                )
+                + &sha256_hex(&format!(
+                    r#"["00D5g000004ABCdEAO","Opportunity","006Hs00000BkXyzIAF","UPDATE",["Amount","StageName"],"2025-09-30T16:00:00.000+0000","{values}"]"#
+                ))
         );
-        // Not part of the change: sfrelay's id, arrival time, other fields.
+        // Not part of the change: sfrelay's id, arrival time, the prior
+        // values, the order of the changed fields.
         let mut same = e.clone();
         same.id = "other".into();
         same.received_at = Utc::now();
-        same.record.insert("Name".into(), "x".into());
         same.prior = Some(Map::new());
         same.changed_fields = Some(vec!["Amount".into(), "StageName".into()]);
         assert_eq!(same.dedupe_key(), key);
+    }
+
+    #[test]
+    fn version_is_the_latest_save_time_the_event_names() {
+        let mut e = sample();
+        e.occurred_at = None;
+        let modified = "2025-09-30T16:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(e.version(), Some(modified.timestamp_millis()));
+        e.record.insert(
+            "SystemModstamp".into(),
+            "2025-09-30T16:00:05.250+0000".into(),
+        );
+        assert_eq!(e.version(), Some(modified.timestamp_millis() + 5_250));
+        e.occurred_at = Some("2025-09-30T16:01:00Z".parse().unwrap());
+        assert_eq!(e.version(), Some(modified.timestamp_millis() + 60_000));
+        e.record.clear();
+        e.occurred_at = None;
+        assert_eq!(e.version(), None);
+    }
+
+    #[test]
+    fn dedupe_key_tells_apart_changes_with_one_timestamp_by_their_values() {
+        let first = sample();
+        // A later change saved within the same timestamp, touching the same fields.
+        let mut later = sample();
+        later.record.insert("Amount".into(), 250_000.into());
+        assert_ne!(later.dedupe_key(), first.dedupe_key());
+        // Without any timestamp, two different changes are still two.
+        let mut bare = sample();
+        bare.record.remove("LastModifiedDate");
+        bare.occurred_at = None;
+        let mut bare_later = bare.clone();
+        bare_later
+            .record
+            .insert("StageName".into(), "Negotiation/Review".into());
+        assert_ne!(bare_later.dedupe_key(), bare.dedupe_key());
+        // An identical resend is the same change, whatever sfrelay stamped on it.
+        let mut resend = first.clone();
+        resend.id = "another-arrival".into();
+        resend.received_at = Utc::now();
+        assert_eq!(resend.dedupe_key(), first.dedupe_key());
+        // The sender's own id stays the whole key: values do not enter it.
+        let mut named = first.clone();
+        named.event_id = Some("abc".into());
+        let mut named_other_values = later.clone();
+        named_other_values.event_id = Some("abc".into());
+        assert_eq!(named_other_values.dedupe_key(), named.dedupe_key());
     }
 
     #[test]

@@ -89,16 +89,22 @@ pub mod prefix {
     pub const RATE: &str = "rl:";
     pub const RATE_WAKE: &str = "rl-wake:";
     pub const RATE_FRONT: &str = "rl-front:";
+    pub const CARD_VERSION: &str = "card:";
+    pub const ANNOUNCING: &str = "expect-ann:";
+    pub const ONCE_PENDING: &str = "once-pending:";
     /// A workspace other than the default one; its keys follow this start and the org Id.
     pub const WORKSPACE: &str = "ws-";
     pub const SF_REFRESH_TOKEN: &str = "sf-refresh:";
     pub const SF_REFRESH_TURN: &str = "sf-refreshing:";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 14] = [
+    pub const STORE: [&str; 17] = [
         DONE,
         PENDING,
         ONCE,
+        ONCE_PENDING,
         ANNOUNCED,
+        ANNOUNCING,
+        CARD_VERSION,
         ROOM,
         TICK,
         SEEN,
@@ -184,6 +190,41 @@ impl Key {
     pub fn announced(route: &str, org: impl Display, record: impl Display) -> Key {
         Key::new(
             format!("{}{route}:{org}:{record}", prefix::ANNOUNCED),
+            Some(ANNOUNCEMENT_TTL),
+        )
+    }
+
+    /// A once-per-record route's first delivery for this record is under way (the event's
+    /// id): other events for the record wait until it lands (then `once` holds) or is given
+    /// up. Kept `ttl` (the jobs' age limit), so a holder that died lets go in the end.
+    pub fn once_pending(
+        route: &str,
+        org: impl Display,
+        record: impl Display,
+        ttl: Duration,
+    ) -> Key {
+        Key::new(
+            format!("{}{route}:{org}:{record}", prefix::ONCE_PENDING),
+            Some(ttl),
+        )
+    }
+
+    /// `route` has a job queued that will announce this record (the event's id), so threads
+    /// and updates that find no announcement yet wait for it instead of giving up. Kept `ttl`
+    /// (the jobs' age limit): no job waits longer.
+    pub fn announcing(route: &str, org: impl Display, record: impl Display, ttl: Duration) -> Key {
+        Key::new(
+            format!("{}{route}:{org}:{record}", prefix::ANNOUNCING),
+            Some(ttl),
+        )
+    }
+
+    /// The record version (fixed width, so versions compare as strings) that rendered the
+    /// card at `ts` in `channel`, so an older update never replaces a newer one. As long as
+    /// the announcement it belongs to.
+    pub fn card_version(channel: &str, ts: &str) -> Key {
+        Key::new(
+            format!("{}{channel}:{ts}", prefix::CARD_VERSION),
             Some(ANNOUNCEMENT_TTL),
         )
     }

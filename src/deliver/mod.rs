@@ -50,6 +50,23 @@ pub enum DeliverError {
         reason: String,
         wait: Duration,
     },
+    /// A thread reply or update whose record's announcement (by route `route`) is on its way
+    /// but not made yet: the job is put off until it is.
+    #[error("waiting for the record's announcement by route {route:?}, not made yet")]
+    NotYetAnnounced { route: String },
+}
+
+/// How often a job waiting for its record's announcement looks again.
+const ANNOUNCEMENT_POLL: Duration = Duration::from_millis(500);
+
+/// When a thread reply or update whose record has no announcement yet waits for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    /// The job was queued moments ago, so the announcing event's own routing may still be
+    /// running beside it (two events of one record taken by two workers at once).
+    pub just_queued: bool,
+    /// The jobs' age limit: how long an announcing job's marker lives.
+    pub max_age: Duration,
 }
 
 impl From<CallError> for DeliverError {
@@ -70,7 +87,9 @@ impl DeliverError {
             DeliverError::Slack(e) => e.retry(),
             DeliverError::Store(_) => Retry::Later,
             DeliverError::Permanent(_) => Retry::Never,
-            DeliverError::Busy { .. } | DeliverError::Paused { .. } => Retry::Later,
+            DeliverError::Busy { .. }
+            | DeliverError::Paused { .. }
+            | DeliverError::NotYetAnnounced { .. } => Retry::Later,
         }
     }
 
@@ -94,6 +113,7 @@ impl DeliverError {
         match self {
             DeliverError::Busy { wait } | DeliverError::Paused { wait, .. } => Some(*wait),
             DeliverError::Slack(SlackError::RateLimited { retry_after }) => Some(*retry_after),
+            DeliverError::NotYetAnnounced { .. } => Some(ANNOUNCEMENT_POLL),
             _ => None,
         }
     }
@@ -150,13 +170,16 @@ impl Deliverer {
     }
 
     /// Runs the actions `route` plans for `event` (with `extra` template variables: enrichment
-    /// results, a digest), skipping those the ledger says are done.
+    /// results, a digest), skipping those the ledger says are done. A thread reply or update
+    /// whose record's announcement is on its way answers [`DeliverError::NotYetAnnounced`]
+    /// (see [`Wait`]).
     pub async fn deliver(
         &self,
         routes: &RouteSet,
         route: &Route,
         event: &Event,
         extra: &serde_json::Value,
+        wait: Wait,
     ) -> Result<(), DeliverError> {
         let name = route.name.as_str();
         let empty = HashMap::new();
@@ -171,7 +194,7 @@ impl Deliverer {
                 continue;
             }
             let Some(landed) = self
-                .run_action(routes, event, extra, name, action, &ledger_key)
+                .run_action(routes, event, extra, name, action, &ledger_key, wait)
                 .await?
             else {
                 continue;
@@ -235,6 +258,7 @@ impl Deliverer {
     }
 
     /// One action; `None` when it had nothing to do (e.g. an update with no message to update).
+    #[allow(clippy::too_many_arguments)]
     async fn run_action(
         &self,
         routes: &RouteSet,
@@ -243,6 +267,7 @@ impl Deliverer {
         route: &str,
         action: &PlannedAction,
         key: &Key,
+        wait: Wait,
     ) -> Result<Option<Landed>, DeliverError> {
         let rendered = self.render(routes, event, extra, &action.template).await?;
         let mut message = Message {
@@ -301,6 +326,8 @@ impl Deliverer {
                     Ok(Some(self.post(&mut message, key).await?))
                 }
                 None => {
+                    self.await_announcement(routes, route, on, event, wait)
+                        .await?;
                     self.post_instead(route, event, channel.as_ref(), message, on, key)
                         .await
                 }
@@ -308,6 +335,9 @@ impl Deliverer {
             PlannedTarget::Update { on, channel } => {
                 match self.announcement(on, event).await? {
                     Some(parent) => {
+                        if !self.card_may_show(route, &parent, event).await? {
+                            return Ok(Some(parent));
+                        }
                         message.channel = parent.channel.clone();
                         let updated = self
                             .call("chat.update", Some(&parent.channel), || {
@@ -335,6 +365,8 @@ impl Deliverer {
                         }
                     }
                     None => {
+                        self.await_announcement(routes, route, on, event, wait)
+                            .await?;
                         self.post_instead(route, event, channel.as_ref(), message, on, key)
                             .await
                     }
@@ -373,8 +405,70 @@ impl Deliverer {
     ) -> Result<(), DeliverError> {
         let key = Key::announced(route, &event.org_id, &event.record_id);
         let value = serde_json::to_string(landed).unwrap_or_default();
+        if let Some(version) = event.version() {
+            let card = Key::card_version(&landed.channel, &landed.ts);
+            self.store
+                .advance(card.as_str(), version, card.ttl())
+                .await?;
+        }
         self.store.set(key.as_str(), &value, key.ttl()).await?;
         Ok(())
+    }
+
+    /// Whether `event` may be shown on the card `parent`: it may unless the card already
+    /// shows a later version of the record. The version is moved forward before the update is
+    /// made, atomically, so of two updates racing for one card the older cannot win; an older
+    /// one is skipped (as done) and counted.
+    async fn card_may_show(
+        &self,
+        route: &str,
+        parent: &Landed,
+        event: &Event,
+    ) -> Result<bool, DeliverError> {
+        let Some(version) = event.version() else {
+            return Ok(true); // nothing says when this change was made: nothing to compare
+        };
+        let card = Key::card_version(&parent.channel, &parent.ts);
+        if self
+            .store
+            .advance(card.as_str(), version, card.ttl())
+            .await?
+        {
+            return Ok(true);
+        }
+        metrics::counter!("sfrelay_stale_updates_skipped_total").increment(1);
+        tracing::info!(%route, channel = %parent.channel, ts = %parent.ts, version, "the card shows a later version of this record; this older update is skipped");
+        Ok(false)
+    }
+
+    /// A thread reply or update found no announcement of its record by route `on`: put the
+    /// job off while one is on its way (that route has a job queued for the record, or this
+    /// job was queued just now); otherwise the caller does without.
+    async fn await_announcement(
+        &self,
+        routes: &RouteSet,
+        route: &str,
+        on: &str,
+        event: &Event,
+        wait: Wait,
+    ) -> Result<(), DeliverError> {
+        let marker = Key::announcing(on, &event.org_id, &event.record_id, wait.max_age);
+        let queued = self.store.get(marker.as_str()).await?.is_some();
+        if routes.get(on).is_none() {
+            if !queued {
+                return Ok(());
+            }
+            return Err(DeliverError::Permanent(format!(
+                "waited for the record's announcement by route {on:?}, which no longer exists (reloaded?)"
+            )));
+        }
+        if !queued && !wait.just_queued {
+            return Ok(());
+        }
+        tracing::info!(%route, %on, "the record's announcement is not made yet; waiting for it");
+        Err(DeliverError::NotYetAnnounced {
+            route: on.to_string(),
+        })
     }
 
     async fn announcement(

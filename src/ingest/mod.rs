@@ -40,6 +40,8 @@ pub struct IngestState {
     pub queue: Arc<dyn Queue>,
     pub auth: Arc<Authenticator>,
     pub lifecycle: Arc<Lifecycle>,
+    /// Marks accepted events' records seen for reconciliation.
+    pub seen: Arc<crate::jobs::reconcile::SeenAtIngest>,
 }
 
 /// Why an ingest request was refused; each maps to one status and a problem+json body.
@@ -510,6 +512,7 @@ async fn enqueue(state: &IngestState, events: &[Event]) -> Result<Accepted, Inge
         .enqueue_replicated(&jobs, state.config.dedupe_window)
         .await
         .map_err(|e| queue_refusal(e, retry_after))?;
+    state.seen.accepted(events).await;
     let mut accepted = Accepted {
         accepted: 0,
         duplicates: 0,

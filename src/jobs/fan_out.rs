@@ -32,6 +32,11 @@ pub(super) async fn run(jobs: &Jobs, event: &Event, from_gap: bool) -> Result<()
         tracing::info!("no route fired");
         return Ok(());
     }
+    if let Err(e) = super::route::expect_announcements(jobs, &fired, event).await {
+        return Err(JobError::later(format!(
+            "cannot note the announcements to come: {e}"
+        )));
+    }
     let now = crate::queue::now_ms();
     let mut new = Vec::with_capacity(fired.len());
     for route in &fired {

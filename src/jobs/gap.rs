@@ -2,7 +2,10 @@
 //! routed — only when a route for that object asks for it (`on_gap = "fetch"`).
 
 use super::{JobError, Jobs, WorkError};
-use crate::event::{ChangeType, Event, GapEvent};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::event::{ChangeType, Event, GapEvent, SalesforceId};
 use crate::routing::OnGap;
 
 pub(super) async fn run(jobs: &Jobs, gap: &GapEvent) -> Result<(), JobError> {
@@ -47,8 +50,9 @@ async fn fetch(jobs: &Jobs, gap: &GapEvent) -> Result<Vec<Event>, WorkError> {
             .await?;
         record.remove("attributes");
         record.insert("Id".into(), id.to_string().into());
+        let (event_id, id_of_event) = fetched_ids(gap, id, &record);
         events.push(Event {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: id_of_event,
             org_id: gap.org_id.clone(),
             object: gap.object.clone(),
             record_id: id.clone(),
@@ -56,10 +60,87 @@ async fn fetch(jobs: &Jobs, gap: &GapEvent) -> Result<Vec<Event>, WorkError> {
             change_type,
             changed_fields: None,
             prior: None,
-            event_id: None,
+            event_id: Some(event_id),
             occurred_at: gap.commit_timestamp,
             received_at: chrono::Utc::now(),
         });
     }
     Ok(events)
+}
+
+/// The ids of the event made from one fetched record: its `event_id` and sfrelay's own id,
+/// both derived from the gap (org, transaction, commit time, change) and the record's version
+/// as fetched (`SystemModstamp`, `LastModifiedDate`), never minted afresh. A retried or
+/// recovered gap job therefore routes the same events again, and the route jobs' dedupe (by
+/// event and route) and the ledger absorb them; a record changed in between is a new version
+/// and so a new event.
+fn fetched_ids(gap: &GapEvent, id: &SalesforceId, record: &Map<String, Value>) -> (String, String) {
+    let version = ["SystemModstamp", "LastModifiedDate"]
+        .iter()
+        .find_map(|field| record.get(*field).filter(|v| !v.is_null()))
+        .map(Value::to_string)
+        .unwrap_or_default();
+    let canonical = serde_json::json!([
+        gap.org_id.as_str(),
+        gap.object,
+        gap.transaction_key,
+        gap.commit_timestamp.map(|t| t.timestamp_millis()),
+        gap.change_type,
+        id.as_str(),
+        version,
+    ])
+    .to_string();
+    let digest = Sha256::digest(canonical.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let uuid = uuid::Builder::from_custom_bytes(bytes).into_uuid();
+    (format!("gap:{}", uuid.simple()), uuid.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gap() -> GapEvent {
+        GapEvent {
+            org_id: SalesforceId::parse("00D5g000004ABCdEAO").unwrap(),
+            object: "Opportunity".into(),
+            record_ids: vec![SalesforceId::parse("006000000000001AAA").unwrap()],
+            change_type: "GAP_UPDATE".into(),
+            commit_timestamp: Some("2024-09-30T16:00:00Z".parse().unwrap()),
+            transaction_key: Some("t-1".into()),
+        }
+    }
+
+    fn record(modified: &str) -> Map<String, Value> {
+        let Value::Object(record) = serde_json::json!({
+            "Id": "006000000000001AAA", "StageName": "Closed Won", "SystemModstamp": modified
+        }) else {
+            unreachable!()
+        };
+        record
+    }
+
+    #[test]
+    fn a_fetched_record_gets_the_same_ids_every_time_and_new_ones_for_a_new_version() {
+        let gap = gap();
+        let id = &gap.record_ids[0];
+        let first = fetched_ids(&gap, id, &record("2024-09-30T16:00:00.000+0000"));
+        assert_eq!(
+            first,
+            fetched_ids(&gap, id, &record("2024-09-30T16:00:00.000+0000"))
+        );
+        assert!(uuid::Uuid::parse_str(&first.1).is_ok(), "{first:?}");
+        assert!(first.0.starts_with("gap:"), "{first:?}");
+        let changed_since = fetched_ids(&gap, id, &record("2024-09-30T16:05:00.000+0000"));
+        assert_ne!(first.1, changed_since.1);
+        let mut other_transaction = gap.clone();
+        other_transaction.transaction_key = Some("t-2".into());
+        let other = fetched_ids(
+            &other_transaction,
+            id,
+            &record("2024-09-30T16:00:00.000+0000"),
+        );
+        assert_ne!(first.1, other.1);
+    }
 }

@@ -113,14 +113,21 @@ pub enum WorkError {
     /// Cannot succeed as things stand (route gone, no API credentials, a bad query…).
     #[error("{0}")]
     Permanent(String),
+    /// A once-per-record route's first delivery for this record is under way for another
+    /// event: put off until it lands (then this one is not needed) or is given up.
+    #[error("the route's first delivery for this record is under way (event {by})")]
+    Held { by: String },
 }
+
+/// How often a job held back by another event's first delivery looks again.
+const HELD_POLL: Duration = Duration::from_millis(500);
 
 impl WorkError {
     pub fn retry(&self) -> Retry {
         match self {
             WorkError::Deliver(e) => e.retry(),
             WorkError::Salesforce(e) => e.retry(),
-            WorkError::Store(_) => Retry::Later,
+            WorkError::Store(_) | WorkError::Held { .. } => Retry::Later,
             WorkError::Permanent(_) => Retry::Never,
         }
     }
@@ -135,6 +142,7 @@ impl WorkError {
         match self {
             WorkError::Deliver(e) => e.postpone_for(),
             WorkError::Salesforce(e) => e.retry_after(),
+            WorkError::Held { .. } => Some(HELD_POLL),
             WorkError::Store(_) | WorkError::Permanent(_) => None,
         }
     }

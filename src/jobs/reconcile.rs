@@ -67,6 +67,29 @@ pub async fn note_seen(
     store.set(key.as_str(), &value, key.ttl()).await
 }
 
+/// Notes records seen as their events are accepted at ingest, so a reconciliation pass that
+/// runs while those events still wait in the queue does not take them for changes it missed.
+pub struct SeenAtIngest {
+    store: Arc<dyn Store>,
+    watched: Arc<Watched>,
+}
+
+impl SeenAtIngest {
+    pub fn new(store: Arc<dyn Store>, watched: Arc<Watched>) -> Self {
+        SeenAtIngest { store, watched }
+    }
+
+    /// Notes `events`, durably queued just now. A failure is only logged: the events are
+    /// accepted already, and routing each notes it again.
+    pub async fn accepted<'a>(&self, events: impl IntoIterator<Item = &'a Event>) {
+        for event in events {
+            if let Err(e) = note_seen(self.store.as_ref(), &self.watched, event).await {
+                tracing::warn!(event_id = %event.id, error = %e, "cannot note the record as seen at ingest; its routing will");
+            }
+        }
+    }
+}
+
 /// The watched fields whose current value differs from what was seen.
 pub fn changed_fields(
     seen: &Map<String, Value>,
@@ -82,11 +105,7 @@ pub fn changed_fields(
 
 /// Salesforce's `2025-09-30T16:00:00.000+0000` (or RFC 3339).
 fn parse_modified(value: Option<&Value>) -> Option<DateTime<Utc>> {
-    let text = value?.as_str()?;
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    crate::event::parse_salesforce_time(value?.as_str()?)
 }
 
 /// One pass for one org and object: the events of changes sfrelay never routed.

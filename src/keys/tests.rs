@@ -54,8 +54,26 @@ fn every_kind() -> Vec<(&'static str, String)> {
             Key::once(awkward, org, record, None).as_str().to_string(),
         ),
         (
+            prefix::ONCE_PENDING,
+            Key::once_pending(awkward, org, record, Duration::from_secs(60))
+                .as_str()
+                .to_string(),
+        ),
+        (
             prefix::ANNOUNCED,
             Key::announced(awkward, org, record).as_str().to_string(),
+        ),
+        (
+            prefix::ANNOUNCING,
+            Key::announcing(awkward, org, record, Duration::from_secs(60))
+                .as_str()
+                .to_string(),
+        ),
+        (
+            prefix::CARD_VERSION,
+            Key::card_version(awkward, "1759248000.000100")
+                .as_str()
+                .to_string(),
         ),
         (
             prefix::ROOM,
@@ -187,6 +205,19 @@ fn lifetimes_follow_the_kind() {
     assert_eq!(
         Key::once("r", org, record, Some(7)).ttl(),
         Some(Duration::from_secs(7 * 24 * 3600))
+    );
+    let age_limit = Duration::from_secs(3600);
+    assert_eq!(
+        Key::once_pending("r", org, record, age_limit).ttl(),
+        Some(age_limit)
+    );
+    assert_eq!(
+        Key::announcing("r", org, record, age_limit).ttl(),
+        Some(age_limit)
+    );
+    assert_eq!(
+        Key::card_version("C1", "1.2").ttl(),
+        Key::announced("r", org, record).ttl()
     );
     assert_eq!(Key::room("r", org, record).ttl(), None);
     assert_eq!(Workspace::default_app().room_name("x").ttl(), None);

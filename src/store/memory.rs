@@ -138,6 +138,34 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn advance(
+        &self,
+        key: &str,
+        version: i64,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut map = self.lock()?;
+        let held = map
+            .get(key)
+            .filter(|e| live(e, now))
+            .and_then(|e| e.0.parse::<i64>().ok());
+        if held.is_some_and(|held| held > version) {
+            return Ok(false);
+        }
+        map.insert(key.to_string(), (version.to_string(), ttl.map(|t| now + t)));
+        Ok(true)
+    }
+
+    async fn release(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut map = self.lock()?;
+        if map.get(key).is_some_and(|e| live(e, now) && e.0 == value) {
+            map.remove(key);
+        }
+        Ok(())
+    }
+
     async fn rate_limit(
         &self,
         key: &str,
@@ -291,6 +319,21 @@ mod tests {
         assert_eq!(wait, None);
         let (_, wait) = gcra_step(Some(bucket), after, second, 3, None, Place::Back);
         assert_eq!(wait, Some(second));
+    }
+
+    #[tokio::test]
+    async fn memory_store_advances_only_forward_and_releases_only_its_own() {
+        let store = MemoryStore::default();
+        assert!(store.advance("v", 20, None).await.unwrap());
+        assert!(!store.advance("v", 10, None).await.unwrap());
+        assert!(store.advance("v", 20, None).await.unwrap());
+        assert!(store.advance("v", 30, None).await.unwrap());
+        assert_eq!(store.get("v").await.unwrap().as_deref(), Some("30"));
+        store.claim("c", "mine", None).await.unwrap();
+        store.release("c", "theirs").await.unwrap();
+        assert_eq!(store.get("c").await.unwrap().as_deref(), Some("mine"));
+        store.release("c", "mine").await.unwrap();
+        assert_eq!(store.get("c").await.unwrap(), None);
     }
 
     #[tokio::test]

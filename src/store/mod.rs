@@ -39,6 +39,20 @@ pub trait Store: Send + Sync + 'static {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
+    /// Sets `key` to `version` unless it holds a later one, in one atomic step, so of two
+    /// racing writers the older never wins; answers whether `version` is now the one held (an
+    /// equal version counts, so a retry of the same write goes ahead).
+    async fn advance(
+        &self,
+        key: &str,
+        version: i64,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes `key` only while it holds `value`: a holder lets go of its own claim, never
+    /// of one taken since by someone else.
+    async fn release(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
     /// GCRA rate limit shared by every replica: `None` when a call may go now (it is counted),
     /// else how long to wait. Allows `burst` calls at once, then one per `interval`.
     ///

@@ -50,11 +50,32 @@ redis.call('SET', KEYS[2], tostring(wake), 'PX', math.ceil(wake - now) + 1000)
 return math.ceil(wake - now)
 "#;
 
+/// Sets KEYS[1] to the version ARGV[1] unless it holds a later one; ARGV[2] is the lifetime in
+/// ms (0: none). Answers 1 when ARGV[1] is now held, 0 when a later version was.
+const ADVANCE: &str = r#"
+local held = tonumber(redis.call('GET', KEYS[1]))
+if held and held > tonumber(ARGV[1]) then return 0 end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"#;
+
+/// Deletes KEYS[1] only while it holds ARGV[1].
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
 /// The store on the queue's Redis, sharing its connection and namespace.
 pub struct RedisStore {
     queue: std::sync::Arc<RedisQueue>,
     keys: Namespace,
     gcra: redis::Script,
+    advance: redis::Script,
+    release: redis::Script,
 }
 
 impl RedisStore {
@@ -64,6 +85,8 @@ impl RedisStore {
             queue,
             keys,
             gcra: redis::Script::new(GCRA),
+            advance: redis::Script::new(ADVANCE),
+            release: redis::Script::new(RELEASE),
         }
     }
 
@@ -153,6 +176,35 @@ impl Store for RedisStore {
         redis::cmd("DEL")
             .arg(self.keys.store(key))
             .query_async::<i64>(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn advance(
+        &self,
+        key: &str,
+        version: i64,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.queue.connection().await.map_err(store_error)?;
+        let held: i64 = self
+            .advance
+            .key(self.keys.store(key))
+            .arg(version)
+            .arg(ttl.map_or(0, |t| t.as_millis().max(1) as u64))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(held == 1)
+    }
+
+    async fn release(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut conn = self.queue.connection().await.map_err(store_error)?;
+        self.release
+            .key(self.keys.store(key))
+            .arg(value)
+            .invoke_async::<i64>(&mut conn)
             .await
             .map_err(store_error)?;
         Ok(())
