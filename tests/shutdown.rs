@@ -1,6 +1,8 @@
-//! The drain keeps this replica's consumers alive: a job that takes longer than the
-//! visibility timeout to finish after SIGTERM is not taken for orphaned by another replica
-//! (which would run it a second time).
+//! The drain keeps this replica's consumers alive: its heartbeats go on after SIGTERM until the
+//! last worker is done, so a job still finishing is not taken for orphaned by another replica
+//! (which would run it a second time). The grace period is shorter than the visibility timeout
+//! (the configuration insists), but a drain that stopped heartbeating at SIGTERM would still
+//! leave its consumers silent for up to a heartbeat interval plus the whole grace period.
 
 mod support;
 
@@ -12,8 +14,8 @@ use support::{App, Options, Redis, Slack, eventually, fixture, fresh_namespace};
 #[tokio::test]
 async fn a_drain_longer_than_the_visibility_timeout_keeps_its_jobs() {
     let redis = Redis::start();
-    // Every Slack call takes 2.5 s (a post makes several); the visibility timeout is 2 s.
-    let slack = Slack::start(&["--latency-ms", "2500"]);
+    // Every Slack call takes 1.5 s (a post makes several), so the job outlasts the grace period.
+    let slack = Slack::start(&["--latency-ms", "1500"]);
     let namespace = fresh_namespace();
     let options = || Options {
         redis: Some(redis.url()),
@@ -21,8 +23,8 @@ async fn a_drain_longer_than_the_visibility_timeout_keeps_its_jobs() {
         routes: support::deal_desk_only(),
         namespace: namespace.clone(),
         workers: 1,
-        visibility_timeout_secs: 2,
-        shutdown_grace_secs: 30,
+        visibility_timeout_secs: 5,
+        shutdown_grace_secs: 4,
         ..Options::default()
     };
     let mut draining = App::spawn(options()).await;
@@ -47,10 +49,51 @@ async fn a_drain_longer_than_the_visibility_timeout_keeps_its_jobs() {
     )
     .await;
 
-    // A second replica on the same queue, recovering orphans every second.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let consumers_key = format!("sfrelay:{{{namespace}}}:consumers");
+    let own: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&consumers_key)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !own.is_empty(),
+        "the draining replica registered its consumers"
+    );
+
+    // A second replica on the same queue, recovering orphans meanwhile.
     let other = App::spawn(options()).await;
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let signalled_ms = secs * 1000 + micros / 1000;
     draining.signal("TERM");
-    let status = draining.wait_exit(Duration::from_secs(30)).await;
+    // Heartbeats after SIGTERM (one every visibility / 4 = 1.25 s): the drain is alive.
+    eventually(
+        "a heartbeat of the draining replica after SIGTERM",
+        Duration::from_secs(4),
+        || {
+            let mut conn = conn.clone();
+            let (key, own) = (consumers_key.clone(), own.clone());
+            async move {
+                for consumer in &own {
+                    let score: Option<f64> = redis::cmd("ZSCORE")
+                        .arg(&key)
+                        .arg(consumer)
+                        .query_async(&mut conn)
+                        .await
+                        .ok()?;
+                    if score.is_some_and(|s| s as u64 > signalled_ms + 1500) {
+                        return Some(());
+                    }
+                }
+                None
+            }
+        },
+    )
+    .await;
+    let status = draining.wait_exit(Duration::from_secs(20)).await;
     assert!(status.success(), "exit status {status:?}");
 
     let messages = slack.wait_for_messages(1).await;
