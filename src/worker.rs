@@ -52,6 +52,8 @@ enum Outcome {
     /// after a 429). The attempt is not counted.
     Postpone {
         delay: Duration,
+        /// Held through no fault of its own: the wait is credited against the age limit.
+        held: bool,
     },
     Dead {
         reason: String,
@@ -341,7 +343,7 @@ async fn give_back_after_panic(
 async fn process(ctx: &WorkerContext, job: &Job) -> Outcome {
     match ctx.jobs.run(job).await {
         Ok(()) => Outcome::Done,
-        Err(JobError::Postponed { delay }) => Outcome::Postpone { delay },
+        Err(JobError::Postponed { delay, held }) => Outcome::Postpone { delay, held },
         Err(JobError::Failed { error, retry }) => failure(ctx, job, &error, retry),
     }
 }
@@ -375,6 +377,15 @@ fn failure(ctx: &WorkerContext, job: &Job, error: &str, retry: Retry) -> Outcome
 }
 
 /// Exponential backoff with full jitter: a random delay in [0, min(cap, base × 2^attempts)].
+/// `job` with `delay` added to the time it was held (its stored bytes unchanged, so the queue
+/// still finds it by them).
+fn credited(job: &Job, delay: Duration) -> Job {
+    let mut job = job.clone();
+    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    job.envelope.held_ms = job.envelope.held_ms.saturating_add(delay_ms);
+    job
+}
+
 pub fn backoff(base: Duration, cap: Duration, attempts: u32) -> Duration {
     let ceiling = base
         .saturating_mul(2u32.saturating_pow(attempts.min(30)))
@@ -408,9 +419,15 @@ async fn settle(
                     .retry_later(consumer, job, *delay, Some(error))
                     .await
             }
-            Some(Outcome::Postpone { delay }) => {
-                tracing::debug!(wait_ms = delay.as_millis() as u64, "rate limited; put off");
-                ctx.queue.retry_later(consumer, job, *delay, None).await
+            Some(Outcome::Postpone { delay, held }) => {
+                tracing::debug!(wait_ms = delay.as_millis() as u64, held, "put off");
+                if *held {
+                    ctx.queue
+                        .retry_later(consumer, &credited(job, *delay), *delay, None)
+                        .await
+                } else {
+                    ctx.queue.retry_later(consumer, job, *delay, None).await
+                }
             }
             Some(Outcome::Dead { reason }) => {
                 metrics::counter!("sfrelay_jobs_dead_lettered_total").increment(1);
@@ -509,7 +526,10 @@ mod tests {
         }
     }
 
-    fn start(queue: &Arc<MemoryQueue>, runner: &Arc<Faulty>) -> (WorkerPool, CancellationToken) {
+    fn start<R: RunJob>(
+        queue: &Arc<MemoryQueue>,
+        runner: &Arc<R>,
+    ) -> (WorkerPool, CancellationToken) {
         let stop = CancellationToken::new();
         let ctx = WorkerContext {
             queue: queue.clone(),
@@ -519,6 +539,62 @@ mod tests {
         };
         let pool = WorkerPool::spawn(ctx, 1, stop.clone(), CancellationToken::new());
         (pool, stop)
+    }
+
+    /// Held twice (its app paused), then run: records the held time its envelope carried.
+    #[derive(Default)]
+    struct HeldTwice {
+        runs: Mutex<u32>,
+        held_ms: Mutex<Option<u64>>,
+    }
+
+    #[async_trait::async_trait]
+    impl RunJob for HeldTwice {
+        async fn run(&self, job: &Job) -> Result<(), JobError> {
+            let runs = {
+                let mut runs = self.runs.lock().unwrap();
+                *runs += 1;
+                *runs
+            };
+            if runs <= 2 {
+                return Err(JobError::Postponed {
+                    delay: Duration::from_millis(30),
+                    held: true,
+                });
+            }
+            *self.held_ms.lock().unwrap() = Some(job.envelope.held_ms);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn time_held_through_no_fault_of_the_job_is_carried_and_not_counted_as_age() {
+        let queue = Arc::new(MemoryQueue::new(100));
+        let runner = Arc::new(HeldTwice::default());
+        push(&queue, "held").await;
+        let (pool, stop) = start(&queue, &runner);
+        until("the held job to run", || {
+            runner.held_ms.lock().unwrap().is_some()
+        })
+        .await;
+        assert_eq!(*runner.held_ms.lock().unwrap(), Some(60));
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), pool.join())
+            .await
+            .expect("the pool stops");
+
+        // Two hours old, one and a half of them held: within a one-hour age limit.
+        let mut job = Job::from_raw(
+            NewJob::new("old".into(), "old".into(), &serde_json::json!({}), 0)
+                .unwrap()
+                .bytes,
+        )
+        .unwrap();
+        job.envelope.enqueued_at_ms = crate::queue::now_ms() - 2 * 3600 * 1000;
+        let hour = Duration::from_secs(3600);
+        assert!(jobs::too_old(&job, hour));
+        job.envelope.held_ms = 90 * 60 * 1000;
+        assert!(!jobs::too_old(&job, hour));
     }
 
     #[tokio::test]

@@ -157,8 +157,9 @@ pub enum JobError {
     /// A failed attempt: retried with backoff unless `retry` says never.
     Failed { error: String, retry: Retry },
     /// Not a failure: a limit has no room until `delay` (exactly Slack's `Retry-After` after
-    /// a 429). The attempt is not counted.
-    Postponed { delay: Duration },
+    /// a 429). The attempt is not counted. `held`: the wait is not the job's own doing (its
+    /// Slack app is paused, the queue cannot take its work), so it does not age the job either.
+    Postponed { delay: Duration, held: bool },
 }
 
 impl JobError {
@@ -191,6 +192,7 @@ impl JobError {
                 tracing::warn!(error = %e, "{what}: the queue cannot take it yet; put off");
                 JobError::Postponed {
                     delay: QUEUE_BUSY_WAIT,
+                    held: true,
                 }
             }
         }
@@ -199,7 +201,10 @@ impl JobError {
     /// `e` while doing `what`: put off when only a limit stands in the way.
     fn of(what: &str, e: WorkError) -> Self {
         match e.postpone_for() {
-            Some(delay) => JobError::Postponed { delay },
+            Some(delay) => JobError::Postponed {
+                delay,
+                held: e.is_paused(),
+            },
             None => JobError::Failed {
                 error: format!("{what}: {e}"),
                 retry: e.retry(),
@@ -233,7 +238,7 @@ pub async fn run(jobs: &Jobs, job: &Job) -> Result<(), JobError> {
 /// Puts off work that would post as a paused Slack app before it spends a Salesforce query.
 fn unless_paused(jobs: &Jobs, org: &crate::event::SalesforceId) -> Result<(), JobError> {
     match jobs.slack.paused_for(org) {
-        Some(delay) => Err(JobError::Postponed { delay }),
+        Some(delay) => Err(JobError::Postponed { delay, held: true }),
         None => Ok(()),
     }
 }
@@ -254,8 +259,12 @@ pub fn lane_of(priority: Priority) -> Lane {
     }
 }
 
-/// Whether the job has outlived the age limit (counted from its first queueing).
+/// Whether the job has outlived the age limit (counted from its first queueing, less the time
+/// it was held through no fault of its own).
 pub fn too_old(job: &Job, max_age: Duration) -> bool {
     let age_ms = crate::queue::now_ms().saturating_sub(job.envelope.enqueued_at_ms);
-    u128::try_from(age_ms).unwrap_or(0) > max_age.as_millis()
+    let age_ms = u64::try_from(age_ms)
+        .unwrap_or(0)
+        .saturating_sub(job.envelope.held_ms);
+    u128::from(age_ms) > max_age.as_millis()
 }

@@ -58,10 +58,18 @@ pub struct JobEnvelope {
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failed_at_ms: Option<i64>,
+    /// Time spent held through no fault of its own (its Slack app paused, the queue unable to
+    /// take the work it makes), in milliseconds: the age limit does not count it.
+    #[serde(default, skip_serializing_if = "is_zero_ms")]
+    pub held_ms: u64,
     pub payload: Box<RawValue>,
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_ms(n: &u64) -> bool {
     *n == 0
 }
 
@@ -408,6 +416,7 @@ pub(crate) fn replayed(letter: &DeadLetter) -> Result<Vec<u8>, QueueError> {
         first_failed_at_ms: None,
         last_error: None,
         last_failed_at_ms: None,
+        held_ms: 0,
         payload: letter.job.payload.clone(),
     };
     serde_json::to_vec(&envelope).map_err(|e| QueueError::Corrupt(e.to_string()))
