@@ -399,3 +399,37 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        let Cli {
+            command: Command::Run(settings),
+        } = Cli::parse_from([&["sfrelay-bench", "run"], args].concat())
+        else {
+            panic!("not a run");
+        };
+        settings
+    }
+
+    #[test]
+    fn only_refuses_a_name_that_is_no_measurement() {
+        let err = settings(&["--only", "ingest,replica"])
+            .check_only()
+            .expect_err("replica is not a measurement");
+        assert!(err.to_string().contains("\"replica\""), "{err}");
+        assert!(
+            settings(&["--only", "ingest,replicas"])
+                .check_only()
+                .is_ok()
+        );
+        assert!(settings(&["--only", "replicas"]).wants("replicas"));
+        assert!(!settings(&["--only", "replicas"]).wants("ingest"));
+        assert!(
+            settings(&[]).wants("replicas"),
+            "the default set includes it"
+        );
+    }
+}

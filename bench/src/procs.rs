@@ -126,11 +126,7 @@ impl Redis {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let info = info_replication(primary.port).unwrap_or_default();
-            if info.lines().any(|l| {
-                l.starts_with("slave")
-                    && l.contains(&format!("port={},", replica.port))
-                    && l.contains("state=online")
-            }) {
+            if replica_online(&info, replica.port) {
                 return Ok((primary, replica));
             }
             if Instant::now() > deadline {
@@ -172,6 +168,19 @@ impl Redis {
             _dir: dir,
         })
     }
+}
+
+/// Whether a primary's `INFO replication` lists the replica listening on `port` as online
+/// (`slave0:ip=127.0.0.1,port=6380,state=online,offset=…`).
+fn replica_online(info: &str, port: u16) -> bool {
+    info.lines().any(|line| {
+        line.starts_with("slave")
+            && line.split_once(':').is_some_and(|(_, fields)| {
+                let mut fields = fields.split(',');
+                let port = format!("port={port}");
+                fields.clone().any(|f| f == port) && fields.any(|f| f == "state=online")
+            })
+    })
 }
 
 /// `INFO replication` (a RESP bulk string), or `None` when Redis does not answer it.
@@ -515,5 +524,27 @@ impl Stack {
 
     pub fn relay_addrs(&self) -> Vec<SocketAddr> {
         self.relays.iter().map(|r| r.addr).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_counts_only_once_online_on_its_own_port() {
+        let info = |state: &str| {
+            format!(
+                "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\
+                 slave0:ip=127.0.0.1,port=6380,state={state},offset=14,lag=0\r\n"
+            )
+        };
+        assert!(replica_online(&info("online"), 6380));
+        assert!(!replica_online(&info("wait_bgsave"), 6380));
+        assert!(!replica_online(&info("online"), 638));
+        assert!(!replica_online(
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n",
+            6380
+        ));
     }
 }
