@@ -12,6 +12,7 @@
 //! measured phase.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +48,8 @@ pub struct Run {
     pub accepted: u64,
     pub failed: u64,
     pub statuses: BTreeMap<String, u64>,
-    /// CPU in cores over the measured phase: the server, its Redis, the load generator.
+    /// CPU in cores over the measured phase: the server, its Redis (primary and replica
+    /// together when there is one), the load generator.
     pub server_cores: f64,
     pub redis_cores: f64,
     pub loadgen_cores: f64,
@@ -69,6 +71,15 @@ fn bodies(envelopes: &Arc<Envelopes>, from: u64) -> MakeBody {
     Arc::new(move |seq| envelopes.single(from + seq, None))
 }
 
+/// What a closed-loop run loads and whose CPU it reads.
+pub struct Target {
+    pub server: Server,
+    pub addr: SocketAddr,
+    pub server_pid: u32,
+    /// Every Redis process behind the server (a primary and its replica count together).
+    pub redis_pids: Vec<u32>,
+}
+
 /// One closed-loop run against sfrelay or the baseline.
 pub async fn closed(
     paths: &Paths,
@@ -78,38 +89,69 @@ pub async fn closed(
 ) -> anyhow::Result<Run> {
     // Declared here, set in one branch: whatever was started lives to the end of the run.
     let (stack, redis, baseline);
-    let (addr, server_pid, redis_pid) = match server {
+    let target = match server {
         Server::Sfrelay => {
             stack = Stack::start(paths, settings.channels, 1, false).await?;
             let relay = &stack.relays[0];
-            (relay.addr, relay.proc.pid(), stack.redis.proc.pid())
+            Target {
+                server,
+                addr: relay.addr,
+                server_pid: relay.proc.pid(),
+                redis_pids: vec![stack.redis.proc.pid()],
+            }
         }
         Server::Baseline => {
             redis = Redis::start()?;
             baseline = Baseline::start(paths, &redis.url).await?;
-            (baseline.addr, baseline.proc.pid(), redis.proc.pid())
+            Target {
+                server,
+                addr: baseline.addr,
+                server_pid: baseline.proc.pid(),
+                redis_pids: vec![redis.proc.pid()],
+            }
         }
     };
+    closed_load(settings, envelopes, &target).await
+}
+
+/// The closed-loop load of measurement 1 against a server already running: `--warmup-secs`
+/// unmeasured, then `--duration-secs` measured, each process's CPU and memory read around it.
+pub async fn closed_load(
+    settings: &Settings,
+    envelopes: &Arc<Envelopes>,
+    target: &Target,
+) -> anyhow::Result<Run> {
     let plan = |duration: Duration| Closed {
-        targets: vec![addr],
+        targets: vec![target.addr],
         connections: settings.connections,
         duration,
         max_requests: u64::MAX,
         keep_seqs: false,
     };
+    let redis_usage = || -> anyhow::Result<Vec<Usage>> {
+        target
+            .redis_pids
+            .iter()
+            .map(|&pid| Usage::of(pid))
+            .collect()
+    };
     loadgen::closed(plan(settings.warmup()), bodies(envelopes, 1 << 40)).await?;
 
-    let (server_before, redis_before) = (Usage::of(server_pid)?, Usage::of(redis_pid)?);
+    let (server_before, redis_before) = (Usage::of(target.server_pid)?, redis_usage()?);
     let machine_before = MachineCpu::read()?;
     let out = loadgen::closed(plan(settings.duration()), bodies(envelopes, 0)).await?;
-    let (server_after, redis_after) = (Usage::of(server_pid)?, Usage::of(redis_pid)?);
+    let (server_after, redis_after) = (Usage::of(target.server_pid)?, redis_usage()?);
     let machine_after = MachineCpu::read()?;
     let wall = out.window.as_secs_f64();
     let server_cpu = server_after.cpu_since(&server_before);
-    let redis_cpu = redis_after.cpu_since(&redis_before);
+    let redis_cpu: f64 = redis_after
+        .iter()
+        .zip(&redis_before)
+        .map(|(after, before)| after.cpu_since(before))
+        .sum();
     let per_1k = |cpu: f64| cpu * 1000.0 / out.accepted.max(1) as f64 * 1000.0;
     Ok(Run {
-        server,
+        server: target.server,
         rate: out.rate(),
         latency: Latency::of(&out.latency),
         accepted: out.accepted,
@@ -187,7 +229,7 @@ pub struct Side {
 }
 
 impl Side {
-    fn of(runs: &[Run]) -> Side {
+    pub fn of(runs: &[Run]) -> Side {
         let m = |f: fn(&Run) -> f64| median(runs.iter().map(f));
         Side {
             rate: m(|r| r.rate),
@@ -259,7 +301,7 @@ pub fn summarize(runs: Vec<Run>, open: Vec<OpenRun>) -> Summary {
 /// Where the machine's busy time went; "other" is everything not charged to the server,
 /// Redis, the load generator or interrupts: other processes on a shared machine. Interrupt
 /// time may be charged to the interrupted process too, so "other" is a lower bound.
-fn cores(s: &Side) -> String {
+pub fn cores(s: &Side) -> String {
     let known = s.server_cores + s.redis_cores + s.loadgen_cores + s.softirq_cores;
     let steal = if s.steal_cores >= 0.01 {
         format!(", steal {:.2}", s.steal_cores)
@@ -277,7 +319,7 @@ fn cores(s: &Side) -> String {
     )
 }
 
-fn side_value(s: &Side) -> String {
+pub fn side_value(s: &Side) -> String {
     let failed = if s.failed > 0.0 {
         format!("; {} failed", s.failed)
     } else {

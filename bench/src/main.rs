@@ -2,7 +2,7 @@
 //! `redis-server` and the Slack emulator, prints a table and writes `results.json`.
 //!
 //! One module per measurement: [`ingest`] (1), [`batches`] (2), [`e2e`] (3), [`delivery`]
-//! (4), [`resources`] (5), [`scaling`] (6). Each run of each measurement starts its own
+//! (4), [`resources`] (5), [`scaling`] (6), [`replicas`] (7). Each run of each measurement starts its own
 //! processes, so runs are independent; every figure is the median over `--runs`. Targets are
 //! reported as PASS/FAIL and never asserted: the exit status is non-zero only when the
 //! harness itself could not measure something.
@@ -16,6 +16,7 @@ mod http;
 mod ingest;
 mod loadgen;
 mod procs;
+mod replicas;
 mod report;
 mod resources;
 mod scaling;
@@ -48,6 +49,17 @@ enum Command {
     /// Serve the baseline (started by `run`; not for direct use).
     Baseline(baseline::Args),
 }
+
+/// The names `--only` accepts, in the order they run.
+const MEASUREMENTS: [&str; 7] = [
+    "ingest",
+    "batches",
+    "e2e",
+    "delivery",
+    "resources",
+    "scaling",
+    "replicas",
+];
 
 /// What to measure and how hard. `--smoke` replaces the scale settings with a tiny one.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -88,7 +100,8 @@ pub struct Settings {
     /// Events in each scaling run.
     #[arg(long, default_value_t = 5000)]
     pub scaling_events: usize,
-    /// Only these measurements (comma-separated: ingest,batches,e2e,delivery,resources,scaling).
+    /// Only these measurements (comma-separated:
+    /// ingest,batches,e2e,delivery,resources,scaling,replicas).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// The sfrelay repository (binaries, templates, fixtures).
@@ -129,6 +142,21 @@ impl Settings {
     /// How long sfrelay sits idle before its idle memory is read.
     pub fn idle_secs(&self) -> f64 {
         if self.smoke { 0.5 } else { 2.0 }
+    }
+
+    /// Refuses an `--only` entry that names no measurement (it would silently run nothing).
+    fn check_only(&self) -> anyhow::Result<()> {
+        match self
+            .only
+            .iter()
+            .find(|m| !MEASUREMENTS.contains(&m.as_str()))
+        {
+            Some(unknown) => anyhow::bail!(
+                "--only: {unknown:?} is not a measurement (one of {})",
+                MEASUREMENTS.join(", ")
+            ),
+            None => Ok(()),
+        }
     }
 
     fn wants(&self, measurement: &str) -> bool {
@@ -192,6 +220,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.runs >= 1 && settings.channels >= 1,
         "--runs and --channels must be ≥ 1"
     );
+    settings.check_only()?;
     let paths = Paths::new(&settings.repo, settings.bin_dir.as_deref())?;
     let envelopes = Arc::new(Envelopes::load(&paths.repo)?);
     let machine = report::machine();
@@ -203,6 +232,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     let mut resource_rows: Vec<Row> = Vec::new();
     let mut scaling_rows: Vec<Row> = Vec::new();
+    let mut replica_rows: Vec<Row> = Vec::new();
     let mut record = |name: &str, result: anyhow::Result<Value>| match result {
         Ok(value) => {
             measurements.insert(name.into(), value);
@@ -306,11 +336,32 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await;
         record("scaling", result);
     }
+    if settings.wants("replicas") {
+        let result = async {
+            let mut all = Vec::new();
+            for i in 1..=runs {
+                // Alternate so drift on a shared machine hits both settings alike.
+                eprintln!("[bench] replicas: run {i}/{runs}");
+                for acked in [0, 1] {
+                    let run = replicas::measure(p, s, e, acked).await.map_err(|err| {
+                        err.context(format!("min_replicas_acked = {acked}, run {i}"))
+                    })?;
+                    all.push(run);
+                }
+            }
+            let summary = replicas::summarize(all);
+            replica_rows.extend(replicas::rows(&summary, settings.connections));
+            Ok(serde_json::to_value(summary)?)
+        }
+        .await;
+        record("replicas", result);
+    }
     for mut row in resource_rows {
         row.name = format!("5. {}", row.name);
         rows.push(row);
     }
     rows.extend(scaling_rows);
+    rows.extend(replica_rows);
 
     let commit = report::git_commit(&paths.repo);
     let title = format!(
@@ -347,4 +398,38 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         errors.join("\n")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        let Cli {
+            command: Command::Run(settings),
+        } = Cli::parse_from([&["sfrelay-bench", "run"], args].concat())
+        else {
+            panic!("not a run");
+        };
+        settings
+    }
+
+    #[test]
+    fn only_refuses_a_name_that_is_no_measurement() {
+        let err = settings(&["--only", "ingest,replica"])
+            .check_only()
+            .expect_err("replica is not a measurement");
+        assert!(err.to_string().contains("\"replica\""), "{err}");
+        assert!(
+            settings(&["--only", "ingest,replicas"])
+                .check_only()
+                .is_ok()
+        );
+        assert!(settings(&["--only", "replicas"]).wants("replicas"));
+        assert!(!settings(&["--only", "replicas"]).wants("ingest"));
+        assert!(
+            settings(&[]).wants("replicas"),
+            "the default set includes it"
+        );
+    }
 }

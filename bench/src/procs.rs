@@ -106,18 +106,48 @@ impl Drop for Proc {
 /// A private, non-persistent `redis-server`: the bench measures sfrelay, not disk.
 pub struct Redis {
     pub url: String,
+    pub port: u16,
     pub proc: Proc,
     _dir: TempDir,
 }
 
 impl Redis {
     pub fn start() -> anyhow::Result<Redis> {
+        Redis::spawn(&[])
+    }
+
+    /// A primary and one replica of it (`--replicaof`), returned once the primary's
+    /// `INFO replication` lists the replica as online: only then does `WAIT 1` count it.
+    pub fn start_with_replica() -> anyhow::Result<(Redis, Redis)> {
+        // The primary would otherwise wait 5 s (Redis 7's default) for more replicas before
+        // starting the first (diskless) sync.
+        let primary = Redis::spawn(&["--repl-diskless-sync-delay", "0"])?;
+        let replica = Redis::spawn(&["--replicaof", "127.0.0.1", &primary.port.to_string()])?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = info_replication(primary.port).unwrap_or_default();
+            if replica_online(&info, replica.port) {
+                return Ok((primary, replica));
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the replica on port {} was not online within 10 s; primary's INFO replication:\n{info}",
+                    replica.port
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `redis-server` on a free port with the bench's flags plus `extra`.
+    fn spawn(extra: &[&str]) -> anyhow::Result<Redis> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let proc = Proc::spawn(
             Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
+                .args(extra)
                 .arg("--dir")
                 .arg(dir.path())
                 .stdout(Stdio::null())
@@ -133,10 +163,38 @@ impl Redis {
         }
         Ok(Redis {
             url: format!("redis://127.0.0.1:{port}"),
+            port,
             proc,
             _dir: dir,
         })
     }
+}
+
+/// Whether a primary's `INFO replication` lists the replica listening on `port` as online
+/// (`slave0:ip=127.0.0.1,port=6380,state=online,offset=…`).
+fn replica_online(info: &str, port: u16) -> bool {
+    info.lines().any(|line| {
+        line.starts_with("slave")
+            && line.split_once(':').is_some_and(|(_, fields)| {
+                let mut fields = fields.split(',');
+                let port = format!("port={port}");
+                fields.clone().any(|f| f == port) && fields.any(|f| f == "state=online")
+            })
+    })
+}
+
+/// `INFO replication` (a RESP bulk string), or `None` when Redis does not answer it.
+fn info_replication(port: u16) -> Option<String> {
+    let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    (&s).write_all(b"INFO replication\r\n").ok()?;
+    let mut reader = BufReader::new(&s);
+    let mut header = String::new();
+    reader.read_line(&mut header).ok()?;
+    let len: usize = header.trim_end().strip_prefix('$')?.parse().ok()?;
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok()?;
+    String::from_utf8(body).ok()
 }
 
 fn ping(port: u16) -> bool {
@@ -252,6 +310,8 @@ pub struct SfrelaySpec<'a> {
     pub slack_api: &'a str,
     /// Raise sfrelay's per-channel limiter to its maximum (scaling runs).
     pub unlimited: bool,
+    /// `[queue] min_replicas_acked`, written only when set (sfrelay's default is 0).
+    pub min_replicas_acked: Option<u32>,
 }
 
 /// A running `sfrelay serve`, with how long it took from spawn to `/readyz` 200.
@@ -266,6 +326,9 @@ impl Sfrelay {
     pub async fn start(spec: &SfrelaySpec<'_>) -> anyhow::Result<Sfrelay> {
         let dir = tempfile::tempdir()?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let replicas = spec
+            .min_replicas_acked
+            .map_or(String::new(), |n| format!("min_replicas_acked = {n}\n"));
         let limiter = if spec.unlimited {
             "[slack]\nchannel_messages_per_sec = 100.0\nchannel_burst = 1000\n"
         } else {
@@ -282,7 +345,7 @@ time_zone = "UTC"
 [queue]
 namespace = "bench"
 high_water_mark = 100000000
-
+{replicas}
 {limiter}
 [[orgs]]
 id = "{ORG_ID}"
@@ -382,6 +445,8 @@ pub struct Stack {
     pub slack: Emulator,
     pub relays: Vec<Sfrelay>,
     pub routes: TempDir,
+    /// Passed to every sfrelay this stack starts ([`SfrelaySpec::min_replicas_acked`]).
+    min_replicas_acked: Option<u32>,
 }
 
 impl Stack {
@@ -391,7 +456,19 @@ impl Stack {
         relays: usize,
         unlimited: bool,
     ) -> anyhow::Result<Stack> {
-        let redis = Redis::start()?;
+        Stack::start_on(Redis::start()?, paths, channels, relays, unlimited, None).await
+    }
+
+    /// The same on a Redis of the caller's (a primary with a replica), every sfrelay with
+    /// `min_replicas_acked` set when given.
+    pub async fn start_on(
+        redis: Redis,
+        paths: &Paths,
+        channels: usize,
+        relays: usize,
+        unlimited: bool,
+        min_replicas_acked: Option<u32>,
+    ) -> anyhow::Result<Stack> {
         let slack = Emulator::start(paths, channels, unlimited)?;
         let routes = tempfile::tempdir()?;
         std::fs::write(routes.path().join("bench.toml"), bench_route(channels))?;
@@ -400,6 +477,7 @@ impl Stack {
             slack,
             relays: Vec::new(),
             routes,
+            min_replicas_acked,
         };
         for _ in 0..relays {
             let relay = stack.start_relay(paths, unlimited).await?;
@@ -417,6 +495,7 @@ impl Stack {
             redis_url: &self.redis.url,
             slack_api: &api,
             unlimited,
+            min_replicas_acked: self.min_replicas_acked,
         })
         .await
     }
@@ -445,5 +524,27 @@ impl Stack {
 
     pub fn relay_addrs(&self) -> Vec<SocketAddr> {
         self.relays.iter().map(|r| r.addr).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_counts_only_once_online_on_its_own_port() {
+        let info = |state: &str| {
+            format!(
+                "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\
+                 slave0:ip=127.0.0.1,port=6380,state={state},offset=14,lag=0\r\n"
+            )
+        };
+        assert!(replica_online(&info("online"), 6380));
+        assert!(!replica_online(&info("wait_bgsave"), 6380));
+        assert!(!replica_online(&info("online"), 638));
+        assert!(!replica_online(
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n",
+            6380
+        ));
     }
 }

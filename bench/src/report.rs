@@ -150,20 +150,54 @@ fn redis_version() -> Option<String> {
 }
 
 /// The commit checked out in `repo`, read from `.git` directly (HEAD, then the loose ref or
-/// `packed-refs`). Uncommitted changes are not detected.
+/// `packed-refs`). In a worktree `.git` is a file naming its own git dir (`gitdir: …`), whose
+/// `commondir` holds the shared refs. Uncommitted changes are not detected.
 pub fn git_commit(repo: &Path) -> Option<String> {
-    let git = repo.join(".git");
+    let dot_git = repo.join(".git");
+    let git = match std::fs::read_to_string(&dot_git) {
+        Ok(file) => repo.join(file.trim().strip_prefix("gitdir:")?.trim()),
+        Err(_) => dot_git,
+    };
+    let common = match std::fs::read_to_string(git.join("commondir")) {
+        Ok(dir) => git.join(dir.trim()),
+        Err(_) => git.clone(),
+    };
     let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
     let head = head.trim();
     let Some(reference) = head.strip_prefix("ref: ") else {
         return Some(head.to_string());
     };
-    if let Ok(commit) = std::fs::read_to_string(git.join(reference)) {
-        return Some(commit.trim().to_string());
+    for dir in [&git, &common] {
+        if let Ok(commit) = std::fs::read_to_string(dir.join(reference)) {
+            return Some(commit.trim().to_string());
+        }
     }
-    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+    let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
     packed.lines().find_map(|l| {
         let (commit, name) = l.split_once(' ')?;
         (name == reference).then(|| commit.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_commit_follows_a_worktree_to_the_shared_refs() -> std::io::Result<()> {
+        let root = tempfile::tempdir()?;
+        let main_git = root.path().join("main/.git");
+        let own = main_git.join("worktrees/wt");
+        std::fs::create_dir_all(main_git.join("refs/heads/rel"))?;
+        std::fs::create_dir_all(&own)?;
+        std::fs::write(main_git.join("refs/heads/rel/x"), "abc123\n")?;
+        std::fs::write(own.join("HEAD"), "ref: refs/heads/rel/x\n")?;
+        std::fs::write(own.join("commondir"), "../..\n")?;
+        let wt = root.path().join("wt");
+        std::fs::create_dir_all(&wt)?;
+        std::fs::write(wt.join(".git"), format!("gitdir: {}\n", own.display()))?;
+        assert_eq!(git_commit(&wt).as_deref(), Some("abc123"));
+        assert_eq!(git_commit(&root.path().join("main")), None, "no HEAD there");
+        Ok(())
+    }
 }
