@@ -117,6 +117,12 @@ pub struct RedisQueue {
     replica_ack: ReplicaAck,
     /// The self-healing connection every command but blocking takes shares.
     shared: Conn,
+    /// Links for ingest pushes that `WAIT` for replicas (none when no replica is waited for):
+    /// a `WAIT` holds up every later command of its connection until it answers, so it must
+    /// not sit on the shared one (workers' acks would queue behind it), and several let
+    /// concurrent requests wait side by side.
+    replicated: Vec<Conn>,
+    next_replicated: std::sync::atomic::AtomicUsize,
     /// One connection per consumer for blocking takes: a blocked `BLMOVE` would stall every
     /// other command sharing its connection.
     blocking: Mutex<HashMap<ConsumerId, Conn>>,
@@ -165,9 +171,17 @@ impl RedisQueue {
         let endpoint =
             Endpoint::parse(url, mode).map_err(|e| QueueError::Unavailable(e.to_string()))?;
         // A WAIT holds its reply for up to its timeout; that is not a dead link.
-        let deadline = REPLY_DEADLINE.max(replica_ack.timeout + Duration::from_secs(1));
+        let wait_deadline = REPLY_DEADLINE.max(replica_ack.timeout + Duration::from_secs(1));
+        let replicated = match replica_ack.replicas {
+            0 => Vec::new(),
+            _ => (0..REPLICATED_LINKS)
+                .map(|_| Conn::new(endpoint.clone(), wait_deadline))
+                .collect(),
+        };
         Ok(RedisQueue {
-            shared: Conn::new(endpoint.clone(), deadline),
+            shared: Conn::new(endpoint.clone(), REPLY_DEADLINE),
+            replicated,
+            next_replicated: std::sync::atomic::AtomicUsize::new(0),
             endpoint,
             keys: Namespace::new(namespace),
             high_water_mark,
@@ -558,7 +572,20 @@ impl Queue for RedisQueue {
     }
 }
 
+/// Ingest pushes that wait for replicas at once, each on a link of its own.
+const REPLICATED_LINKS: usize = 16;
+
 impl RedisQueue {
+    /// The next of the links for pushes that wait for replicas (the shared one if none).
+    fn replicated_link(&self) -> &Conn {
+        let n = self
+            .next_replicated
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.replicated
+            .get(n % self.replicated.len().max(1))
+            .unwrap_or(&self.shared)
+    }
+
     /// The ENQUEUE script: all or nothing, refused when the ready jobs reach `mark` (ingest's
     /// high-water mark; `None` for work already accepted). With `replicas` > 0 it then `WAIT`s
     /// on the same link (WAIT counts the replicas that have every write this connection made)
@@ -593,9 +620,12 @@ impl RedisQueue {
                     Placement::Low => "low",
                 });
         }
-        let (generation, mut link) = self.shared.link().await.map_err(unavailable)?;
-        let reply: Vec<redis::Value> = self
-            .shared
+        let conn = match replicas {
+            0 => &self.shared,
+            _ => self.replicated_link(),
+        };
+        let (generation, mut link) = conn.link().await.map_err(unavailable)?;
+        let reply: Vec<redis::Value> = conn
             .guarded(generation, invocation.invoke_async(&mut link))
             .await
             .map_err(unavailable)?;
@@ -604,8 +634,7 @@ impl RedisQueue {
             return Ok(outcome);
         }
         let timeout_ms = u64::try_from(self.replica_ack.timeout.as_millis()).unwrap_or(u64::MAX);
-        let acked: i64 = self
-            .shared
+        let acked: i64 = conn
             .guarded(
                 generation,
                 redis::cmd("WAIT")
