@@ -625,25 +625,21 @@ impl Config {
         if self.listen.ip().is_loopback() {
             return Ok(());
         }
-        if self.queue.backend == QueueBackend::Memory && !self.queue.backend_explicit {
-            return Err(invalid(
-                "REDIS_URL",
+        let unset = |name: &str, instead: &str| {
+            invalid(
+                name,
                 format!(
                     "is not set, and sfrelay listens on {} (reachable from other machines); set \
-                     it, or {REDIS_INSTEAD}",
+                     it, or {instead}",
                     self.listen
                 ),
-            ));
+            )
+        };
+        if self.queue.backend == QueueBackend::Memory && !self.queue.backend_explicit {
+            return Err(unset("REDIS_URL", REDIS_INSTEAD));
         }
         if self.slack.bot_token.is_none() && !self.slack.dry_run {
-            return Err(invalid(
-                "SLACK_BOT_TOKEN",
-                format!(
-                    "is not set, and sfrelay listens on {} (reachable from other machines); set \
-                     it, or {SLACK_INSTEAD}",
-                    self.listen
-                ),
-            ));
+            return Err(unset("SLACK_BOT_TOKEN", SLACK_INSTEAD));
         }
         Ok(())
     }
