@@ -68,8 +68,15 @@ impl Redis {
             dir,
             child: None,
         };
-        redis.restart();
-        redis
+        // The free port may be taken by someone else before redis-server binds it: then it
+        // exits at once, and another port is tried.
+        for _ in 0..5 {
+            if redis.launch() {
+                return redis;
+            }
+            redis.port = free_port();
+        }
+        panic!("redis-server did not start on any of five free ports");
     }
 
     pub fn url(&self) -> String {
@@ -78,6 +85,11 @@ impl Redis {
 
     /// Starts (again) on the same port and directory.
     pub fn restart(&mut self) {
+        assert!(self.launch(), "redis-server did not start on port {}", self.port);
+    }
+
+    /// Starts redis-server and waits until it answers; false when it exited (its port taken).
+    fn launch(&mut self) -> bool {
         assert!(self.child.is_none(), "redis is already running");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
@@ -93,12 +105,44 @@ impl Redis {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if self.ping() {
-                return;
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return false;
+            }
+            if self.ping() && self.answers_as_own() {
+                return true;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Whether the server on the port is this child (not another test's Redis that got there
+    /// first), by the process id it reports.
+    fn answers_as_own(&self) -> bool {
+        use std::io::{Read, Write};
+        let Some(pid) = self.child.as_ref().map(Child::id) else {
+            return false;
+        };
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        if s.write_all(b"INFO server\r\n").is_err() {
+            return false;
+        }
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(2).filter(|w| w == b"\r\n").count() > 3
+                && String::from_utf8_lossy(&seen).contains("process_id:")
+                && seen.ends_with(b"\r\n\r\n")
+            {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&seen).contains(&format!("process_id:{pid}\r\n"))
     }
 
     fn ping(&self) -> bool {
