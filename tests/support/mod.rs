@@ -85,7 +85,11 @@ impl Redis {
 
     /// Starts (again) on the same port and directory.
     pub fn restart(&mut self) {
-        assert!(self.launch(), "redis-server did not start on port {}", self.port);
+        assert!(
+            self.launch(),
+            "redis-server did not start on port {}",
+            self.port
+        );
     }
 
     /// Starts redis-server and waits until it answers; false when it exited (its port taken).
