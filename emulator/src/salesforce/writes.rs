@@ -227,6 +227,22 @@ fn key_prefix(object: &str) -> &'static str {
     }
 }
 
+/// A 15-character Id with Salesforce's 3-character suffix (which spells the case of the
+/// letters in each group of five), as the API answers.
+fn with_checksum(base: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    let mut id = base.to_owned();
+    for chunk in base.as_bytes().chunks(5) {
+        let bits = chunk
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.is_ascii_uppercase())
+            .fold(0usize, |acc, (i, _)| acc | (1 << i));
+        id.push(char::from(ALPHABET[bits]));
+    }
+    id
+}
+
 /// The fields of a write body, checked: a JSON object of field names, no system fields.
 fn write_fields(body: &[u8]) -> Result<Map<String, Value>, Reply> {
     let fields: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
@@ -284,7 +300,11 @@ impl Emulator {
             return reply;
         }
         self.writes.next_id += 1;
-        let id = format!("{}EMU{:09}AAA", key_prefix(object), self.writes.next_id);
+        let id = with_checksum(&format!(
+            "{}EMU{:09}",
+            key_prefix(object),
+            self.writes.next_id
+        ));
         let mut record = fields;
         record.insert("Id".into(), Value::String(id.clone()));
         let name = self
@@ -442,7 +462,9 @@ mod tests {
         let created = emu.create("Task", br#"{"Subject": "Call", "Status": "Open"}"#);
         assert_eq!(created.status, 201);
         let id = created.body["id"].as_str().unwrap().to_owned();
-        assert!(id.starts_with("00T") && id.len() == 18, "{id}");
+        assert!(id.starts_with("00TEMU") && id.len() == 18, "{id}");
+        assert_eq!(with_checksum("001000000000001"), "001000000000001AAA");
+        assert_eq!(with_checksum("00TEMU000000001"), "00TEMU0000000012BA");
         let (_, tasks) = emu.store.object("Task").unwrap();
         assert_eq!(tasks[0]["Subject"], "Call");
 
