@@ -130,6 +130,9 @@ impl Emulator {
     }
 }
 
+/// Whether an error is the reason a case expects.
+type IsReason = fn(&WriteError) -> bool;
+
 fn org() -> SalesforceId {
     SalesforceId::parse("00D000000000001").expect("org Id")
 }
@@ -175,6 +178,8 @@ async fn a_task_is_created_read_back_and_marked_as_sfrelays() {
     assert_eq!(create["status"], 201);
     assert_eq!(create["headers"]["sforce-call-options"], "client=sfrelay");
     assert!(create["headers"].get("sforce-auto-assign").is_none());
+    // Writes feed the API usage gauges like queries do.
+    assert!(client.api_usage(&org()).is_some_and(|u| u.used >= 2));
 }
 
 #[tokio::test]
@@ -274,7 +279,7 @@ async fn every_refusal_reaches_its_reason_and_a_message_for_the_person() {
     assert!(!err.to_string().contains("Secret-Value-7"));
     assert!(err.human_message().contains("Status"));
 
-    let cases: [(u16, &str, fn(&WriteError) -> bool, &str); 7] = [
+    let cases: [(u16, &str, IsReason, &str); 7] = [
         (
             400,
             "REQUIRED_FIELD_MISSING",

@@ -27,12 +27,14 @@ pub struct PicklistValue {
 
 /// (org, object, record type, field), names lower-cased.
 type Key = (SalesforceId, String, String, String);
+/// When a list was fetched, and the list.
+type Cached = (Instant, Arc<Vec<PicklistValue>>);
 
 /// Picklist values per org, object, record type and field, cached for a TTL.
 pub struct Picklists {
     client: Arc<SalesforceClient>,
     ttl: Duration,
-    cache: Mutex<HashMap<Key, (Instant, Arc<Vec<PicklistValue>>)>>,
+    cache: Mutex<HashMap<Key, Cached>>,
 }
 
 impl Picklists {
@@ -103,7 +105,7 @@ impl Picklists {
         Ok(values)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Instant, Arc<Vec<PicklistValue>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Cached>> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

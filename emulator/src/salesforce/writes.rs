@@ -152,7 +152,7 @@ impl Writes {
                     400,
                     "FIELD_CUSTOM_VALIDATION_EXCEPTION",
                     &rule.message,
-                    &[field.clone()],
+                    std::slice::from_ref(field),
                 ));
             }
             if let Some(choices) = self.choices(object, field, record_type) {
@@ -167,7 +167,7 @@ impl Writes {
                         400,
                         "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                         &format!("{field}: bad value for restricted picklist field: {shown}"),
-                        &[field.clone()],
+                        std::slice::from_ref(field),
                     ));
                 }
             }
