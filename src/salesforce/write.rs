@@ -59,7 +59,8 @@ pub enum WriteError {
     #[error("API access is disabled ({code})")]
     ApiDisabled { code: String },
     /// Anything else, including retryable trouble (`UNABLE_TO_LOCK_ROW`, 5xx, network).
-    #[error(transparent)]
+    /// Shown without Salesforce's message, which may quote a refused value.
+    #[error("{}", without_values(.0))]
     Salesforce(SalesforceError),
 }
 
@@ -147,6 +148,32 @@ impl WriteError {
                 e.label()
             ),
         }
+    }
+}
+
+/// A Salesforce error for logs: an API refusal by its code, fields and status only.
+fn without_values(e: &SalesforceError) -> String {
+    match e {
+        SalesforceError::Api {
+            org,
+            status,
+            code,
+            fields,
+            ..
+        } if fields.is_empty() => {
+            format!("Salesforce org {org} refused the write: {code} (HTTP {status})")
+        }
+        SalesforceError::Api {
+            org,
+            status,
+            code,
+            fields,
+            ..
+        } => format!(
+            "Salesforce org {org} refused the write: {code} on {} (HTTP {status})",
+            fields.join(", ")
+        ),
+        other => other.to_string(),
     }
 }
 
@@ -354,6 +381,19 @@ mod tests {
     fn lock_contention_and_outages_are_retryable_others_are_not() {
         let busy = classify(api(400, "UNABLE_TO_LOCK_ROW", "unable to obtain", &[]));
         assert!(matches!(busy, WriteError::Salesforce(_)));
+        assert!(busy.to_string().contains("UNABLE_TO_LOCK_ROW"), "{busy}");
+        let integrity = classify(api(
+            400,
+            "FIELD_INTEGRITY_EXCEPTION",
+            "Related To ID: id value of incorrect type: 003SECRET",
+            &["WhatId"],
+        ));
+        let logged = integrity.to_string();
+        assert!(
+            logged.contains("FIELD_INTEGRITY_EXCEPTION on WhatId"),
+            "{logged}"
+        );
+        assert!(!logged.contains("003SECRET"), "{logged}");
         assert_eq!(busy.retry(), Retry::Later);
         assert!(busy.human_message().contains("try again"));
         let outage = classify(SalesforceError::Http {
