@@ -500,3 +500,35 @@ async fn users_are_found_by_email_missing_ones_remembered_and_ambiguous_ones_ref
         "{q}"
     );
 }
+
+#[tokio::test]
+async fn an_owner_set_on_purpose_survives_the_assignment_rules() {
+    let emu = Emulator::start();
+    let client = emu.client();
+    let queue = "00G000000000001";
+    emu.post("/_emulator/assignment-rules", json!({"Case": queue}))
+        .await;
+    let take = fields(json!({"OwnerId": "005000000000001"}));
+    // Without the header the rules run, as Salesforce runs them by default on Case updates.
+    client
+        .update(&org(), "Case", CASE_ID, &take, UpdateOptions::default())
+        .await
+        .expect("update with the rules");
+    let owner = |record: sfrelay::salesforce::Record| record["OwnerId"].clone();
+    let read = client
+        .get_record(&org(), "Case", CASE_ID, &["OwnerId"])
+        .await;
+    assert_eq!(owner(read.expect("case")), queue);
+    let taken = UpdateOptions {
+        auto_assign: Some(false),
+        ..UpdateOptions::default()
+    };
+    client
+        .update(&org(), "Case", CASE_ID, &take, taken)
+        .await
+        .expect("take the case");
+    let read = client
+        .get_record(&org(), "Case", CASE_ID, &["OwnerId"])
+        .await;
+    assert_eq!(owner(read.expect("case")), "005000000000001");
+}

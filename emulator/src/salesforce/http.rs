@@ -35,6 +35,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/_emulator/write-faults", post(set_write_faults))
         .route("/_emulator/validation-rules", post(set_validation_rules))
         .route("/_emulator/picklists", post(set_picklists))
+        .route("/_emulator/assignment-rules", post(set_assignment_rules))
         .route("/_emulator/writes", get(get_writes))
         .route("/_emulator/expire-tokens", post(expire_tokens))
         .route("/_emulator/faults", post(set_faults).get(get_faults))
@@ -287,10 +288,14 @@ async fn update(
     let since = headers
         .get(header::IF_UNMODIFIED_SINCE)
         .map(|v| v.to_str().unwrap_or("").to_owned());
+    let auto_assign = !headers
+        .get("sforce-auto-assign")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
     let mut emu = lock(&shared);
     let reply = if valid_version(&version) {
         emu.api(authorization(&headers), |e| {
-            e.update(&object, &id, since.as_deref(), &body)
+            e.update(&object, &id, since.as_deref(), auto_assign, &body)
         })
     } else {
         not_found()
@@ -359,6 +364,18 @@ async fn set_picklists(State(shared): State<Shared>, body: Bytes) -> Response {
     match emu.writes.set_picklists(data) {
         Ok(_) => json_response(200, &emu.write_state(), None),
         Err(message) => control_error(format!("picklists: {message}")),
+    }
+}
+
+async fn set_assignment_rules(State(shared): State<Shared>, body: Bytes) -> Response {
+    let data: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return control_error(format!("assignment-rules: {e}")),
+    };
+    let mut emu = lock(&shared);
+    match emu.writes.set_assignment_rules(data) {
+        Ok(_) => json_response(200, &emu.write_state(), None),
+        Err(message) => control_error(format!("assignment-rules: {message}")),
     }
 }
 

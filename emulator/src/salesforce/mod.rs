@@ -19,7 +19,9 @@
 //! - `POST /_emulator/validation-rules` `[{"object", "field", "value", "message"}]`: a write
 //!   setting that value fails with `FIELD_CUSTOM_VALIDATION_EXCEPTION` and the message
 //! - `POST /_emulator/picklists` `{"Case": {"Status": {"master"|"012…": ["New", …]}}}`: UI API
-//!   values, also enforced on writes as restricted picklists; `GET /_emulator/writes` shows all
+//!   values, also enforced on writes as restricted picklists
+//! - `POST /_emulator/assignment-rules` `{"Case": "<owner Id>"}`: updates get that owner unless
+//!   they send `Sforce-Auto-Assign: FALSE`; `GET /_emulator/writes` shows the write-side state
 //! - `POST /_emulator/records` `{"Opportunity": [records…]}`: adds or replaces by Id
 //! - `GET /_emulator/stats`
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::emulator::{Emulator, Reply, sf_now};
-use super::soql::parse_datetime;
+use super::soql::{looks_like_id, parse_datetime};
 use super::store::{field_value, same_id};
 
 /// The record type of records that have none.
@@ -64,6 +64,9 @@ pub struct Writes {
     pub rules: Vec<ValidationRule>,
     /// object → field → record type Id (15 characters) → choices, names lower-cased.
     pub picklists: BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<Choice>>>>,
+    /// object (lower case) → the owner its assignment rule gives every updated record unless
+    /// the update says `Sforce-Auto-Assign: FALSE`.
+    pub assignment_rules: BTreeMap<String, String>,
     next_id: u64,
 }
 
@@ -119,6 +122,25 @@ impl Writes {
             .get(&object.to_ascii_lowercase())?
             .get(&field.to_ascii_lowercase())?
             .get(&rt_key(record_type))
+    }
+
+    /// `POST /_emulator/assignment-rules` `{"Case": "<owner Id>"}`; adds to or replaces.
+    pub fn set_assignment_rules(&mut self, data: Value) -> Result<usize, String> {
+        let Value::Object(rules) = data else {
+            return Err(r#"expected {"Object": "<owner Id>"}"#.into());
+        };
+        let mut parsed = Vec::with_capacity(rules.len());
+        for (object, owner) in rules {
+            match owner {
+                Value::String(owner) if valid_name(&object) && looks_like_id(&owner) => {
+                    parsed.push((object.to_ascii_lowercase(), owner));
+                }
+                _ => return Err(format!("{object}: expected an object name and an owner Id")),
+            }
+        }
+        let n = parsed.len();
+        self.assignment_rules.extend(parsed);
+        Ok(n)
     }
 
     /// The first queued fault for `object`, used once.
@@ -321,12 +343,14 @@ impl Emulator {
     }
 
     /// `PATCH /services/data/<version>/sobjects/<object>/<id>`: 204, with
-    /// `If-Unmodified-Since` (an HTTP date) checked against `LastModifiedDate`.
+    /// `If-Unmodified-Since` (an HTTP date) checked against `LastModifiedDate`; the object's
+    /// assignment rule runs unless `auto_assign` is false (`Sforce-Auto-Assign: FALSE`).
     pub fn update(
         &mut self,
         object: &str,
         id: &str,
         if_unmodified_since: Option<&str>,
+        auto_assign: bool,
         body: &[u8],
     ) -> Reply {
         let not_found =
@@ -380,6 +404,11 @@ impl Emulator {
         }
         let now = sf_now();
         record.extend(fields);
+        if auto_assign
+            && let Some(owner) = self.writes.assignment_rules.get(&name.to_ascii_lowercase())
+        {
+            record.insert("OwnerId".into(), Value::String(owner.clone()));
+        }
         for stamp in ["LastModifiedDate", "SystemModstamp"] {
             record.insert(stamp.into(), Value::String(now.clone()));
         }
@@ -421,6 +450,7 @@ impl Emulator {
         json!({
             "faults": self.writes.faults,
             "validation_rules": self.writes.rules,
+            "assignment_rules": self.writes.assignment_rules,
             "picklists": self.writes.picklists,
         })
     }
@@ -472,6 +502,7 @@ mod tests {
             "Case",
             "500000000000001",
             Some("Wed, 01 May 2024 09:59:59 GMT"),
+            true,
             br#"{"Status": "Working"}"#,
         );
         assert_eq!(stale.status, 412);
@@ -479,6 +510,7 @@ mod tests {
             "case",
             "500000000000001",
             Some("Wed, 01 May 2024 10:00:00 GMT"),
+            true,
             br#"{"Status": "Working"}"#,
         );
         assert_eq!(fresh.status, 204, "{:?}", fresh.body);
@@ -488,11 +520,13 @@ mod tests {
         assert_eq!(cases[0]["LastModifiedDate"], cases[0]["SystemModstamp"]);
 
         assert_eq!(
-            emu.update("Case", "500000000000002", None, b"{}").body[0]["errorCode"],
+            emu.update("Case", "500000000000002", None, true, b"{}")
+                .body[0]["errorCode"],
             "ENTITY_IS_DELETED"
         );
         assert_eq!(
-            emu.update("Case", "500000000000009", None, b"{}").status,
+            emu.update("Case", "500000000000009", None, true, b"{}")
+                .status,
             404
         );
         assert_eq!(emu.create("Task", br#"{"Id": "x"}"#).status, 400);
@@ -520,7 +554,13 @@ mod tests {
             value: json!("Closed"),
             message: "Close cases from the console.".into(),
         });
-        let rule = emu.update("Case", "500000000000001", None, br#"{"Status": "Closed"}"#);
+        let rule = emu.update(
+            "Case",
+            "500000000000001",
+            None,
+            true,
+            br#"{"Status": "Closed"}"#,
+        );
         assert_eq!(
             rule.body[0]["errorCode"],
             "FIELD_CUSTOM_VALIDATION_EXCEPTION"
@@ -530,7 +570,13 @@ mod tests {
         emu.writes
             .set_picklists(json!({"Case": {"Status": {"master": ["New", {"label": "Working!", "value": "Working"}]}}}))
             .unwrap();
-        let bad = emu.update("Case", "500000000000001", None, br#"{"Status": "Nope"}"#);
+        let bad = emu.update(
+            "Case",
+            "500000000000001",
+            None,
+            true,
+            br#"{"Status": "Nope"}"#,
+        );
         assert_eq!(
             bad.body[0]["errorCode"],
             "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
