@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -72,6 +72,12 @@ pub fn parse_limit_info(value: &str) -> Option<ApiUsage> {
     })
 }
 
+/// A successful answer's body.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub bytes: bytes::Bytes,
+}
+
 /// One page of a query's answer.
 #[derive(Debug, Clone, Deserialize)]
 pub struct QueryPage {
@@ -127,7 +133,7 @@ fn valid_api_version(v: &str) -> bool {
 }
 
 /// An object or field API name: `Opportunity`, `Region__c`, `ns__Thing__c`.
-fn is_api_name(s: &str) -> bool {
+pub(crate) fn is_api_name(s: &str) -> bool {
     s.len() <= 255
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -316,6 +322,97 @@ impl SalesforceClient {
             Ok(url)
         })
         .await
+    }
+
+    /// The REST API version in use (`v62.0`).
+    pub(crate) fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    /// Sends `method path` (a path on the instance host) with `headers` and a JSON `body`;
+    /// on 401 gets a new token once and tries once more. Failures are logged by error code
+    /// only: a write's error message can quote the values it refused.
+    pub(crate) async fn request(
+        &self,
+        org: &SalesforceId,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: Option<&Value>,
+    ) -> Result<Answer, SalesforceError> {
+        let state = self.org(org)?;
+        let token = state.tokens.token(&self.http).await?;
+        let attempt = |token: Arc<AccessToken>| {
+            let method = method.clone();
+            async move {
+                let url = api_url(org, &token.instance_url, path)?;
+                let mut builder = self
+                    .http
+                    .request(method, url)
+                    .bearer_auth(token.token.expose())
+                    .header(reqwest::header::ACCEPT, "application/json");
+                for (name, value) in headers {
+                    builder = builder.header(*name, value);
+                }
+                if let Some(body) = body {
+                    builder = builder.json(body);
+                }
+                let result = self.exchange(state, builder).await;
+                let label = match &result {
+                    Ok(_) => "ok",
+                    Err(e) => e.label(),
+                };
+                metrics::counter!(
+                    "sfrelay_salesforce_calls_total",
+                    "org" => state.tokens.label().to_owned(),
+                    "result" => label.to_string()
+                )
+                .increment(1);
+                if let Err(e) = &result {
+                    tracing::debug!(org = %state.id(), code = e.label(), "Salesforce call failed");
+                }
+                result
+            }
+        };
+        match attempt(Arc::clone(&token)).await {
+            Err(e) if e.is_unauthorized() => {
+                tracing::info!(
+                    org = %state.id(),
+                    "Salesforce session expired or invalid; getting a new access token"
+                );
+                let fresh = state.tokens.renew(&self.http, &token).await?;
+                attempt(fresh).await
+            }
+            other => other,
+        }
+    }
+
+    /// Sends one request, reads the API usage, and maps a failure status to an error.
+    async fn exchange(
+        &self,
+        state: &OrgState,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<Answer, SalesforceError> {
+        let org = state.id();
+        let response = builder.send().await.map_err(|e| transport_error(org, e))?;
+        let status = response.status().as_u16();
+        if let Some(usage) = response
+            .headers()
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_limit_info)
+        {
+            record_usage(state, usage);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(org, e))?;
+        if (200..300).contains(&status) {
+            Ok(Answer { bytes })
+        } else {
+            Err(api_error(org, status, &bytes))
+        }
     }
 
     /// GETs the URL `url_for` builds on the token's instance URL; on 401 gets a new token once

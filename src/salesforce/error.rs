@@ -30,13 +30,15 @@ pub enum SalesforceError {
         error: String,
         description: String,
     },
-    /// The REST API answered an error (`[{"errorCode": …, "message": …}]`).
+    /// The REST API answered an error (`[{"errorCode": …, "message": …, "fields": […]}]`).
     #[error("Salesforce org {org} answered {code} (HTTP {status}): {message}")]
     Api {
         org: SalesforceId,
         status: u16,
         code: String,
         message: String,
+        /// The fields the error names (writes: the missing or refused fields), often empty.
+        fields: Vec<String>,
     },
     /// An HTTP failure without a readable Salesforce error.
     #[error("Salesforce org {org} answered HTTP {status}")]
@@ -178,6 +180,8 @@ pub(crate) fn api_error(org: &SalesforceId, status: u16, bytes: &[u8]) -> Salesf
         message: String,
         #[serde(rename = "errorCode", default)]
         error_code: String,
+        #[serde(default)]
+        fields: Vec<String>,
     }
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -196,6 +200,7 @@ pub(crate) fn api_error(org: &SalesforceId, status: u16, bytes: &[u8]) -> Salesf
             status,
             code: item.error_code,
             message: clip(&item.message),
+            fields: item.fields,
         },
         _ => SalesforceError::Http {
             org: org.clone(),
@@ -218,6 +223,7 @@ mod tests {
             status,
             code: code.into(),
             message: "m".into(),
+            fields: Vec::new(),
         }
     }
 
@@ -319,12 +325,17 @@ mod tests {
         fn with_message(self, m: &str) -> Self {
             match self {
                 SalesforceError::Api {
-                    org, status, code, ..
+                    org,
+                    status,
+                    code,
+                    fields,
+                    ..
                 } => SalesforceError::Api {
                     org,
                     status,
                     code,
                     message: m.into(),
+                    fields,
                 },
                 other => other,
             }

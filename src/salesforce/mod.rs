@@ -11,14 +11,18 @@
 //! The credentials are configuration: [`crate::config`] reads and checks `[orgs.salesforce]`
 //! into [`OrgCredentials`], which this module only consumes.
 //!
-//! Writes (sObject create and update) will sit next to the query client, in a module of their
-//! own (`records.rs`) on the same token cache and error classification.
+//! - [`write`]: sObject create and update, their refusals read into [`WriteError`];
+//! - [`picklists`]: a field's picklist values per record type (UI API), cached;
+//! - [`users`]: active Users by email, cached with negative caching.
 
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod picklists;
 pub mod soql;
+pub mod users;
 pub mod vault;
+pub mod write;
 
 pub use crate::config::{Auth, DEFAULT_LOGIN_URL, OrgCredentials};
 pub use crate::retry::Retry;
@@ -28,4 +32,7 @@ pub use client::{
     SalesforceClient, parse_limit_info,
 };
 pub use error::{REQUEST_LIMIT_BACKOFF, SalesforceError, classify_code};
+pub use picklists::{MASTER_RECORD_TYPE_ID, PicklistValue, Picklists};
 pub use soql::{Soql, SoqlError};
+pub use users::{SalesforceUser, UserDirectory, UserLookupError};
+pub use write::{CALL_OPTIONS_CLIENT, UpdateOptions, WriteError};

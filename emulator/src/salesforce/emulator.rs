@@ -136,6 +136,8 @@ pub struct Emulator {
     pub api_used: u64,
     pub store: Store,
     pub faults: Faults,
+    /// Write faults, validation rules and picklists ([`super::writes`]).
+    pub writes: super::writes::Writes,
     pub stats: Stats,
     tokens: HashMap<String, Instant>,
     cursors: VecDeque<(String, Cursor)>,
@@ -185,6 +187,7 @@ impl Emulator {
             api_used: 0,
             store,
             faults: Faults::default(),
+            writes: Default::default(),
             stats: Stats::default(),
             tokens: HashMap::new(),
             cursors: VecDeque::new(),

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::emulator::{Emulator, Faults, Reply, now_rfc3339};
+use super::writes::{ValidationRule, WriteFault};
 
 pub type Shared = Arc<Mutex<Emulator>>;
 
@@ -23,8 +24,19 @@ pub fn router(shared: Shared) -> Router {
         .route("/services/data/{version}/query/{cursor}", get(query_more))
         .route(
             "/services/data/{version}/sobjects/{object}/{id}",
-            get(sobject),
+            get(sobject).patch(update),
         )
+        .route("/services/data/{version}/sobjects/{object}", post(create))
+        .route("/services/data/{version}/sobjects/{object}/", post(create))
+        .route(
+            "/services/data/{version}/ui-api/object-info/{object}/picklist-values/{record_type}/{field}",
+            get(picklist_values),
+        )
+        .route("/_emulator/write-faults", post(set_write_faults))
+        .route("/_emulator/validation-rules", post(set_validation_rules))
+        .route("/_emulator/picklists", post(set_picklists))
+        .route("/_emulator/assignment-rules", post(set_assignment_rules))
+        .route("/_emulator/writes", get(get_writes))
         .route("/_emulator/expire-tokens", post(expire_tokens))
         .route("/_emulator/faults", post(set_faults).get(get_faults))
         .route("/_emulator/requests", get(requests))
@@ -40,7 +52,12 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Emulator> {
 
 fn json_response(status: u16, body: &Value, limit_info: Option<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, axum::Json(body.clone())).into_response();
+    // 204 No Content (an update) has no body.
+    let mut response = if status == StatusCode::NO_CONTENT {
+        status.into_response()
+    } else {
+        (status, axum::Json(body.clone())).into_response()
+    };
     if let Some(info) = limit_info.and_then(|i| HeaderValue::from_str(&i).ok()) {
         response.headers_mut().insert("sforce-limit-info", info);
     }
@@ -217,6 +234,153 @@ async fn sobject(
         not_found()
     };
     finish(&mut emu, &method, &uri, None, None, reply)
+}
+
+/// The write headers worth seeing in the journal.
+fn write_headers(headers: &HeaderMap) -> Value {
+    let names = [
+        "sforce-call-options",
+        "sforce-auto-assign",
+        "if-unmodified-since",
+    ];
+    let mut seen = serde_json::Map::new();
+    for name in names {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            seen.insert(name.into(), Value::String(v.to_owned()));
+        }
+    }
+    Value::Object(seen)
+}
+
+async fn create(
+    State(shared): State<Shared>,
+    Path((version, object)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut emu = lock(&shared);
+    let reply = if valid_version(&version) {
+        emu.api(authorization(&headers), |e| e.create(&object, &body))
+    } else {
+        not_found()
+    };
+    let seen = write_headers(&headers);
+    finish(
+        &mut emu,
+        &method,
+        &uri,
+        None,
+        Some(("headers", seen)),
+        reply,
+    )
+}
+
+async fn update(
+    State(shared): State<Shared>,
+    Path((version, object, id)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let since = headers
+        .get(header::IF_UNMODIFIED_SINCE)
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let auto_assign = !headers
+        .get("sforce-auto-assign")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+    let mut emu = lock(&shared);
+    let reply = if valid_version(&version) {
+        emu.api(authorization(&headers), |e| {
+            e.update(&object, &id, since.as_deref(), auto_assign, &body)
+        })
+    } else {
+        not_found()
+    };
+    let seen = write_headers(&headers);
+    finish(
+        &mut emu,
+        &method,
+        &uri,
+        None,
+        Some(("headers", seen)),
+        reply,
+    )
+}
+
+async fn picklist_values(
+    State(shared): State<Shared>,
+    Path((version, object, record_type, field)): Path<(String, String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut emu = lock(&shared);
+    let reply = if valid_version(&version) {
+        emu.api(authorization(&headers), |e| {
+            e.picklist_values(&object, &record_type, &field)
+        })
+    } else {
+        not_found()
+    };
+    finish(&mut emu, &method, &uri, None, None, reply)
+}
+
+async fn set_write_faults(State(shared): State<Shared>, body: Bytes) -> Response {
+    let faults: Vec<WriteFault> = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return control_error(format!("write-faults: {e}")),
+    };
+    if let Some(bad) = faults.iter().find(|f| !(400..=599).contains(&f.status)) {
+        return control_error(format!(
+            "write-faults: status {} must be 400-599",
+            bad.status
+        ));
+    }
+    let mut emu = lock(&shared);
+    emu.writes.faults.extend(faults);
+    json_response(200, &emu.write_state(), None)
+}
+
+async fn set_validation_rules(State(shared): State<Shared>, body: Bytes) -> Response {
+    let rules: Vec<ValidationRule> = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return control_error(format!("validation-rules: {e}")),
+    };
+    let mut emu = lock(&shared);
+    emu.writes.rules.extend(rules);
+    json_response(200, &emu.write_state(), None)
+}
+
+async fn set_picklists(State(shared): State<Shared>, body: Bytes) -> Response {
+    let data: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return control_error(format!("picklists: {e}")),
+    };
+    let mut emu = lock(&shared);
+    match emu.writes.set_picklists(data) {
+        Ok(_) => json_response(200, &emu.write_state(), None),
+        Err(message) => control_error(format!("picklists: {message}")),
+    }
+}
+
+async fn set_assignment_rules(State(shared): State<Shared>, body: Bytes) -> Response {
+    let data: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return control_error(format!("assignment-rules: {e}")),
+    };
+    let mut emu = lock(&shared);
+    match emu.writes.set_assignment_rules(data) {
+        Ok(_) => json_response(200, &emu.write_state(), None),
+        Err(message) => control_error(format!("assignment-rules: {message}")),
+    }
+}
+
+async fn get_writes(State(shared): State<Shared>) -> Response {
+    json_response(200, &lock(&shared).write_state(), None)
 }
 
 async fn fallback(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {

@@ -6,10 +6,22 @@
 //! - `POST /services/oauth2/token`
 //! - `GET /services/data/:version/query?q=…` and `…/query/<cursor>` (`nextRecordsUrl`)
 //! - `GET /services/data/:version/sobjects/:object/:id?fields=…`
+//! - `POST /services/data/:version/sobjects/:object/` (create), `PATCH …/:object/:id` (update,
+//!   honouring `If-Unmodified-Since` against `LastModifiedDate`: 412)
+//! - `GET /services/data/:version/ui-api/object-info/:object/picklist-values/:recordTypeId/:field`
 //! - `POST /_emulator/expire-tokens`: every issued token becomes invalid
 //! - `POST /_emulator/faults` `{"fail_next": n, "status": 503, "error_code": "…",
 //!   "message"?: "…", "endpoint"?: "api"|"token"}`; `GET` shows them
-//! - `GET /_emulator/requests`: `[{"method", "path", "q", "status", …}]`
+//! - `GET /_emulator/requests`: `[{"method", "path", "q", "status", "headers"?, …}]` (writes
+//!   record their `Sforce-Call-Options`, `Sforce-Auto-Assign` and `If-Unmodified-Since`)
+//! - `POST /_emulator/write-faults` `[{"object", "error_code", "status"?: 400, "message"?,
+//!   "fields"?: […], "times"?: 1}]`: queued refusals of the next writes to an object
+//! - `POST /_emulator/validation-rules` `[{"object", "field", "value", "message"}]`: a write
+//!   setting that value fails with `FIELD_CUSTOM_VALIDATION_EXCEPTION` and the message
+//! - `POST /_emulator/picklists` `{"Case": {"Status": {"master"|"012…": ["New", …]}}}`: UI API
+//!   values, also enforced on writes as restricted picklists
+//! - `POST /_emulator/assignment-rules` `{"Case": "<owner Id>"}`: updates get that owner unless
+//!   they send `Sforce-Auto-Assign: FALSE`; `GET /_emulator/writes` shows the write-side state
 //! - `POST /_emulator/records` `{"Opportunity": [records…]}`: adds or replaces by Id
 //! - `GET /_emulator/stats`
 
@@ -17,6 +29,7 @@ mod emulator;
 mod http;
 mod soql;
 mod store;
+mod writes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
