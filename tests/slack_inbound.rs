@@ -55,7 +55,10 @@ async fn post(app: &App, body: &str, headers: &[(&str, String)]) -> reqwest::Res
     request.send().await.expect("sfrelay answers")
 }
 
-fn signed_with(secret: &str, timestamp: i64, body: &str) -> Vec<(&'static str, String)> {
+/// Request headers, name and value.
+type Headers = Vec<(&'static str, String)>;
+
+fn signed_with(secret: &str, timestamp: i64, body: &str) -> Headers {
     vec![
         ("X-Slack-Request-Timestamp", timestamp.to_string()),
         ("X-Slack-Signature", sign(secret, timestamp, body)),
@@ -124,7 +127,7 @@ async fn unsigned_tampered_stale_or_foreign_requests_are_401_and_queue_nothing()
     let t = now();
     let good = signed_with(SECRET, t, &body);
     let tampered = body.replace("U0CLICKER", "U0MALLORY");
-    let cases: Vec<(&str, String, Vec<(&str, String)>)> = vec![
+    let cases: Vec<(&str, String, Headers)> = vec![
         ("tampered body", tampered, good.clone()),
         (
             "wrong secret",
