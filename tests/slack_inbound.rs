@@ -325,3 +325,44 @@ async fn a_response_url_on_a_foreign_host_is_not_called() {
     .await;
     assert!(sink(&foreign, "ssrf").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_signed_but_bad_payload_is_400_naming_it_and_modal_payloads_are_taken() {
+    let redis = Redis::start();
+    let slack = Slack::start(&[]);
+    let app = spawn(&redis, Some(&slack), secrets()).await;
+
+    let before = keys(&redis);
+    for (body, says) in [
+        ("payload=%7Bnot-json", "payload is not JSON"),
+        ("text=hello", "no payload"),
+        (
+            "payload=%7B%22type%22%3A%22shortcut%22%2C%22user%22%3A%7B%22id%22%3A%22U1%22%7D%7D",
+            "shortcut",
+        ),
+    ] {
+        let response = post(&app, body, &signed_with(SECRET, now(), body)).await;
+        assert_eq!(response.status().as_u16(), 400, "{body}");
+        let problem: Value = response.json().await.expect("problem JSON");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(says), "{body}: {detail}");
+    }
+    assert_eq!(keys(&redis), before, "nothing is queued");
+
+    for kind in ["view_submission", "view_closed"] {
+        let payload = json!({"type": kind, "user": {"id": "U0CLICKER", "team_id": "T0TEST"},
+                             "view": {"id": "V1", "callback_id": "sfrelay-take"}});
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).expect("form");
+        let response = post(&app, &body, &signed_with(SECRET, now(), &body)).await;
+        assert_eq!(response.status().as_u16(), 200, "{kind}");
+    }
+    // sfrelay opens no modal yet: both are taken off the queue with nothing to say.
+    eventually("both modal jobs done", Duration::from_secs(20), || async {
+        (app.logs()
+            .matches("Slack interaction needs no answer")
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+}
