@@ -71,6 +71,8 @@ async fn spawn(redis: &Redis, slack: Option<&Slack>, env: Vec<(String, String)>)
             redis: Some(redis.url()),
             slack_api: slack.map(Slack::api_base),
             workers: 1,
+            // No scheduled route: nothing else writes to Redis while a test compares its keys.
+            routes: support::deal_desk_only(),
             extra_toml: "[orgs.slack]\nsigning_secret_env = \"TEST_ORG_SIGNING_SECRET\"\n".into(),
             ..Options::default()
         },
