@@ -33,6 +33,7 @@ use crate::render::template::RenderOptions;
 use crate::routing::{LoadError, RouteSet};
 use crate::salesforce::vault::RefreshTokenVault;
 use crate::salesforce::{ClientOptions, SalesforceClient};
+use crate::slack::inbound::{self, InboundState, SigningApps};
 use crate::slack::{AppPause, Rate, SlackClient, SlackError, SlackSink};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::telemetry;
@@ -75,6 +76,18 @@ pub struct AppState {
     /// Each worker's take clock: a worker stuck on Redis makes the process not ready.
     pub takes: Arc<TakeWatch>,
     pub seen: Arc<crate::jobs::reconcile::SeenAtIngest>,
+    /// The signing secrets `/slack/*` is verified with; none: not served.
+    pub slack_inbound: Arc<SigningApps>,
+}
+
+impl FromRef<AppState> for InboundState {
+    fn from_ref(state: &AppState) -> Self {
+        InboundState {
+            config: state.config.clone(),
+            queue: state.queue.clone(),
+            apps: state.slack_inbound.clone(),
+        }
+    }
 }
 
 impl FromRef<AppState> for IngestState {
@@ -93,8 +106,11 @@ impl FromRef<AppState> for IngestState {
 /// has the whole-request timeout. `/metrics` is here unless it has a listener of its own.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    let ingest = Router::new()
-        .route("/v1/events", post(ingest::post_events))
+    let mut ingest = Router::new().route("/v1/events", post(ingest::post_events));
+    if !state.slack_inbound.is_off() {
+        ingest = ingest.route("/slack/interactions", post(inbound::post_interactions));
+    }
+    let ingest = ingest
         .route("/v1/cdc", post(ingest::post_cdc))
         .route(
             "/v1/outbound-messages/{token}",
@@ -307,6 +323,11 @@ pub fn build_jobs(
         dedupe_window: config.dedupe_window,
         max_age: config.queue.max_age,
         caps: config.workers.caps,
+        replies: Arc::new(crate::jobs::interaction::Replies::new(
+            &config.slack.api_base,
+            config.orgs.iter().map(|o| o.id.clone()).collect(),
+            config.slack.timeout,
+        )),
     })
 }
 
@@ -401,7 +422,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.workers.count,
         config.queue.take_stuck_after,
     ));
+    let slack_inbound = Arc::new(SigningApps::from_config(&config));
+    if slack_inbound.is_off() {
+        tracing::info!("Slack inbound is off (no signing secret)");
+    }
     let state = AppState {
+        slack_inbound,
         takes: takes.clone(),
         config: config.clone(),
         queue: queue.clone(),

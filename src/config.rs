@@ -268,6 +268,8 @@ pub struct SlackConfig {
     pub channel_burst: u32,
     /// How often a paused app's token is tried again (`auth.test`).
     pub token_check_interval: Duration,
+    /// Verifies the default app's inbound requests; `None` (with no org's own) turns them off.
+    pub signing_secret: Option<Secret<String>>,
 }
 
 /// Where configuration values come from besides the file: the process environment in
@@ -553,6 +555,9 @@ impl Config {
             required_var(env, "SLACK_BOT_TOKEN", listen, SLACK_INSTEAD)?
         };
 
+        // Empty or unset means Slack inbound is off (SPEC §7), on any address.
+        let signing_secret = optional_var(env, &file.slack.signing_secret_env).map(Secret::new);
+
         Ok(Config {
             listen,
             metrics_listen,
@@ -585,6 +590,7 @@ impl Config {
                 ),
                 channel_burst: file.slack.channel_burst.max(1),
                 token_check_interval: Duration::from_secs_f64(slack_check),
+                signing_secret,
             },
             orgs,
             salesforce,

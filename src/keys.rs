@@ -134,8 +134,9 @@ pub mod prefix {
     pub const GAP: &str = "gap:";
     pub const ROUTE_JOB: &str = "r:";
     pub const SCHEDULED_JOB: &str = "s:";
+    pub const INTERACTION: &str = "i:";
     /// Dedupe keys (inside `dedupe:`).
-    pub const DEDUPE: [&str; 5] = [EVENT, CONTENT, GAP, ROUTE_JOB, SCHEDULED_JOB];
+    pub const DEDUPE: [&str; 6] = [EVENT, CONTENT, GAP, ROUTE_JOB, SCHEDULED_JOB, INTERACTION];
 }
 
 /// A state-store key (relative to the namespace) and how long it lives (`None`: until
@@ -455,6 +456,11 @@ impl DedupeKey {
     /// One scheduled route for one org at one tick.
     pub fn scheduled(route: &str, org: impl Display, tick_ms: i64) -> Self {
         DedupeKey(format!("{}{route}:{org}:{tick_ms}", prefix::SCHEDULED_JOB))
+    }
+
+    /// A Slack interaction: a SHA-256 of its verified payload, so a redelivery queues nothing.
+    pub fn interaction(payload_sha256: &str) -> Self {
+        DedupeKey(format!("{}{payload_sha256}", prefix::INTERACTION))
     }
 }
 

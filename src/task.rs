@@ -23,6 +23,10 @@ pub enum Task {
         org: crate::event::SalesforceId,
         tick_ms: i64,
     },
+    /// Answer one verified Slack interaction (a button click, a modal submitted or closed).
+    Interaction {
+        interaction: crate::slack::inbound::Interaction,
+    },
 }
 
 /// The two event-carrying variants of [`Task`] by reference, serialised exactly like them, so

@@ -286,6 +286,7 @@ mod tests {
             salesforce: sf,
             reconcile: Vec::new(),
             slack_token: None,
+            slack_signing_secret: None,
         }
     }
 

@@ -151,6 +151,8 @@ pub(super) struct SlackFile {
     pub(super) channel_messages_per_sec: f64,
     pub(super) channel_burst: u32,
     pub(super) token_check_interval_secs: f64,
+    /// The variable holding the default app's signing secret.
+    pub(super) signing_secret_env: String,
 }
 
 impl Default for SlackFile {
@@ -164,6 +166,7 @@ impl Default for SlackFile {
             // 429 still closes the channel for every replica for exactly its Retry-After.
             channel_burst: 3,
             token_check_interval_secs: 30.0,
+            signing_secret_env: "SLACK_SIGNING_SECRET".into(),
         }
     }
 }
@@ -196,6 +199,8 @@ pub(super) struct OrgFile {
 pub(super) struct OrgSlackFile {
     pub(super) bot_token_env: Option<String>,
     pub(super) bot_token_file: Option<PathBuf>,
+    /// The variable holding the signing secret of the org's own Slack app.
+    pub(super) signing_secret_env: Option<String>,
 }
 
 /// Reconciliation of one object of one org: every `every_seconds`, records modified in the last

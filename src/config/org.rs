@@ -25,6 +25,8 @@ pub struct OrgConfig {
     pub reconcile: Vec<ReconcileConfig>,
     /// The org's own Slack bot token; `None` posts with `SLACK_BOT_TOKEN`.
     pub slack_token: Option<Secret<String>>,
+    /// The signing secret of the org's own Slack app, for its inbound requests.
+    pub slack_signing_secret: Option<Secret<String>>,
 }
 
 impl OrgConfig {
@@ -94,6 +96,15 @@ pub(super) fn load_org(
         slack.bot_token_env.as_deref(),
         &key("slack.bot_token_file"),
         slack.bot_token_file.as_deref(),
+    )?
+    .map(Secret::new);
+    let slack_signing_secret = secret_from(
+        env,
+        base,
+        &key("slack.signing_secret_env"),
+        slack.signing_secret_env.as_deref(),
+        "",
+        None,
     )?
     .map(Secret::new);
     let salesforce = org.salesforce.unwrap_or_default();
@@ -220,6 +231,7 @@ pub(super) fn load_org(
         salesforce,
         reconcile,
         slack_token,
+        slack_signing_secret,
     })
 }
 

@@ -365,3 +365,39 @@ fn dry_run_can_be_asked_for_in_the_environment() {
         matches!(bad, Err(ConfigError::Invalid { ref key, .. }) if key == "SFRELAY_SLACK_DRY_RUN")
     );
 }
+
+#[test]
+fn slack_signing_secrets_come_from_the_named_variables_and_empty_means_off() {
+    let public = [
+        KEY,
+        ("REDIS_URL", "redis://127.0.0.1:6390"),
+        ("SLACK_BOT_TOKEN", "xoxb-1"),
+    ];
+    let mut vars = public.to_vec();
+    vars.push(("SLACK_SIGNING_SECRET", ""));
+    let off = load(PUBLIC_ORG, &vars).unwrap();
+    assert!(
+        off.slack.signing_secret.is_none(),
+        "empty is off, not an error"
+    );
+
+    let toml = "listen = \"0.0.0.0:8080\"\n[slack]\nsigning_secret_env = \"APP_SIGNING\"\n\
+                [[orgs]]\nid = \"00D5g000004ABCdEAO\"\napi_key_env = \"K\"\n\
+                [orgs.slack]\nsigning_secret_env = \"ORG_SIGNING\"";
+    let mut vars = public.to_vec();
+    vars.extend([
+        ("SLACK_SIGNING_SECRET", "ignored"),
+        ("APP_SIGNING", "app-secret"),
+        ("ORG_SIGNING", "org-secret"),
+    ]);
+    let on = load(toml, &vars).unwrap();
+    assert_eq!(on.slack.signing_secret.unwrap().expose(), "app-secret");
+    assert_eq!(
+        on.orgs[0].slack_signing_secret.as_ref().unwrap().expose(),
+        "org-secret"
+    );
+
+    vars.retain(|(name, _)| *name != "ORG_SIGNING");
+    let err = load(toml, &vars).unwrap_err().to_string();
+    assert!(err.contains("orgs[0].slack.signing_secret_env"), "{err}");
+}

@@ -292,6 +292,7 @@ mod tests {
             salesforce: SalesforceFile::default(),
             reconcile: Vec::new(),
             slack_token: None,
+            slack_signing_secret: None,
         }
     }
 

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use super::IngestError;
 
 /// The body, at most `limit` bytes, read within `timeout`.
-pub(super) async fn read_limited(
+pub(crate) async fn read_limited(
     headers: &HeaderMap,
     body: Body,
     limit: usize,

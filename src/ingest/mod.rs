@@ -3,7 +3,7 @@
 //! event came in.
 
 pub mod auth;
-mod body;
+pub(crate) mod body;
 pub mod cdc;
 pub mod flow;
 pub mod openapi;

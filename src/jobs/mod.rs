@@ -16,6 +16,7 @@ pub mod digest;
 mod enrich;
 mod fan_out;
 mod gap;
+pub mod interaction;
 pub mod reconcile;
 pub mod route;
 pub mod scheduled;
@@ -50,6 +51,8 @@ pub struct Jobs {
     pub max_age: Duration,
     /// What one job may hold of Salesforce's answers.
     pub caps: Caps,
+    /// Answers to Slack interactions, through their `response_url`.
+    pub replies: Arc<interaction::Replies>,
 }
 
 /// What one job may hold of Salesforce's answers, so that one large answer is cut or refused
@@ -220,6 +223,7 @@ pub async fn run(jobs: &Jobs, job: &Job) -> Result<(), JobError> {
     match task {
         Task::Event { event } => fan_out::run(jobs, &event, false).await,
         Task::Gap { gap } => gap::run(jobs, &gap).await,
+        Task::Interaction { interaction } => interaction::run(jobs, &interaction).await,
         Task::Scheduled {
             route,
             org,

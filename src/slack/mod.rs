@@ -1,12 +1,13 @@
 //! Everything that talks to Slack: the typed Web API client, the log sink used when no bot
 //! token is set, the rate limiter every call goes through, and the name-to-Id resolution.
 //!
-//! Slack's *inbound* requests (signed interactivity payloads, slash commands, the Events
-//! API) will get a room of their own here, `slack/inbound/`: verified before decoding,
-//! answered within Slack's 3 s, and turned into jobs on the same queue.
+//! Slack's *inbound* requests (signed interactivity payloads; later slash commands and the
+//! Events API) live in `slack/inbound/`: verified before decoding, answered within Slack's
+//! 3 s, and turned into jobs on the same queue.
 
 pub mod client;
 pub mod error;
+pub mod inbound;
 pub mod pause;
 pub mod ratelimit;
 pub mod resolve;

@@ -32,6 +32,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/_emulator/reset", post(reset))
         .fallback(not_found)
         .with_state(shared)
+        .merge(super::responses::router())
 }
 
 /// One Slack Web API call.

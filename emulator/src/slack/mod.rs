@@ -8,6 +8,7 @@ mod http;
 mod journal;
 mod limits;
 mod methods;
+mod responses;
 mod tokens;
 mod workspace;
 

@@ -1,0 +1,161 @@
+//! Slack's signed requests to sfrelay. Each is read under the edge's size cap and body timeout,
+//! verified (v0 signature over the raw bytes) before anything in it is decoded, and answered
+//! 200 at once: the work is a queued job, so Slack's 3 s limit never depends on Salesforce.
+
+pub mod interactions;
+pub mod signature;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, Secret};
+use crate::event::SalesforceId;
+use crate::ingest::IngestError;
+use crate::ingest::problem::Problem;
+use crate::keys::DedupeKey;
+use crate::queue::{NewJob, Queue, QueueError, now_ms};
+use crate::task::Task;
+pub use interactions::{ButtonValue, Interaction};
+use signature::{SignatureError, Signed};
+
+/// The signing secrets of the Slack apps sfrelay answers: the default app's, then each org's
+/// own app's.
+pub struct SigningApps {
+    apps: Vec<(Option<SalesforceId>, Secret<String>)>,
+}
+
+impl SigningApps {
+    pub fn from_config(config: &Config) -> Self {
+        let default = config.slack.signing_secret.clone().map(|s| (None, s));
+        let orgs = config.orgs.iter().filter_map(|org| {
+            org.slack_signing_secret
+                .clone()
+                .map(|s| (Some(org.id.clone()), s))
+        });
+        SigningApps {
+            apps: default.into_iter().chain(orgs).collect(),
+        }
+    }
+
+    /// Without any secret, `/slack/*` is not served at all.
+    pub fn is_off(&self) -> bool {
+        self.apps.is_empty()
+    }
+}
+
+/// What the inbound handlers need.
+#[derive(Clone)]
+pub struct InboundState {
+    pub config: Arc<Config>,
+    pub queue: Arc<dyn Queue>,
+    pub apps: Arc<SigningApps>,
+}
+
+/// Why an inbound request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error(transparent)]
+    Body(IngestError),
+    #[error("the request is not signed by a Slack app sfrelay answers: {0}")]
+    Signature(#[from] SignatureError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the queue is unavailable; nothing was queued")]
+    Queue(QueueError),
+}
+
+impl IntoResponse for InboundError {
+    fn into_response(self) -> Response {
+        match self {
+            InboundError::Body(e) => e.into_response(),
+            InboundError::Signature(_) => {
+                Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", self.to_string())
+                    .into_response()
+            }
+            InboundError::Invalid(_) => {
+                Problem::new(StatusCode::BAD_REQUEST, "Bad Request", self.to_string())
+                    .into_response()
+            }
+            InboundError::Queue(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                self.to_string(),
+            )
+            .into_response(),
+        }
+    }
+}
+
+/// `POST /slack/interactions`: a button clicked, a modal submitted or closed.
+pub async fn post_interactions(
+    State(state): State<InboundState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match accept_interaction(&state, &headers, body).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => {
+            let outcome = match &e {
+                InboundError::Signature(_) => "unauthenticated",
+                InboundError::Body(_) | InboundError::Invalid(_) => "invalid",
+                InboundError::Queue(_) => "queue_unavailable",
+            };
+            metrics::counter!("sfrelay_slack_inbound_total", "outcome" => outcome).increment(1);
+            tracing::warn!(error = %e, "Slack interaction refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn accept_interaction(
+    state: &InboundState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), InboundError> {
+    let body = crate::ingest::body::read_limited(
+        headers,
+        body,
+        state.config.max_body_bytes,
+        state.config.http.body_timeout,
+    )
+    .await
+    .map_err(InboundError::Body)?;
+    // Slack's certificate check is unsigned: answered, and nothing else in it is looked at.
+    if interactions::is_ssl_check(&body) {
+        metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "ssl_check").increment(1);
+        return Ok(());
+    }
+    let signed = Signed::from_headers(headers, chrono::Utc::now().timestamp())?;
+    let app = signed.first_verifying(state.apps.apps.iter().map(|(_, s)| s), &body)?;
+    let app_org = state.apps.apps[app].0.clone();
+    let payload = interactions::payload_json(&body).map_err(InboundError::Invalid)?;
+    let interaction =
+        Interaction::from_payload(&payload, app_org).map_err(InboundError::Invalid)?;
+    // The same payload delivered again (a retry) is the same job.
+    let canonical =
+        serde_json::to_vec(&payload).map_err(|e| InboundError::Invalid(e.to_string()))?;
+    let digest: String = Sha256::digest(&canonical)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let now = now_ms();
+    let job = NewJob::new(
+        uuid::Uuid::now_v7().to_string(),
+        DedupeKey::interaction(&digest).into(),
+        &Task::Interaction { interaction },
+        now,
+    )
+    .map_err(|e| InboundError::Invalid(e.to_string()))?;
+    state
+        .queue
+        .enqueue_replicated(&[job], state.config.dedupe_window)
+        .await
+        .map_err(InboundError::Queue)?;
+    metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "accepted").increment(1);
+    Ok(())
+}
