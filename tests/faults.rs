@@ -99,6 +99,8 @@ async fn kill_9_during_delivery_twenty_times_loses_and_doubles_nothing() {
         shutdown_grace_secs: 1,
         workers: 4,
         extra_toml: FAST_SLACK.into(),
+        // Twenty kills on purpose: a job in flight at three of them is not a poison job.
+        queue_toml: "max_recoveries = 100".into(),
         ..Options::default()
     };
     let total = 60;
@@ -411,6 +413,9 @@ async fn deal_rooms_are_made_once_while_processes_are_killed() {
         shutdown_grace_secs: 1,
         workers: 4,
         extra_toml: FAST_SLACK.into(),
+        // The kills are the test's own, not a job's doing: a job in flight at three of them
+        // must not be taken for a poison job.
+        queue_toml: "max_recoveries = 100".into(),
         ..Options::default()
     };
     let deals = 8;
