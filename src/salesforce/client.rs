@@ -341,7 +341,6 @@ impl SalesforceClient {
         body: Option<&Value>,
     ) -> Result<Answer, SalesforceError> {
         let state = self.org(org)?;
-        let token = state.tokens.token(&self.http).await?;
         let attempt = |token: Arc<AccessToken>| {
             let method = method.clone();
             async move {
@@ -358,22 +357,28 @@ impl SalesforceClient {
                     builder = builder.json(body);
                 }
                 let result = self.exchange(state, builder).await;
-                let label = match &result {
-                    Ok(_) => "ok",
-                    Err(e) => e.label(),
-                };
-                metrics::counter!(
-                    "sfrelay_salesforce_calls_total",
-                    "org" => state.tokens.label().to_owned(),
-                    "result" => label.to_string()
-                )
-                .increment(1);
+                count_call(state, &result);
                 if let Err(e) = &result {
                     tracing::debug!(org = %state.id(), code = e.label(), "Salesforce call failed");
                 }
                 result
             }
         };
+        self.renewing_once(state, attempt).await
+    }
+
+    /// Runs `attempt` with the org's access token; on 401 gets a new token once and runs it
+    /// once more.
+    async fn renewing_once<T, F, Fut>(
+        &self,
+        state: &OrgState,
+        attempt: F,
+    ) -> Result<T, SalesforceError>
+    where
+        F: Fn(Arc<AccessToken>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SalesforceError>>,
+    {
+        let token = state.tokens.token(&self.http).await?;
         match attempt(Arc::clone(&token)).await {
             Err(e) if e.is_unauthorized() => {
                 tracing::info!(
@@ -422,22 +427,13 @@ impl SalesforceClient {
         state: &OrgState,
         url_for: impl Fn(&str) -> Result<reqwest::Url, SalesforceError>,
     ) -> Result<T, SalesforceError> {
-        let token = state.tokens.token(&self.http).await?;
-        let bytes = match self
-            .send(state, &token, url_for(&token.instance_url)?)
-            .await
-        {
-            Err(e) if e.is_unauthorized() => {
-                tracing::info!(
-                    org = %state.id(),
-                    "Salesforce session expired or invalid; getting a new access token"
-                );
-                let fresh = state.tokens.renew(&self.http, &token).await?;
-                self.send(state, &fresh, url_for(&fresh.instance_url)?)
-                    .await?
-            }
-            other => other?,
-        };
+        let url_for = &url_for;
+        let bytes = self
+            .renewing_once(state, |token| async move {
+                self.send(state, &token, url_for(&token.instance_url)?)
+                    .await
+            })
+            .await?;
         serde_json::from_slice(&bytes).map_err(|e| SalesforceError::Decode {
             org: state.id().clone(),
             message: e.to_string(),
@@ -451,57 +447,32 @@ impl SalesforceClient {
         token: &AccessToken,
         url: reqwest::Url,
     ) -> Result<bytes::Bytes, SalesforceError> {
-        let result = self.send_inner(state, token, url).await;
-        let label = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.label(),
-        };
-        metrics::counter!(
-            "sfrelay_salesforce_calls_total",
-            "org" => state.tokens.label().to_owned(),
-            "result" => label.to_string()
-        )
-        .increment(1);
+        let builder = self
+            .http
+            .get(url)
+            .bearer_auth(token.token.expose())
+            .header(reqwest::header::ACCEPT, "application/json");
+        let result = self.exchange(state, builder).await.map(|a| a.bytes);
+        count_call(state, &result);
         if let Err(e) = &result {
             tracing::debug!(org = %state.id(), error = %e, "Salesforce call failed");
         }
         result
     }
+}
 
-    async fn send_inner(
-        &self,
-        state: &OrgState,
-        token: &AccessToken,
-        url: reqwest::Url,
-    ) -> Result<bytes::Bytes, SalesforceError> {
-        let org = state.id();
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(token.token.expose())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| transport_error(org, e))?;
-        let status = response.status().as_u16();
-        if let Some(usage) = response
-            .headers()
-            .get("sforce-limit-info")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_limit_info)
-        {
-            record_usage(state, usage);
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(org, e))?;
-        if (200..300).contains(&status) {
-            Ok(bytes)
-        } else {
-            Err(api_error(org, status, &bytes))
-        }
-    }
+/// Counts one Salesforce call by its outcome.
+fn count_call<T>(state: &OrgState, result: &Result<T, SalesforceError>) {
+    let label = match result {
+        Ok(_) => "ok",
+        Err(e) => e.label(),
+    };
+    metrics::counter!(
+        "sfrelay_salesforce_calls_total",
+        "org" => state.tokens.label().to_owned(),
+        "result" => label.to_string()
+    )
+    .increment(1);
 }
 
 /// `path` (which may carry a query) on the instance host.
