@@ -18,7 +18,7 @@ pub use credentials::{Auth, DEFAULT_LOGIN_URL, OrgCredentials, signing_key};
 use file::FileConfig;
 pub use file::{QueueBackend, ReconcileConfig, SalesforceFile};
 use org::load_org;
-pub use org::{ApiKeyConfig, JwtKeyConfig, OrgConfig};
+pub use org::{ActAs, ApiKeyConfig, JwtKeyConfig, OrgConfig};
 
 /// Why the configuration could not be loaded; each message names the key at fault.
 #[derive(Debug, thiserror::Error)]

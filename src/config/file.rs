@@ -244,4 +244,7 @@ pub struct SalesforceFile {
     pub private_key_file: Option<PathBuf>,
     pub refresh_token_env: Option<String>,
     pub client_secret_env: Option<String>,
+    /// Who writes to Salesforce: `"integration"` (default) or `"user"`; read into
+    /// [`super::ActAs`] so an unknown value is refused naming the key.
+    pub act_as: Option<String>,
 }

@@ -22,6 +22,8 @@ pub struct OrgConfig {
     /// `https://acme.my.salesforce.com`: record links in messages.
     pub instance_url: Option<String>,
     pub salesforce: SalesforceFile,
+    /// Who the org's writes to Salesforce run as (`[orgs.salesforce] act_as`).
+    pub act_as: ActAs,
     pub reconcile: Vec<ReconcileConfig>,
     /// The org's own Slack bot token; `None` posts with `SLACK_BOT_TOKEN`.
     pub slack_token: Option<Secret<String>>,
@@ -34,6 +36,58 @@ impl OrgConfig {
     pub fn has_credential(&self) -> bool {
         self.api_key.is_some() || !self.jwt.is_empty() || self.outbound_message_token.is_some()
     }
+}
+
+/// Who sfrelay's writes to an org run as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ActAs {
+    /// The integration user of `[orgs.salesforce]` writes, on behalf of the person.
+    #[default]
+    Integration,
+    /// The person who clicked writes as their own Salesforce user (JWT bearer flow with their
+    /// username as `sub`), so their sharing and field-level security apply.
+    User,
+}
+
+impl ActAs {
+    /// The values `act_as` accepts, as written in the file.
+    pub const ALLOWED: [&'static str; 2] = ["integration", "user"];
+
+    fn parse(value: &str) -> Option<ActAs> {
+        match value {
+            "integration" => Some(ActAs::Integration),
+            "user" => Some(ActAs::User),
+            _ => None,
+        }
+    }
+}
+
+/// Reads `act_as`; acting as a user needs the JWT bearer flow, the only one that can sign an
+/// assertion for another username.
+fn act_as(key: &str, salesforce: &SalesforceFile) -> Result<ActAs, ConfigError> {
+    let Some(value) = salesforce.act_as.as_deref() else {
+        return Ok(ActAs::Integration);
+    };
+    let Some(act_as) = ActAs::parse(value.trim()) else {
+        return Err(invalid(
+            key,
+            format!(
+                "unknown value {value:?}; allowed: {}",
+                ActAs::ALLOWED.map(|v| format!("{v:?}")).join(", ")
+            ),
+        ));
+    };
+    let jwt_bearer =
+        salesforce.private_key_file.is_some() && salesforce.refresh_token_env.is_none();
+    if act_as == ActAs::User && !jwt_bearer {
+        return Err(invalid(
+            key,
+            "\"user\" needs the JWT bearer flow (username and private_key_file): sfrelay signs \
+             an assertion for each person's username with the connected app's key; a refresh \
+             token (or no API access) can only ever act as the one user it belongs to",
+        ));
+    }
+    Ok(act_as)
 }
 
 /// A static API key and the header it arrives in (a Named Credential's custom header).
@@ -108,6 +162,7 @@ pub(super) fn load_org(
     )?
     .map(Secret::new);
     let salesforce = org.salesforce.unwrap_or_default();
+    let act_as = act_as(&key("salesforce.act_as"), &salesforce)?;
     let instance_url = match &salesforce.instance_url {
         Some(url) => {
             let url = url.trim_end_matches('/').to_string();
@@ -229,6 +284,7 @@ pub(super) fn load_org(
         outbound_message_token,
         instance_url,
         salesforce,
+        act_as,
         reconcile,
         slack_token,
         slack_signing_secret,

@@ -401,3 +401,47 @@ fn slack_signing_secrets_come_from_the_named_variables_and_empty_means_off() {
     let err = load(toml, &vars).unwrap_err().to_string();
     assert!(err.contains("orgs[0].slack.signing_secret_env"), "{err}");
 }
+
+#[test]
+fn act_as_defaults_to_the_integration_user_and_user_needs_the_jwt_bearer_flow() {
+    let org = "[[orgs]]\nid = \"00D5g000004ABCdEAO\"\n[orgs.salesforce]\nclient_id = \"3MVG9\"\n";
+    let jwt = format!(
+        "{org}username = \"integration@acme.example\"\n\
+         private_key_file = \"tests/fixtures/keys/rsa-private.pem\"\n"
+    );
+    let refresh = format!("{org}refresh_token_env = \"SF_REFRESH\"\n");
+    let vars = [("SF_REFRESH", "5Aep-refresh")];
+
+    let c = load(&jwt, &vars).unwrap();
+    assert_eq!(c.orgs[0].act_as, ActAs::Integration);
+    let c = load(&format!("{jwt}act_as = \"integration\"\n"), &vars).unwrap();
+    assert_eq!(c.orgs[0].act_as, ActAs::Integration);
+    let c = load(&format!("{jwt}act_as = \"user\"\n"), &vars).unwrap();
+    assert_eq!(c.orgs[0].act_as, ActAs::User);
+    let c = load(&format!("{refresh}act_as = \"integration\"\n"), &vars).unwrap();
+    assert_eq!(c.orgs[0].act_as, ActAs::Integration);
+
+    let err = load(&format!("{jwt}act_as = \"admin\"\n"), &vars)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("orgs[0].salesforce.act_as:"), "{err}");
+    assert!(
+        err.contains("\"admin\"") && err.contains("\"integration\", \"user\""),
+        "{err}"
+    );
+
+    for (what, toml) in [
+        ("refresh token", format!("{refresh}act_as = \"user\"\n")),
+        (
+            "no API access",
+            "[[orgs]]\nid = \"00D5g000004ABCdEAO\"\n[orgs.salesforce]\nact_as = \"user\"\n".into(),
+        ),
+    ] {
+        let err = load(&toml, &vars).unwrap_err().to_string();
+        assert!(
+            err.starts_with("orgs[0].salesforce.act_as:"),
+            "{what}: {err}"
+        );
+        assert!(err.contains("JWT bearer"), "{what}: {err}");
+    }
+}

@@ -290,6 +290,7 @@ mod tests {
             outbound_message_token: None,
             instance_url: None,
             salesforce: SalesforceFile::default(),
+            act_as: Default::default(),
             reconcile: Vec::new(),
             slack_token: None,
             slack_signing_secret: None,
