@@ -9,11 +9,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::acting::{Acting, Issued};
+use super::approvals::Approvals;
 use super::soql::{self, Query};
 use super::store::{Record, Store, field_value, record_id};
 
-/// The org the emulator pretends to be, and its integration user.
+/// The org the emulator pretends to be.
 pub const ORG_ID: &str = "00D000000000001";
+/// The integration user's Id, unless a User record has the integration username.
 pub const USER_ID: &str = "005000000000001";
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// The audiences a JWT assertion may name besides the emulator's own URL.
@@ -138,8 +141,12 @@ pub struct Emulator {
     pub faults: Faults,
     /// Write faults, validation rules and picklists ([`super::writes`]).
     pub writes: super::writes::Writes,
+    /// The integration user, pre-authorised users and who the current call runs as.
+    pub acting: Acting,
+    /// Records in approval ([`super::approvals`]).
+    pub approvals: Approvals,
     pub stats: Stats,
-    tokens: HashMap<String, Instant>,
+    tokens: HashMap<String, Issued>,
     cursors: VecDeque<(String, Cursor)>,
     next_cursor: u64,
     journal: VecDeque<Value>,
@@ -174,8 +181,9 @@ impl Emulator {
         token_ttl: Duration,
         page_size: usize,
         api_limit: u64,
-        store: Store,
+        mut store: Store,
     ) -> Emulator {
+        super::approvals::register_objects(&mut store);
         Emulator {
             client_id,
             keys,
@@ -188,6 +196,8 @@ impl Emulator {
             store,
             faults: Faults::default(),
             writes: Default::default(),
+            acting: Acting::default(),
+            approvals: Approvals::default(),
             stats: Stats::default(),
             tokens: HashMap::new(),
             cursors: VecDeque::new(),
@@ -221,7 +231,7 @@ impl Emulator {
     fn active_tokens(&self) -> usize {
         self.tokens
             .values()
-            .filter(|at| at.elapsed() < self.token_ttl)
+            .filter(|issued| issued.at.elapsed() < self.token_ttl)
             .count()
     }
 
@@ -282,13 +292,18 @@ impl Emulator {
         }
         let grant = form.get("grant_type").map(String::as_str).unwrap_or("");
         let mut rotated = None;
-        match grant {
+        let caller = match grant {
             JWT_BEARER_GRANT => {
                 let Some(assertion) = form.get("assertion") else {
                     return Reply::oauth_error("invalid_request", "assertion is missing");
                 };
-                if let Err(reply) = self.verify_assertion(assertion, own_url) {
-                    return reply;
+                let sub = match self.verify_assertion(assertion, own_url) {
+                    Ok(sub) => sub,
+                    Err(reply) => return reply,
+                };
+                match self.authorise_sub(&sub) {
+                    Ok(caller) => caller,
+                    Err(reply) => return reply,
                 }
             }
             "refresh_token" => {
@@ -307,16 +322,22 @@ impl Emulator {
                     self.refresh_token = Some(next.clone());
                     rotated = Some(next);
                 }
+                self.integration_caller()
             }
             "" => return Reply::oauth_error("invalid_request", "grant_type is missing"),
             _ => return Reply::oauth_error("unsupported_grant_type", "grant type not supported"),
-        }
+        };
         let access_token = format!("{ORG_ID}!{}", random_hex(32));
-        self.tokens.insert(access_token.clone(), Instant::now());
+        let id_url = format!("{own_url}/id/{ORG_ID}/{}", caller.user_id);
+        let issued = Issued {
+            at: Instant::now(),
+            caller,
+        };
+        self.tokens.insert(access_token.clone(), issued);
         let mut body = json!({
             "access_token": access_token,
             "instance_url": own_url,
-            "id": format!("{own_url}/id/{ORG_ID}/{USER_ID}"),
+            "id": id_url,
             "token_type": "Bearer",
             "issued_at": Utc::now().timestamp_millis().to_string(),
             "scope": "api",
@@ -327,7 +348,8 @@ impl Emulator {
         Reply::ok(body)
     }
 
-    fn verify_assertion(&self, assertion: &str, own_url: &str) -> Result<(), Reply> {
+    /// Checks the assertion and answers its `sub`.
+    fn verify_assertion(&self, assertion: &str, own_url: &str) -> Result<String, Reply> {
         let invalid = |d: &str| Err(Reply::oauth_error("invalid_grant", d));
         match jsonwebtoken::decode_header(assertion) {
             Ok(header) if header.alg == Algorithm::RS256 => {}
@@ -382,11 +404,11 @@ impl Emulator {
         if claims.sub.trim().is_empty() {
             return invalid("invalid assertion: sub is missing");
         }
-        Ok(())
+        Ok(claims.sub.trim().to_owned())
     }
 
-    /// Runs an authenticated REST API call: checks the session, the API allowance and the
-    /// injected failures, then `call`.
+    /// Runs an authenticated REST API call: checks the session, the caller's API access, the
+    /// API allowance and the injected failures, then `call` as the token's user.
     pub fn api(
         &mut self,
         authorization: Option<&str>,
@@ -410,11 +432,15 @@ impl Emulator {
                 .or_else(|| h.strip_prefix("OAuth "))
                 .map(str::trim)
         });
-        let valid = token
+        let caller = token
             .and_then(|t| self.tokens.get(t))
-            .is_some_and(|at| at.elapsed() < self.token_ttl);
-        if !valid {
+            .filter(|issued| issued.at.elapsed() < self.token_ttl)
+            .map(|issued| issued.caller.clone());
+        let Some(caller) = caller else {
             return Reply::invalid_session();
+        };
+        if let Some(refused) = self.api_disabled(&caller) {
+            return refused;
         }
         if self.api_used >= self.api_limit {
             return Reply::api_error(
@@ -427,7 +453,10 @@ impl Emulator {
         if let Some(fault) = self.take_fault(FaultTarget::Api) {
             return fault;
         }
-        call(self)
+        self.acting.caller = caller;
+        let reply = call(self);
+        self.acting.caller = self.integration_caller();
+        reply
     }
 
     /// `GET /services/data/<version>/query?q=…`.
@@ -679,6 +708,7 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::salesforce::acting::DEFAULT_INTEGRATION_USERNAME as INTEGRATION;
 
     const PUBLIC: &[u8] = include_bytes!("../../../tests/fixtures/keys/rsa-public.pem");
     const PRIVATE: &[u8] = include_bytes!("../../../tests/fixtures/keys/rsa-private.pem");
@@ -736,7 +766,7 @@ mod tests {
     fn login(emu: &mut Emulator) -> String {
         let exp = Utc::now().timestamp() + 180;
         let reply = emu.token(
-            &jwt_form(json!({"iss": "client", "sub": "u@x", "aud": OWN, "exp": exp})),
+            &jwt_form(json!({"iss": "client", "sub": INTEGRATION, "aud": OWN, "exp": exp})),
             OWN,
         );
         assert_eq!(reply.status, 200, "{}", reply.body);
@@ -751,19 +781,19 @@ mod tests {
         assert!(ok.starts_with("Bearer 00D"));
         for (claims, error) in [
             (
-                json!({"iss": "other", "sub": "u", "aud": OWN, "exp": now + 60}),
+                json!({"iss": "other", "sub": INTEGRATION, "aud": OWN, "exp": now + 60}),
                 "invalid_client_id",
             ),
             (
-                json!({"iss": "client", "sub": "u", "aud": "https://evil", "exp": now + 60}),
+                json!({"iss": "client", "sub": INTEGRATION, "aud": "https://evil", "exp": now + 60}),
                 "invalid_grant",
             ),
             (
-                json!({"iss": "client", "sub": "u", "aud": OWN, "exp": now - 10}),
+                json!({"iss": "client", "sub": INTEGRATION, "aud": OWN, "exp": now - 10}),
                 "invalid_grant",
             ),
             (
-                json!({"iss": "client", "sub": "u", "aud": OWN, "exp": now + 3600}),
+                json!({"iss": "client", "sub": INTEGRATION, "aud": OWN, "exp": now + 3600}),
                 "invalid_grant",
             ),
             (
@@ -776,15 +806,16 @@ mod tests {
             assert_eq!(reply.body["error"], error, "{claims}: {}", reply.body);
         }
         let reply = emu.token(
-            &jwt_form(json!({"iss": "client", "sub": "u", "aud": "https://test.salesforce.com/", "exp": now + 60})),
+            &jwt_form(json!({"iss": "client", "sub": INTEGRATION, "aud": "https://test.salesforce.com/", "exp": now + 60})),
             OWN,
         );
         assert_eq!(reply.status, 200);
         // A token signed by another key.
-        let mut form = jwt_form(json!({"iss": "client", "sub": "u", "aud": OWN, "exp": now + 60}));
+        let mut form =
+            jwt_form(json!({"iss": "client", "sub": INTEGRATION, "aud": OWN, "exp": now + 60}));
         let forged = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(Algorithm::HS256),
-            &json!({"iss": "client", "sub": "u", "aud": OWN, "exp": now + 60}),
+            &json!({"iss": "client", "sub": INTEGRATION, "aud": OWN, "exp": now + 60}),
             &jsonwebtoken::EncodingKey::from_secret(PUBLIC),
         )
         .unwrap();

@@ -26,6 +26,14 @@ pub fn router(shared: Shared) -> Router {
             "/services/data/{version}/sobjects/{object}/{id}",
             get(sobject).patch(update),
         )
+        .route(
+            "/services/data/{version}/process/approvals",
+            post(process_approvals),
+        )
+        .route(
+            "/services/data/{version}/process/approvals/",
+            post(process_approvals),
+        )
         .route("/services/data/{version}/sobjects/{object}", post(create))
         .route("/services/data/{version}/sobjects/{object}/", post(create))
         .route(
@@ -37,6 +45,11 @@ pub fn router(shared: Shared) -> Router {
         .route("/_emulator/picklists", post(set_picklists))
         .route("/_emulator/assignment-rules", post(set_assignment_rules))
         .route("/_emulator/writes", get(get_writes))
+        .route("/_emulator/jwt-users", post(set_jwt_users).get(get_jwt_users))
+        .route(
+            "/_emulator/approvals",
+            post(submit_for_approval).get(get_approvals),
+        )
         .route("/_emulator/expire-tokens", post(expire_tokens))
         .route("/_emulator/faults", post(set_faults).get(get_faults))
         .route("/_emulator/requests", get(requests))
@@ -381,6 +394,47 @@ async fn set_assignment_rules(State(shared): State<Shared>, body: Bytes) -> Resp
 
 async fn get_writes(State(shared): State<Shared>) -> Response {
     json_response(200, &lock(&shared).write_state(), None)
+}
+
+async fn process_approvals(
+    State(shared): State<Shared>,
+    Path(version): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut emu = lock(&shared);
+    let reply = if valid_version(&version) {
+        emu.api(authorization(&headers), |e| e.process_approvals(&body))
+    } else {
+        not_found()
+    };
+    finish(&mut emu, &method, &uri, None, None, reply)
+}
+
+async fn set_jwt_users(State(shared): State<Shared>, body: Bytes) -> Response {
+    let data: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return control_error(format!("jwt-users: {e}")),
+    };
+    match lock(&shared).set_jwt_users(data) {
+        Ok(state) => json_response(200, &state, None),
+        Err(message) => control_error(format!("jwt-users: {message}")),
+    }
+}
+
+async fn get_jwt_users(State(shared): State<Shared>) -> Response {
+    json_response(200, &lock(&shared).jwt_users(), None)
+}
+
+async fn submit_for_approval(State(shared): State<Shared>, body: Bytes) -> Response {
+    let reply = lock(&shared).submit_for_approval(&body);
+    json_response(reply.status, &reply.body, None)
+}
+
+async fn get_approvals(State(shared): State<Shared>) -> Response {
+    json_response(200, &lock(&shared).approvals_state(), None)
 }
 
 async fn fallback(State(shared): State<Shared>, method: Method, uri: Uri) -> Response {

@@ -2,13 +2,26 @@
 //! bearer and refresh-token flows), a small SOQL subset over in-memory records with paging,
 //! single records by Id, API usage headers — plus a control API for tests.
 //!
+//! Tokens are bound to a user: the integration user (`--integration-user`, always authorised;
+//! also the refresh-token flow's user) or the active User whose `Username` a JWT `sub` names,
+//! if pre-authorised. Writes stamp `CreatedById`/`LastModifiedById` (and a missing `OwnerId`)
+//! with that user; a User with `UserPermissionsApiEnabled = false` gets `API_DISABLED_FOR_ORG`.
+//!
 //! Endpoints:
-//! - `POST /services/oauth2/token`
+//! - `POST /services/oauth2/token` (`invalid_grant` "user hasn't approved this consumer" for a
+//!   `sub` that is no active User or is not pre-authorised)
 //! - `GET /services/data/:version/query?q=…` and `…/query/<cursor>` (`nextRecordsUrl`)
 //! - `GET /services/data/:version/sobjects/:object/:id?fields=…`
 //! - `POST /services/data/:version/sobjects/:object/` (create), `PATCH …/:object/:id` (update,
 //!   honouring `If-Unmodified-Since` against `LastModifiedDate`: 412)
 //! - `GET /services/data/:version/ui-api/object-info/:object/picklist-values/:recordTypeId/:field`
+//! - `POST /services/data/:version/process/approvals/` `{"requests": [{"actionType":
+//!   "Approve"|"Reject", "contextId": "04i…", "comments"?}]}`
+//! - `POST /_emulator/jwt-users` `{"usernames": […]}`: the users pre-authorised on the connected
+//!   app (never set: every active User); `GET` shows them
+//! - `POST /_emulator/approvals` `{"record", "approver": "005…", "steps"?: 1}`: puts a record into
+//!   approval (`ProcessInstance`, `ProcessInstanceWorkitem`; updates get `ENTITY_IS_LOCKED` while
+//!   pending); `GET` shows instances, work items and decisions with actor and comments
 //! - `POST /_emulator/expire-tokens`: every issued token becomes invalid
 //! - `POST /_emulator/faults` `{"fail_next": n, "status": 503, "error_code": "…",
 //!   "message"?: "…", "endpoint"?: "api"|"token"}`; `GET` shows them
@@ -22,9 +35,12 @@
 //!   values, also enforced on writes as restricted picklists
 //! - `POST /_emulator/assignment-rules` `{"Case": "<owner Id>"}`: updates get that owner unless
 //!   they send `Sforce-Auto-Assign: FALSE`; `GET /_emulator/writes` shows the write-side state
+//!   and the journal of writes with the acting user's Id and username
 //! - `POST /_emulator/records` `{"Opportunity": [records…]}`: adds or replaces by Id
 //! - `GET /_emulator/stats`
 
+mod acting;
+mod approvals;
 mod emulator;
 mod http;
 mod soql;
@@ -40,6 +56,7 @@ use anyhow::{Context, bail};
 use axum::Router;
 use jsonwebtoken::DecodingKey;
 
+pub use acting::DEFAULT_INTEGRATION_USERNAME;
 use emulator::Emulator;
 use store::Store;
 
@@ -59,6 +76,10 @@ pub struct SalesforceArgs {
     /// The connected app's consumer key: the JWT `iss`, and `client_id` of refreshes.
     #[arg(long, default_value = DEFAULT_CLIENT_ID)]
     pub client_id: String,
+    /// The integration user's username: a JWT `sub` always authorised, whether or not a User
+    /// record has it.
+    #[arg(long, default_value = DEFAULT_INTEGRATION_USERNAME)]
+    pub integration_user: String,
     /// The refresh token the refresh-token flow accepts (none: that flow always fails).
     #[arg(long)]
     pub refresh_token: Option<String>,
@@ -112,6 +133,9 @@ fn build(args: &SalesforceArgs) -> anyhow::Result<Emulator> {
     if args.client_id.trim().is_empty() {
         bail!("--client-id must not be empty");
     }
+    if args.integration_user.trim().is_empty() {
+        bail!("--integration-user must not be empty");
+    }
     let mut store = Store::default();
     if let Some(path) = &args.data {
         let text =
@@ -123,7 +147,7 @@ fn build(args: &SalesforceArgs) -> anyhow::Result<Emulator> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         tracing::info!(records = n, "seeded records");
     }
-    Ok(Emulator::new(
+    let mut emulator = Emulator::new(
         args.client_id.clone(),
         keys,
         args.refresh_token.clone(),
@@ -132,7 +156,10 @@ fn build(args: &SalesforceArgs) -> anyhow::Result<Emulator> {
         usize::try_from(args.page_size).unwrap_or(usize::MAX),
         args.api_limit,
         store,
-    ))
+    );
+    emulator.acting.integration_username = args.integration_user.trim().to_owned();
+    emulator.acting.caller = emulator.integration_caller();
+    Ok(emulator)
 }
 
 #[cfg(test)]
@@ -165,6 +192,7 @@ mod tests {
         assert_eq!(a.api_limit, 15000);
         assert_eq!(a.token_ttl_secs, 7200);
         assert_eq!(a.client_id, DEFAULT_CLIENT_ID);
+        assert_eq!(a.integration_user, DEFAULT_INTEGRATION_USERNAME);
         let emu = build(&a).unwrap();
         assert!(emu.keys.is_empty());
 
@@ -205,5 +233,6 @@ mod tests {
         assert!(args(&["--page-size", "0"]).is_err());
         assert!(args(&["--token-ttl-secs", "0"]).is_err());
         assert!(build(&args(&["--client-id", " "]).unwrap()).is_err());
+        assert!(build(&args(&["--integration-user", ""]).unwrap()).is_err());
     }
 }

@@ -93,6 +93,17 @@ impl Store {
         })
     }
 
+    /// Removes the `object` record with Id `id`; whether there was one.
+    pub fn remove(&mut self, object: &str, id: &str) -> bool {
+        let Some(name) = self.canonical(object) else {
+            return false;
+        };
+        let records = self.objects.entry(name).or_default();
+        let before = records.len();
+        records.retain(|r| !same_id(record_id(r), id));
+        records.len() != before
+    }
+
     /// Records per object.
     pub fn counts(&self) -> Map<String, Value> {
         self.objects

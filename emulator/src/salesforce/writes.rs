@@ -251,7 +251,7 @@ fn key_prefix(object: &str) -> &'static str {
 
 /// A 15-character Id with Salesforce's 3-character suffix (which spells the case of the
 /// letters in each group of five), as the API answers.
-fn with_checksum(base: &str) -> String {
+pub(super) fn with_checksum(base: &str) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
     let mut id = base.to_owned();
     for chunk in base.as_bytes().chunks(5) {
@@ -282,9 +282,16 @@ fn write_fields(body: &[u8]) -> Result<Map<String, Value>, Reply> {
                 &format!("No such column '{name}'"),
             ));
         }
-        if ["id", "createddate", "lastmodifieddate", "systemmodstamp"]
-            .contains(&name.to_ascii_lowercase().as_str())
-        {
+        // Audit fields are Salesforce's to set (without the "Set Audit Fields" permission).
+        let audit = [
+            "id",
+            "createddate",
+            "createdbyid",
+            "lastmodifieddate",
+            "lastmodifiedbyid",
+            "systemmodstamp",
+        ];
+        if audit.contains(&name.to_ascii_lowercase().as_str()) {
             return Err(error_reply(
                 400,
                 "INVALID_FIELD_FOR_INSERT_UPDATE",
@@ -329,13 +336,18 @@ impl Emulator {
         ));
         let mut record = fields;
         record.insert("Id".into(), Value::String(id.clone()));
+        self.stamp_create(&mut record);
         let name = self
             .store
             .object(object)
             .map_or_else(|| object.to_owned(), |(name, _)| name.to_owned());
-        if let Err(message) = self.store.upsert_all(json!({ name: [record] }), &sf_now()) {
+        if let Err(message) = self
+            .store
+            .upsert_all(json!({ name.clone(): [record] }), &sf_now())
+        {
             return Reply::api_error(400, "INVALID_FIELD", &message);
         }
+        self.journal_write("create", &name, &id);
         Reply {
             status: 201,
             body: json!({ "id": id, "success": true, "errors": [] }),
@@ -371,6 +383,12 @@ impl Emulator {
         };
         if record.get("IsDeleted") == Some(&Value::Bool(true)) {
             return Reply::api_error(404, "ENTITY_IS_DELETED", "entity is deleted");
+        }
+        if let Some(locked) = self
+            .approvals
+            .lock_refusal(super::store::record_id(&record))
+        {
+            return locked;
         }
         if let Some(since) = if_unmodified_since {
             let Ok(since) = DateTime::parse_from_rfc2822(since) else {
@@ -412,9 +430,15 @@ impl Emulator {
         for stamp in ["LastModifiedDate", "SystemModstamp"] {
             record.insert(stamp.into(), Value::String(now.clone()));
         }
-        if let Err(message) = self.store.upsert_all(json!({ name: [record] }), &now) {
+        self.stamp_update(&mut record);
+        let id = super::store::record_id(&record).to_owned();
+        if let Err(message) = self
+            .store
+            .upsert_all(json!({ name.clone(): [record] }), &now)
+        {
             return Reply::api_error(400, "INVALID_FIELD", &message);
         }
+        self.journal_write("update", &name, &id);
         Reply {
             status: 204,
             body: Value::Null,
@@ -445,9 +469,10 @@ impl Emulator {
         }
     }
 
-    /// The write-side state as the control API shows it.
+    /// The write-side state as the control API shows it, with the journal of writes made.
     pub fn write_state(&self) -> Value {
         json!({
+            "journal": self.acting.journal,
             "faults": self.writes.faults,
             "validation_rules": self.writes.rules,
             "assignment_rules": self.writes.assignment_rules,
