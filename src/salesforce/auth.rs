@@ -252,6 +252,12 @@ impl TokenCache {
         &self.org_label
     }
 
+    /// The connected app's key (JWT bearer orgs), which also signs assertions for people
+    /// acting as themselves.
+    pub(crate) fn signing_key(&self) -> Option<&EncodingKey> {
+        self.signing_key.as_ref()
+    }
+
     /// The org's current token, fetching one if there is none; concurrent callers wait for
     /// a single fetch.
     pub(crate) async fn token(

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::acting::{Actor, MAX_CACHED_USERS, USER_TOKEN_TTL, UserTokens, check_username};
 use super::auth::{AccessToken, TokenCache};
 use super::error::{SalesforceError, api_error, transport_error};
 use super::soql::Soql;
@@ -108,6 +109,8 @@ pub struct SalesforceClient {
     api_version: String,
     max_records: usize,
     orgs: HashMap<SalesforceId, OrgState>,
+    /// Access tokens of people acting as themselves ([`Actor::User`]).
+    people: UserTokens,
 }
 
 impl fmt::Debug for SalesforceClient {
@@ -186,6 +189,7 @@ impl SalesforceClient {
             api_version: options.api_version,
             max_records: options.max_records,
             orgs: states,
+            people: UserTokens::new(MAX_CACHED_USERS, USER_TOKEN_TTL),
         })
     }
 
@@ -329,9 +333,7 @@ impl SalesforceClient {
         &self.api_version
     }
 
-    /// Sends `method path` (a path on the instance host) with `headers` and a JSON `body`;
-    /// on 401 gets a new token once and tries once more. Failures are logged by error code
-    /// only: a write's error message can quote the values it refused.
+    /// [`SalesforceClient::request_as`] the integration user.
     pub(crate) async fn request(
         &self,
         org: &SalesforceId,
@@ -340,7 +342,26 @@ impl SalesforceClient {
         headers: &[(&'static str, String)],
         body: Option<&Value>,
     ) -> Result<Answer, SalesforceError> {
+        self.request_as(org, &Actor::Integration, method, path, headers, body)
+            .await
+    }
+
+    /// Sends `method path` (a path on the instance host) as `actor` with `headers` and a JSON
+    /// `body`; on 401 gets a new token once and tries once more. Failures are logged by error
+    /// code only: a write's error message can quote the values it refused.
+    pub(crate) async fn request_as(
+        &self,
+        org: &SalesforceId,
+        actor: &Actor,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: Option<&Value>,
+    ) -> Result<Answer, SalesforceError> {
         let state = self.org(org)?;
+        if let Some(username) = actor.username() {
+            check_username(username)?;
+        }
         let attempt = |token: Arc<AccessToken>| {
             let method = method.clone();
             async move {
@@ -364,28 +385,44 @@ impl SalesforceClient {
                 result
             }
         };
-        self.renewing_once(state, attempt).await
+        self.renewing_once(state, actor, attempt).await
     }
 
-    /// Runs `attempt` with the org's access token; on 401 gets a new token once and runs it
+    /// Runs `attempt` with `actor`'s access token; on 401 gets a new token once and runs it
     /// once more.
     async fn renewing_once<T, F, Fut>(
         &self,
         state: &OrgState,
+        actor: &Actor,
         attempt: F,
     ) -> Result<T, SalesforceError>
     where
         F: Fn(Arc<AccessToken>) -> Fut,
         Fut: std::future::Future<Output = Result<T, SalesforceError>>,
     {
-        let token = state.tokens.token(&self.http).await?;
+        let token = match actor {
+            Actor::Integration => state.tokens.token(&self.http).await?,
+            Actor::User { username } => {
+                self.people
+                    .token(&self.http, &state.tokens, username)
+                    .await?
+            }
+        };
         match attempt(Arc::clone(&token)).await {
             Err(e) if e.is_unauthorized() => {
                 tracing::info!(
                     org = %state.id(),
+                    person = actor.username().is_some(),
                     "Salesforce session expired or invalid; getting a new access token"
                 );
-                let fresh = state.tokens.renew(&self.http, &token).await?;
+                let fresh = match actor {
+                    Actor::Integration => state.tokens.renew(&self.http, &token).await?,
+                    Actor::User { username } => {
+                        self.people
+                            .renew(&self.http, &state.tokens, username, &token)
+                            .await?
+                    }
+                };
                 attempt(fresh).await
             }
             other => other,
@@ -429,7 +466,7 @@ impl SalesforceClient {
     ) -> Result<T, SalesforceError> {
         let url_for = &url_for;
         let bytes = self
-            .renewing_once(state, |token| async move {
+            .renewing_once(state, &Actor::Integration, |token| async move {
                 self.send(state, &token, url_for(&token.instance_url)?)
                     .await
             })

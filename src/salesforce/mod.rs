@@ -12,9 +12,14 @@
 //! into [`OrgCredentials`], which this module only consumes.
 //!
 //! - [`write`]: sObject create and update, their refusals read into [`WriteError`];
+//! - [`acting`]: who a write runs as ([`Actor`]): the integration user, or a person through
+//!   the JWT bearer flow with their username, their tokens cached per (org, username);
+//! - [`approvals`]: pending approval work items of a record, approving or rejecting one;
 //! - [`picklists`]: a field's picklist values per record type (UI API), cached;
 //! - [`users`]: active Users by email, cached with negative caching.
 
+pub mod acting;
+pub mod approvals;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -26,6 +31,8 @@ pub mod write;
 
 pub use crate::config::{Auth, DEFAULT_LOGIN_URL, OrgCredentials};
 pub use crate::retry::Retry;
+pub use acting::{Actor, MAX_CACHED_USERS, USER_TOKEN_TTL};
+pub use approvals::{ApprovalAction, ApprovalOutcome, Workitem};
 pub use auth::AccessToken;
 pub use client::{
     ApiUsage, ClientOptions, DEFAULT_API_VERSION, DEFAULT_MAX_RECORDS, QueryPage, Record,

@@ -1,11 +1,14 @@
-//! sObject writes: [`SalesforceClient::create`] and [`SalesforceClient::update`], on the same
-//! token cache, refresh and usage gauges as queries, with Salesforce's refusals read into
-//! [`WriteError`]: typed reasons with a message the person who clicked can act on.
+//! sObject writes: [`SalesforceClient::create`] and [`SalesforceClient::update`] as the
+//! integration user, [`SalesforceClient::create_as`] and [`SalesforceClient::update_as`] as
+//! any [`Actor`], on the same token caches, refresh and usage gauges as queries, with
+//! Salesforce's refusals read into [`WriteError`]: typed reasons with a message the person who
+//! clicked can act on.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::acting::{Actor, is_not_authorised};
 use super::client::{SalesforceClient, is_api_name};
 use super::error::SalesforceError;
 use crate::event::SalesforceId;
@@ -58,6 +61,15 @@ pub enum WriteError {
     /// use the API.
     #[error("API access is disabled ({code})")]
     ApiDisabled { code: String },
+    /// The token endpoint refused the person acting as themselves (`invalid_grant`: not
+    /// pre-authorised on the connected app, or no such active user; `invalid_app_access`).
+    /// Nothing was sent. The username is kept for the caller, never shown in logs.
+    #[error("the acting Salesforce user may not use the connected app ({code})")]
+    NotAuthorised { username: String, code: String },
+    /// `INVALID_CROSS_REFERENCE_KEY` deciding an approval: the work item was already decided
+    /// (or recalled), so it is no longer pending.
+    #[error("the approval request is no longer pending")]
+    AlreadyDecided,
     /// Anything else, including retryable trouble (`UNABLE_TO_LOCK_ROW`, 5xx, network).
     /// Shown without Salesforce's message, which may quote a refused value.
     #[error("{}", without_values(.0))]
@@ -106,6 +118,26 @@ impl WriteError {
         }
     }
 
+    /// [`WriteError::from_salesforce`] for a write made as `actor`: a person the token
+    /// endpoint turned away is [`WriteError::NotAuthorised`], while the same refusal of the
+    /// integration user stays a configuration problem ([`WriteError::Salesforce`]).
+    pub fn from_salesforce_as(
+        e: SalesforceError,
+        actor: &Actor,
+        sobject: &str,
+        id: Option<&str>,
+    ) -> WriteError {
+        match (actor.username(), &e) {
+            (Some(username), SalesforceError::Auth { error, .. }) if is_not_authorised(&e) => {
+                WriteError::NotAuthorised {
+                    username: username.to_owned(),
+                    code: error.clone(),
+                }
+            }
+            _ => WriteError::from_salesforce(e, sobject, id),
+        }
+    }
+
     /// Whether repeating the same write later may succeed.
     pub fn retry(&self) -> Retry {
         match self {
@@ -139,6 +171,13 @@ impl WriteError {
             WriteError::ApiDisabled { .. } => "Your Salesforce user may not use the API (the \
                 \"API Enabled\" permission is missing), so sfrelay cannot act for you. Ask \
                 your Salesforce admin."
+                .into(),
+            WriteError::NotAuthorised { .. } => "Your Salesforce user is not allowed to use \
+                sfrelay yet, so nothing was changed. Ask your Salesforce admin to pre-authorise \
+                sfrelay's connected app for you."
+                .into(),
+            WriteError::AlreadyDecided => "This approval was already decided (or recalled) in \
+                Salesforce, so nothing was changed."
                 .into(),
             WriteError::Salesforce(e) if e.retry() == Retry::Later => {
                 "Salesforce is busy right now; please try again in a moment.".into()
@@ -210,11 +249,23 @@ fn call_options() -> (&'static str, String) {
 }
 
 impl SalesforceClient {
-    /// Creates a `sobject` record with `fields` and returns its Id:
-    /// `POST /services/data/<version>/sobjects/<sobject>/`.
+    /// Creates a `sobject` record with `fields` as the integration user and returns its Id.
     pub async fn create(
         &self,
         org: &SalesforceId,
+        sobject: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<SalesforceId, WriteError> {
+        self.create_as(org, &Actor::Integration, sobject, fields)
+            .await
+    }
+
+    /// Creates a `sobject` record with `fields` as `actor` and returns its Id:
+    /// `POST /services/data/<version>/sobjects/<sobject>/`.
+    pub async fn create_as(
+        &self,
+        org: &SalesforceId,
+        actor: &Actor,
         sobject: &str,
         fields: &Map<String, Value>,
     ) -> Result<SalesforceId, WriteError> {
@@ -222,15 +273,16 @@ impl SalesforceClient {
         let path = format!("/services/data/{}/sobjects/{sobject}/", self.api_version());
         let body = Value::Object(fields.clone());
         let answer = self
-            .request(
+            .request_as(
                 org,
+                actor,
                 reqwest::Method::POST,
                 &path,
                 &[call_options()],
                 Some(&body),
             )
             .await
-            .map_err(|e| WriteError::from_salesforce(e, sobject, None))?;
+            .map_err(|e| WriteError::from_salesforce_as(e, actor, sobject, None))?;
         #[derive(Deserialize)]
         struct Created {
             id: String,
@@ -247,10 +299,25 @@ impl SalesforceClient {
             .map_err(|e| decode(format!("create answered Id {:?}: {e}", created.id)))
     }
 
-    /// Updates `fields` of the `sobject` record `id`: `PATCH …/sobjects/<sobject>/<id>`.
+    /// Updates `fields` of the `sobject` record `id` as the integration user.
     pub async fn update(
         &self,
         org: &SalesforceId,
+        sobject: &str,
+        id: &str,
+        fields: &Map<String, Value>,
+        options: UpdateOptions,
+    ) -> Result<(), WriteError> {
+        self.update_as(org, &Actor::Integration, sobject, id, fields, options)
+            .await
+    }
+
+    /// Updates `fields` of the `sobject` record `id` as `actor`:
+    /// `PATCH …/sobjects/<sobject>/<id>`.
+    pub async fn update_as(
+        &self,
+        org: &SalesforceId,
+        actor: &Actor,
         sobject: &str,
         id: &str,
         fields: &Map<String, Value>,
@@ -275,10 +342,17 @@ impl SalesforceClient {
             headers.push(("Sforce-Auto-Assign", value.to_owned()));
         }
         let body = Value::Object(fields.clone());
-        self.request(org, reqwest::Method::PATCH, &path, &headers, Some(&body))
-            .await
-            .map(|_| ())
-            .map_err(|e| WriteError::from_salesforce(e, sobject, Some(id.as_str())))
+        self.request_as(
+            org,
+            actor,
+            reqwest::Method::PATCH,
+            &path,
+            &headers,
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| WriteError::from_salesforce_as(e, actor, sobject, Some(id.as_str())))
     }
 }
 
@@ -411,6 +485,51 @@ mod tests {
         // NOT_FOUND on a create means the object is unknown, not a deleted record.
         let create = WriteError::from_salesforce(api(404, "NOT_FOUND", "m", &[]), "Nope", None);
         assert!(matches!(create, WriteError::Salesforce(_)));
+    }
+
+    #[test]
+    fn a_refused_person_is_not_authorised_a_refused_integration_user_is_not() {
+        let refused = |error: &str| SalesforceError::Auth {
+            org: org(),
+            flow: "JWT bearer",
+            status: 400,
+            error: error.into(),
+            description: "user hasn't approved this consumer".into(),
+        };
+        let ada = Actor::User {
+            username: "ada@acme.example".into(),
+        };
+        for code in ["invalid_grant", "invalid_app_access"] {
+            let e = WriteError::from_salesforce_as(refused(code), &ada, "Case", None);
+            assert_eq!(
+                e,
+                WriteError::NotAuthorised {
+                    username: "ada@acme.example".into(),
+                    code: code.into()
+                }
+            );
+            assert_eq!(e.retry(), Retry::Never);
+            assert!(e.human_message().contains("pre-authorise"), "{code}");
+            assert!(!e.to_string().contains("ada@"), "no username in logs: {e}");
+        }
+        let integration = WriteError::from_salesforce_as(
+            refused("invalid_grant"),
+            &Actor::Integration,
+            "Case",
+            None,
+        );
+        assert!(
+            matches!(integration, WriteError::Salesforce(_)),
+            "{integration:?}"
+        );
+        let other =
+            WriteError::from_salesforce_as(refused("invalid_client_id"), &ada, "Case", None);
+        assert!(matches!(other, WriteError::Salesforce(_)), "{other:?}");
+        assert!(
+            WriteError::AlreadyDecided
+                .human_message()
+                .contains("already decided")
+        );
     }
 
     #[test]
