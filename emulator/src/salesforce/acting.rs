@@ -4,7 +4,7 @@
 //! (`POST /_emulator/jwt-users`). Writes are stamped with that user's Id and journalled with
 //! it; a user without "API Enabled" (`UserPermissionsApiEnabled = false`) is refused every call.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
@@ -43,7 +43,7 @@ pub struct Acting {
     /// Who the call being served runs as.
     pub caller: Caller,
     /// Successful writes with who made them.
-    pub journal: Vec<Value>,
+    pub journal: VecDeque<Value>,
 }
 
 impl Default for Acting {
@@ -55,7 +55,7 @@ impl Default for Acting {
                 user_id: USER_ID.into(),
                 username: DEFAULT_INTEGRATION_USERNAME.into(),
             },
-            journal: Vec::new(),
+            journal: VecDeque::new(),
         }
     }
 }
@@ -173,7 +173,7 @@ impl Emulator {
     /// Journals a successful write with the user who made it.
     pub fn journal_write(&mut self, operation: &str, object: &str, id: &str) {
         if self.acting.journal.len() >= MAX_WRITE_JOURNAL {
-            self.acting.journal.remove(0);
+            self.acting.journal.pop_front();
         }
         let caller = &self.acting.caller;
         let entry = json!({
@@ -184,7 +184,7 @@ impl Emulator {
             "user_id": caller.user_id,
             "username": caller.username,
         });
-        self.acting.journal.push(entry);
+        self.acting.journal.push_back(entry);
     }
 }
 
