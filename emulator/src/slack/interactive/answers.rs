@@ -127,3 +127,96 @@ fn unknown_blocks(state: &Interactive, view_id: &str, errors: &Value) -> Vec<Str
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::OpenView;
+    use super::*;
+
+    fn state_with_view() -> Interactive {
+        let mut state = Interactive::default();
+        let definition = json!({
+            "type": "modal",
+            "title": {"type": "plain_text", "text": "Log a task"},
+            "submit": {"type": "plain_text", "text": "Save"},
+            "blocks": [{"type": "input", "block_id": "subject",
+                        "label": {"type": "plain_text", "text": "Subject"},
+                        "element": {"type": "plain_text_input", "action_id": "value"}}],
+        });
+        state.views.push(OpenView {
+            id: "V1".into(),
+            user: "U1".into(),
+            definition: definition.as_object().cloned().unwrap_or_default(),
+            hash: "1.1".into(),
+            state: json!({"values": {}}),
+            closed: false,
+            errors: None,
+            opened_at_ms: 0,
+            updated_at_ms: None,
+        });
+        state
+    }
+
+    fn apply(state: &mut Interactive, status: u16, body: &str, elapsed_ms: u64) -> Value {
+        let elapsed = Duration::from_millis(elapsed_ms);
+        apply_submission_answer(state, "V1", status, body.as_bytes(), elapsed, 0)
+    }
+
+    #[test]
+    fn late_failed_or_unreadable_answers_keep_the_modal_open() {
+        let mut state = state_with_view();
+        for (status, body, elapsed_ms) in [
+            (200, "", 3001),
+            (500, "", 10),
+            (200, "not json", 10),
+            (200, "[1]", 10),
+            (200, r#"{"response_action":"push","view":{}}"#, 10),
+            (200, r#"{"response_action":"errors"}"#, 10),
+            (
+                200,
+                r#"{"response_action":"update","view":{"type":"modal"}}"#,
+                10,
+            ),
+            (200, r#"{"response_action":"sideways"}"#, 10),
+        ] {
+            let outcome = apply(&mut state, status, body, elapsed_ms);
+            assert_eq!(
+                outcome["outcome"], "kept_open",
+                "{status} {body}: {outcome}"
+            );
+            assert!(outcome["detail"].is_string(), "{outcome}");
+        }
+        assert!(!state.views()[0].closed);
+    }
+
+    #[test]
+    fn errors_naming_other_blocks_are_recorded_and_pointed_out() {
+        let mut state = state_with_view();
+        let body = r#"{"response_action":"errors","errors":{"subject":"Too short","due":"x"}}"#;
+        let outcome = apply(&mut state, 200, body, 10);
+        assert_eq!(outcome["outcome"], "errors");
+        assert!(
+            outcome["detail"].as_str().unwrap().contains("due"),
+            "{outcome}"
+        );
+        assert_eq!(
+            state.views()[0].errors.as_ref().unwrap()["subject"],
+            "Too short"
+        );
+        assert_eq!(
+            apply(&mut state, 200, r#"{"response_action":"clear"}"#, 10),
+            json!({"outcome": "cleared"})
+        );
+        assert!(state.views()[0].closed);
+        assert_eq!(
+            apply(
+                &mut state,
+                200,
+                r#"{"response_action":"update","view":{"type":"modal","title":{"type":"plain_text","text":"t"},"blocks":[]}}"#,
+                10
+            )["outcome"],
+            "kept_open",
+            "a closed modal is not brought back"
+        );
+    }
+}

@@ -9,6 +9,8 @@
 mod answers;
 mod control;
 mod ephemeral;
+#[cfg(test)]
+mod flow_tests;
 mod interact;
 mod payload;
 mod responses;

@@ -410,6 +410,13 @@ pub fn view_submission(
 ) -> Result<Built, Refusal> {
     let person = user_json(person(workspace, user)?);
     let view = own_open_view(state, view_id, user)?;
+    if view.definition.get("submit").is_none_or(Value::is_null) {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            "no_submit_button",
+            format!("{view_id} has no submit button to press"),
+        ));
+    }
     let submitted = submission_state(view.blocks(), values)?;
     view.state = submitted;
     let shown = view.api_json();
