@@ -1,4 +1,5 @@
-//! Everything that talks to Slack: the typed Web API client, the log sink used when no bot
+//! Everything that talks to Slack: the typed Web API client (with the modal, ephemeral and
+//! `users.info` calls of interactive cards in `interactive.rs`), the log sink used when no bot
 //! token is set, the rate limiter every call goes through, and the name-to-Id resolution.
 //!
 //! Slack's *inbound* requests (signed interactivity payloads; later slash commands and the
@@ -8,6 +9,7 @@
 pub mod client;
 pub mod error;
 pub mod inbound;
+pub mod interactive;
 pub mod pause;
 pub mod ratelimit;
 pub mod resolve;

@@ -54,6 +54,10 @@ pub fn method_rate(method: &str) -> Rate {
     match method {
         // Tier 2: 20+ per minute.
         "conversations.list" | "conversations.create" => Rate::per_minute(20, 3),
+        // Tier 4: 100+ per minute.
+        "views.open" | "views.update" | "chat.postEphemeral" | "users.info" => {
+            Rate::per_minute(100, 10)
+        }
         // Tier 3: 50+ per minute.
         _ => Rate::per_minute(50, 5),
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod blackhole;
+pub mod interact;
 pub mod listening;
 pub mod redis_topologies;
 

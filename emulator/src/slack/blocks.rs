@@ -124,12 +124,18 @@ pub fn parse(value: &Value) -> Result<Vec<Value>, BlockError> {
     }
 }
 
-/// Checks a list of blocks against Block Kit's shape and size limits.
+/// Checks a message's blocks against Block Kit's shape and size limits.
 pub fn validate(blocks: &[Value]) -> Check {
-    let root = Ptr("/blocks".into());
-    if blocks.len() > MAX_BLOCKS {
+    validate_at_most(blocks, MAX_BLOCKS, "/blocks")
+}
+
+/// Checks blocks as [`validate`] does, allowing up to `max` of them (modals take 100), with
+/// pointers under `root` (e.g. `/view/blocks`).
+pub fn validate_at_most(blocks: &[Value], max: usize, root: &str) -> Check {
+    let root = Ptr(root.into());
+    if blocks.len() > max {
         return Err(BlockError::new(
-            format!("no more than {MAX_BLOCKS} items allowed"),
+            format!("no more than {max} items allowed"),
             &root,
         ));
     }

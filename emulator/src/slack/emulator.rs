@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::faults::Faults;
+use super::interactive::Interactive;
 use super::journal::{Journal, PostedMessage, RequestRecord};
 use super::limits::Limits;
 use super::methods::{self, ApiError, Ctx, SlackMethod};
@@ -47,6 +48,8 @@ pub struct Emulator {
     pub faults: Faults,
     /// Rate limiters.
     pub limits: Limits,
+    /// Triggers, open modals, ephemeral messages and `response_url`s.
+    pub interactive: Interactive,
 }
 
 /// One API call as it arrived, before any interpretation.
@@ -215,6 +218,7 @@ impl Emulator {
             stats: self.journal.stats_mut(),
             page_size: self.page_size,
             now_micros: clock.micros,
+            interactive: &mut self.interactive,
         };
         match methods::run(method, params, &mut ctx) {
             Ok(body)
@@ -233,9 +237,10 @@ impl Emulator {
         }
     }
 
-    /// Forgets messages, requests, counters and rate-limit history; keeps channels, users,
-    /// open DMs and fault settings.
+    /// Forgets messages, requests, counters, rate-limit history, triggers, modals, ephemeral
+    /// messages and `response_url`s; keeps channels, users, open DMs and fault settings.
     pub fn reset(&mut self) {
+        self.interactive.clear();
         self.workspace.clear_messages();
         self.journal.clear();
         self.limits.clear();
@@ -288,6 +293,7 @@ mod tests {
             journal: Journal::default(),
             faults: Faults::new(0.0, 0.0, Duration::ZERO, 1),
             limits: Limits::new(Rate::new(1.0, 2).unwrap(), Rate::new(1.0, 20).unwrap()),
+            interactive: Interactive::default(),
         }
     }
 

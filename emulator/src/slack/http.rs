@@ -31,8 +31,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/_emulator/tokens", post(set_token))
         .route("/_emulator/reset", post(reset))
         .fallback(not_found)
-        .with_state(shared)
-        .merge(super::responses::router())
+        .with_state(shared.clone())
+        .merge(super::interactive::router(shared))
 }
 
 /// One Slack Web API call.
@@ -273,11 +273,18 @@ async fn dms(State(shared): State<Shared>) -> Response {
 #[serde(deny_unknown_fields)]
 struct UserSeed {
     id: String,
+    /// Absent for a user without an address (`users.info` then shows none).
+    #[serde(default)]
     email: String,
     name: Option<String>,
+    #[serde(default)]
+    deleted: bool,
+    #[serde(default)]
+    is_bot: bool,
 }
 
-/// `POST /_emulator/users`: adds a user, or replaces the one with the same id.
+/// `POST /_emulator/users`: adds a user, or replaces the one with the same id
+/// (`{"id", "email"?, "name"?, "deleted"?, "is_bot"?}`).
 async fn add_user(State(shared): State<Shared>, body: Bytes) -> Response {
     let seed: UserSeed = match parse_json(&body) {
         Ok(seed) => seed,
@@ -289,14 +296,15 @@ async fn add_user(State(shared): State<Shared>, body: Bytes) -> Response {
             "id must be uppercase letters and digits",
         );
     }
-    if !seed.email.contains('@') {
+    if !seed.email.is_empty() && !seed.email.contains('@') {
         return bad_request("invalid_arguments", "email must contain @");
     }
     let mut emu = lock(&shared);
-    if emu
-        .workspace
-        .user_by_email(&seed.email)
-        .is_some_and(|u| u.id != seed.id)
+    if !seed.email.is_empty()
+        && emu
+            .workspace
+            .user_by_email(&seed.email)
+            .is_some_and(|u| u.id != seed.id)
     {
         return conflict("email_taken");
     }
@@ -304,7 +312,10 @@ async fn add_user(State(shared): State<Shared>, body: Bytes) -> Response {
     if let Some(name) = seed.name {
         user.name = name;
     }
-    let shown = json!({"id": user.id, "name": user.name, "email": user.email});
+    user.deleted = seed.deleted;
+    user.is_bot = seed.is_bot;
+    let shown = json!({"id": user.id, "name": user.name, "email": user.email,
+                       "deleted": user.deleted, "is_bot": user.is_bot});
     emu.workspace.upsert_user(user);
     Json(json!({"ok": true, "user": shown})).into_response()
 }
@@ -369,6 +380,7 @@ mod tests {
             journal: Journal::default(),
             faults: Faults::new(0.0, 0.0, Duration::ZERO, 1),
             limits: Limits::new(Rate::new(1.0, 1).unwrap(), Rate::new(1.0, 5).unwrap()),
+            interactive: Default::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

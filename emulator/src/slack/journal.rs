@@ -49,6 +49,8 @@ pub struct Stats {
     pub posts_to_user_id: u64,
     /// Messages successfully updated.
     pub updates: u64,
+    /// Ephemeral messages sent with `chat.postEphemeral`.
+    pub ephemerals: u64,
     /// Calls answered 429 (rate limit or forced).
     pub rate_limited: u64,
     /// Calls answered 500 by fault injection before taking any effect.

@@ -1,4 +1,5 @@
-//! Slack's rate limits: `chat.*` writes per channel, everything else per method.
+//! Slack's rate limits: `chat.*` writes per channel, everything else per method, with the
+//! Tier 4 methods (modals, ephemeral messages, `users.info`) allowed twice the budget.
 
 use std::time::{Duration, Instant};
 
@@ -11,12 +12,37 @@ use crate::gcra::{Gcra, Rate};
 pub const DEFAULT_METHOD_PER_MINUTE: f64 = 50.0;
 /// Default burst for non-`chat` methods.
 pub const DEFAULT_METHOD_BURST: u32 = 20;
+/// How many times the per-method budget a Tier 4 method gets (Slack: 100+ a minute against
+/// Tier 3's 50+).
+pub const TIER4_FACTOR: u32 = 2;
 
 /// Both limiters; each keeps a separate budget per channel or per method.
 #[derive(Debug)]
 pub struct Limits {
     per_channel: Gcra<String>,
     per_method: Gcra<SlackMethod>,
+    tier4: Gcra<SlackMethod>,
+}
+
+/// Slack's Tier 4 methods among the emulated ones.
+fn is_tier4(method: SlackMethod) -> bool {
+    matches!(
+        method,
+        SlackMethod::ViewsOpen
+            | SlackMethod::ViewsUpdate
+            | SlackMethod::PostEphemeral
+            | SlackMethod::UsersInfo
+    )
+}
+
+/// The Tier 4 rate for a per-method rate: `TIER4_FACTOR` times the calls and the burst.
+fn tier4_rate(method: Rate) -> Rate {
+    let factor = f64::from(TIER4_FACTOR);
+    Rate::new(
+        method.per_second() * factor,
+        method.burst().saturating_mul(TIER4_FACTOR),
+    )
+    .unwrap_or(method)
 }
 
 impl Limits {
@@ -25,6 +51,7 @@ impl Limits {
         Limits {
             per_channel: Gcra::new(channel),
             per_method: Gcra::new(method),
+            tier4: Gcra::new(tier4_rate(method)),
         }
     }
 
@@ -44,6 +71,8 @@ impl Limits {
                 Some(channel) => self.per_channel.check(channel.to_owned(), now),
                 None => Ok(()),
             }
+        } else if is_tier4(method) {
+            self.tier4.check(method, now)
         } else {
             self.per_method.check(method, now)
         }
@@ -57,6 +86,7 @@ impl Limits {
     /// Switches the per-method rate; budgets start full again.
     pub fn set_method_rate(&mut self, rate: Rate) {
         self.per_method = Gcra::new(rate);
+        self.tier4 = Gcra::new(tier4_rate(rate));
     }
 
     /// The per-channel rate in force.
@@ -73,6 +103,7 @@ impl Limits {
     pub fn clear(&mut self) {
         self.per_channel.clear();
         self.per_method.clear();
+        self.tier4.clear();
     }
 
     /// The settings, as the faults endpoint shows them.
@@ -82,6 +113,8 @@ impl Limits {
             "burst": self.channel_rate().burst(),
             "method_rate_per_min": self.method_rate().per_second() * 60.0,
             "method_burst": self.method_rate().burst(),
+            "tier4_rate_per_min": self.tier4.rate().per_second() * 60.0,
+            "tier4_burst": self.tier4.rate().burst(),
         })
     }
 }
@@ -128,5 +161,33 @@ mod tests {
         l.set_method_rate(Rate::new(100.0, 1).unwrap());
         assert!(l.check(SlackMethod::ConversationsList, None, t).is_ok());
         assert_eq!(l.to_json()["method_rate_per_min"], 6000.0);
+    }
+
+    #[test]
+    fn tier4_methods_get_twice_the_budget_of_their_own() {
+        let mut l = limits();
+        let t = Instant::now();
+        let tier4_burst = DEFAULT_METHOD_BURST * TIER4_FACTOR;
+        for _ in 0..tier4_burst {
+            assert!(l.check(SlackMethod::ViewsOpen, None, t).is_ok());
+        }
+        assert_eq!(
+            l.check(SlackMethod::ViewsOpen, None, t),
+            Err(Duration::from_millis(600))
+        );
+        assert!(
+            l.check(SlackMethod::ViewsUpdate, None, t).is_ok(),
+            "each method keeps its own budget"
+        );
+        assert!(
+            l.check(SlackMethod::PostEphemeral, Some("C1"), t).is_ok(),
+            "not limited per channel"
+        );
+        assert_eq!(l.to_json()["tier4_rate_per_min"], 100.0);
+        assert_eq!(l.to_json()["tier4_burst"], tier4_burst);
+        l.set_method_rate(Rate::new(1.0, 1).unwrap());
+        assert!(l.check(SlackMethod::UsersInfo, None, t).is_ok());
+        assert!(l.check(SlackMethod::UsersInfo, None, t).is_ok());
+        assert!(l.check(SlackMethod::UsersInfo, None, t).is_err());
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::blocks;
+use super::interactive::{self, Interactive};
 use super::journal::Stats;
 use super::workspace::{
     BOT_ID, BOT_USER_ID, Channel, Message, Workspace, looks_like_id, parse_ts,
@@ -51,10 +52,18 @@ pub enum SlackMethod {
     ConversationsOpen,
     /// `users.lookupByEmail`
     UsersLookupByEmail,
+    /// `users.info`
+    UsersInfo,
+    /// `views.open`
+    ViewsOpen,
+    /// `views.update`
+    ViewsUpdate,
+    /// `chat.postEphemeral`
+    PostEphemeral,
 }
 
 impl SlackMethod {
-    const ALL: [SlackMethod; 9] = [
+    const ALL: [SlackMethod; 13] = [
         SlackMethod::AuthTest,
         SlackMethod::PostMessage,
         SlackMethod::Update,
@@ -64,6 +73,10 @@ impl SlackMethod {
         SlackMethod::ConversationsInvite,
         SlackMethod::ConversationsOpen,
         SlackMethod::UsersLookupByEmail,
+        SlackMethod::UsersInfo,
+        SlackMethod::ViewsOpen,
+        SlackMethod::ViewsUpdate,
+        SlackMethod::PostEphemeral,
     ];
 
     /// The method for a URL segment such as `chat.postMessage`.
@@ -83,6 +96,10 @@ impl SlackMethod {
             SlackMethod::ConversationsInvite => "conversations.invite",
             SlackMethod::ConversationsOpen => "conversations.open",
             SlackMethod::UsersLookupByEmail => "users.lookupByEmail",
+            SlackMethod::UsersInfo => "users.info",
+            SlackMethod::ViewsOpen => "views.open",
+            SlackMethod::ViewsUpdate => "views.update",
+            SlackMethod::PostEphemeral => "chat.postEphemeral",
         }
     }
 
@@ -94,6 +111,7 @@ impl SlackMethod {
                 | SlackMethod::ConversationsList
                 | SlackMethod::ConversationsHistory
                 | SlackMethod::UsersLookupByEmail
+                | SlackMethod::UsersInfo
         )
     }
 
@@ -113,7 +131,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(code: &'static str) -> Self {
+    pub(super) fn new(code: &'static str) -> Self {
         ApiError {
             code,
             messages: Vec::new(),
@@ -143,6 +161,8 @@ pub struct Ctx<'a> {
     pub page_size: usize,
     /// Current time, Unix epoch microseconds.
     pub now_micros: i64,
+    /// Triggers, open modals, ephemeral messages.
+    pub interactive: &'a mut Interactive,
 }
 
 /// Runs one method whose call already passed auth, limits and fault injection.
@@ -157,6 +177,10 @@ pub fn run(method: SlackMethod, p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
         SlackMethod::ConversationsInvite => conversations_invite(p, ctx),
         SlackMethod::ConversationsOpen => conversations_open(p, ctx),
         SlackMethod::UsersLookupByEmail => users_lookup_by_email(p, ctx),
+        SlackMethod::UsersInfo => interactive::users_info(p, ctx),
+        SlackMethod::ViewsOpen => interactive::views_open(p, ctx),
+        SlackMethod::ViewsUpdate => interactive::views_update(p, ctx),
+        SlackMethod::PostEphemeral => interactive::post_ephemeral(p, ctx),
     }
 }
 
@@ -295,7 +319,7 @@ fn postable_channel(p: &Params, ctx: &mut Ctx<'_>, user_ids: bool) -> Result<Tar
 }
 
 /// The `text` and `blocks` of a `chat.*` call, checked against Slack's limits.
-fn content(p: &Params) -> Result<(String, Option<Value>), ApiError> {
+pub(super) fn content(p: &Params) -> Result<(String, Option<Value>), ApiError> {
     let text = p.str("text")?.unwrap_or_default();
     if text.chars().count() > MAX_MESSAGE_TEXT {
         return Err(ApiError::new("msg_too_long"));
@@ -684,11 +708,13 @@ mod tests {
     ) -> MethodResult {
         let params = Params::from_body(Some("application/json"), args.to_string().as_bytes())
             .map_err(ApiError::from)?;
+        let mut interactive = Interactive::default();
         let mut ctx = Ctx {
             workspace: ws,
             stats,
             page_size: 2,
             now_micros: 1_700_000_000_000_000,
+            interactive: &mut interactive,
         };
         run(method, &params, &mut ctx)
     }
@@ -1127,11 +1153,13 @@ mod tests {
             .as_bytes(),
         )
         .unwrap();
+        let mut interactive = Interactive::default();
         let mut ctx = Ctx {
             workspace: &mut w,
             stats: &mut s,
             page_size: 2,
             now_micros: 1_700_000_000_000_000,
+            interactive: &mut interactive,
         };
         let form = run(post, &as_form, &mut ctx).unwrap();
         assert_eq!(

@@ -5,10 +5,10 @@ mod blocks;
 mod emulator;
 mod faults;
 mod http;
+mod interactive;
 mod journal;
 mod limits;
 mod methods;
-mod responses;
 mod tokens;
 mod workspace;
 
@@ -114,6 +114,7 @@ fn build(args: SlackArgs) -> anyhow::Result<Emulator> {
             args.seed,
         ),
         limits: Limits::new(channel_rate, method_rate),
+        interactive: interactive::Interactive::default(),
     })
 }
 

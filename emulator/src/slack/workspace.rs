@@ -10,6 +10,10 @@ use serde_json::{Value, json};
 pub const BOT_USER_ID: &str = "U0SFRELAY1";
 /// The bot id the emulated bot token belongs to.
 pub const BOT_ID: &str = "B0SFRELAY1";
+/// The emulated workspace's team id (what `auth.test` reports).
+pub const TEAM_ID: &str = "T0EMULATED";
+/// The emulated workspace's domain (`<domain>.slack.com`).
+pub const TEAM_DOMAIN: &str = "emulated";
 /// Longest channel name Slack accepts.
 pub const MAX_CHANNEL_NAME: usize = 80;
 
@@ -66,8 +70,13 @@ pub struct User {
     pub id: String,
     /// Handle, derived from the e-mail's local part unless given.
     pub name: String,
-    /// Address `users.lookupByEmail` matches (case-insensitively).
+    /// Address `users.lookupByEmail` matches (case-insensitively); empty when the user has
+    /// none (`users.info` then shows no `profile.email`).
     pub email: String,
+    /// A deactivated account (`users.info` says `deleted: true`).
+    pub deleted: bool,
+    /// A bot user rather than a person.
+    pub is_bot: bool,
 }
 
 impl User {
@@ -78,17 +87,26 @@ impl User {
             id: id.to_owned(),
             name: name.to_owned(),
             email: email.to_owned(),
+            deleted: false,
+            is_bot: false,
         }
     }
 
-    /// The object `users.lookupByEmail` answers with.
+    /// The object `users.lookupByEmail` and `users.info` answer with; `profile.email` only
+    /// when the user has an address.
     pub fn to_json(&self) -> Value {
+        let mut profile = json!({"real_name": self.name, "display_name": self.name});
+        if !self.email.is_empty() {
+            profile["email"] = self.email.clone().into();
+        }
         json!({
             "id": self.id,
+            "team_id": TEAM_ID,
             "name": self.name,
             "real_name": self.name,
-            "is_bot": false,
-            "profile": {"email": self.email, "real_name": self.name},
+            "deleted": self.deleted,
+            "is_bot": self.is_bot,
+            "profile": profile,
         })
     }
 }
@@ -218,7 +236,9 @@ impl Workspace {
     /// The user with this e-mail address, ignoring case like Slack (non-ASCII letters too).
     pub fn user_by_email(&self, email: &str) -> Option<&User> {
         let wanted = email.to_lowercase();
-        self.users.iter().find(|u| u.email.to_lowercase() == wanted)
+        self.users
+            .iter()
+            .find(|u| !u.email.is_empty() && u.email.to_lowercase() == wanted)
     }
 
     /// Adds a user, or replaces the one with the same id.
@@ -327,6 +347,14 @@ impl Workspace {
         self.messages
             .iter_mut()
             .find(|m| m.channel == channel && m.ts == ts)
+    }
+
+    /// Deletes the message with this ts in this channel; whether there was one.
+    pub fn remove_message(&mut self, channel: &str, ts: &str) -> bool {
+        let before = self.messages.len();
+        self.messages
+            .retain(|m| !(m.channel == channel && m.ts == ts));
+        self.messages.len() != before
     }
 
     /// Messages in post order, optionally of one channel only.
