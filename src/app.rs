@@ -78,6 +78,8 @@ pub struct AppState {
     pub seen: Arc<crate::jobs::reconcile::SeenAtIngest>,
     /// The signing secrets `/slack/*` is verified with; none: not served.
     pub slack_inbound: Arc<SigningApps>,
+    /// The running routes (their buttons, for the modals a click opens at once).
+    pub routes: Arc<ArcSwap<RouteSet>>,
 }
 
 impl FromRef<AppState> for InboundState {
@@ -86,6 +88,8 @@ impl FromRef<AppState> for InboundState {
             config: state.config.clone(),
             queue: state.queue.clone(),
             apps: state.slack_inbound.clone(),
+            routes: state.routes.clone(),
+            slack: state.slack_apps.clone(),
         }
     }
 }
@@ -312,6 +316,12 @@ pub fn build_jobs(
     let orgs = Arc::new(OrgDirectory::new(&config.orgs));
     let workspaces = build_workspaces(config, slack, store.clone(), orgs.clone())?;
     let salesforce = build_salesforce(config, store.clone())?;
+    let users = salesforce
+        .clone()
+        .map(|sf| Arc::new(crate::salesforce::UserDirectory::new(sf)));
+    let picklists = salesforce
+        .clone()
+        .map(|sf| Arc::new(crate::salesforce::Picklists::new(sf)));
     Ok(Jobs {
         queue,
         store,
@@ -323,11 +333,13 @@ pub fn build_jobs(
         dedupe_window: config.dedupe_window,
         max_age: config.queue.max_age,
         caps: config.workers.caps,
-        replies: Arc::new(crate::jobs::interaction::Replies::new(
+        replies: Arc::new(crate::actions::replies::Replies::new(
             &config.slack.api_base,
             config.orgs.iter().map(|o| o.id.clone()).collect(),
             config.slack.timeout,
         )),
+        users,
+        picklists,
     })
 }
 
@@ -428,6 +440,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let state = AppState {
         slack_inbound,
+        routes: jobs.routes.clone(),
         takes: takes.clone(),
         config: config.clone(),
         queue: queue.clone(),

@@ -132,9 +132,15 @@ pub async fn check(config: &Config, slack: Option<&SlackClient>) -> (Vec<String>
             Err(e) => problems.push(format!("slack: cannot list channels to check names: {e}")),
         }
     }
+    for (template, name) in routes.undeclared_buttons() {
+        problems.push(format!(
+            "template {template}: action({name:?}) places a button that no route or buttons file declares (add [buttons.{name}])"
+        ));
+    }
     let summary = format!(
-        "{} route(s), {} template(s), {} render(s) against {} fixture event(s), {} channel name(s) checked in Slack{}",
+        "{} route(s), {} button(s), {} template(s), {} render(s) against {} fixture event(s), {} channel name(s) checked in Slack{}",
         routes.routes.len(),
+        routes.every_button().count(),
         routes.templates.names().len(),
         renders,
         fixtures.len(),

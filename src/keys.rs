@@ -96,8 +96,13 @@ pub mod prefix {
     pub const WORKSPACE: &str = "ws-";
     pub const SF_REFRESH_TOKEN: &str = "sf-refresh:";
     pub const SF_REFRESH_TURN: &str = "sf-refreshing:";
+    pub const CARD_OF: &str = "acts-card:";
+    pub const DECIDED: &str = "decided:";
+    pub const ACTED: &str = "acted:";
+    pub const OWN_WRITE: &str = "own-write:";
+    pub const GATE: &str = "gate:";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 17] = [
+    pub const STORE: [&str; 22] = [
         DONE,
         PENDING,
         ONCE,
@@ -115,6 +120,11 @@ pub mod prefix {
         WORKSPACE,
         SF_REFRESH_TOKEN,
         SF_REFRESH_TURN,
+        CARD_OF,
+        DECIDED,
+        ACTED,
+        OWN_WRITE,
+        GATE,
     ];
     pub const CHANNEL_NAME: &str = "chan:";
     pub const CHANNEL_SCAN: &str = "chan-scan-cursor";
@@ -273,6 +283,46 @@ impl Key {
         Key::new(
             format!("{}{org}", prefix::SF_REFRESH_TURN),
             Some(Duration::from_secs(45)),
+        )
+    }
+}
+
+impl Key {
+    /// What the card at `ts` in `channel` is about (route, template, the event it showed),
+    /// for the buttons on it. As long as the card can be edited.
+    pub fn card_of(channel: &str, ts: &str) -> Key {
+        Key::new(
+            format!("{}{channel}:{ts}", prefix::CARD_OF),
+            Some(ANNOUNCEMENT_TTL),
+        )
+    }
+
+    /// A decision taken once whatever the clicks (a card taken, a gate decided): who took it.
+    /// As long as the card it is shown on.
+    pub fn decided(what: &str) -> Key {
+        Key::new(format!("{}{what}", prefix::DECIDED), Some(ANNOUNCEMENT_TTL))
+    }
+
+    /// A Salesforce write an interaction made, or is making (`pending` then its outcome), so
+    /// a retried job neither writes twice nor reports its own write as someone else's. As
+    /// long as the ledger.
+    pub fn acted(interaction: &str) -> Key {
+        Key::new(format!("{}{interaction}", prefix::ACTED), Some(LEDGER_TTL))
+    }
+
+    /// The fields sfrelay just wrote to a record from a card, so that when the change comes
+    /// back (a Flow callout, a change event) the card's own route skips it. `ttl`: how long
+    /// such an echo may take to arrive.
+    pub fn own_write(org: impl Display, record: impl Display, ttl: Duration) -> Key {
+        Key::new(format!("{}{org}:{record}", prefix::OWN_WRITE), Some(ttl))
+    }
+
+    /// A route's approval gate for one record: pending, then decided (who, when, why). As
+    /// long as an announcement.
+    pub fn gate(route: &str, org: impl Display, record: impl Display) -> Key {
+        Key::new(
+            format!("{}{route}:{org}:{record}", prefix::GATE),
+            Some(ANNOUNCEMENT_TTL),
         )
     }
 }

@@ -4,6 +4,7 @@
 //! → `jobs` (one handler per task kind) → `routing` (what to send) → `render` (Block Kit) →
 //! `deliver` (Slack effects, through `slack`). `docs/architecture.md` has the picture.
 
+pub mod actions;
 pub mod app;
 pub mod check;
 pub mod config;

@@ -23,9 +23,15 @@ pub enum Task {
         org: crate::event::SalesforceId,
         tick_ms: i64,
     },
+    /// Wait out an approval gate's timeout, then remind, escalate or reject.
+    GateTimer {
+        route: String,
+        org: crate::event::SalesforceId,
+        record: crate::event::SalesforceId,
+    },
     /// Answer one verified Slack interaction (a button click, a modal submitted or closed).
     Interaction {
-        interaction: crate::slack::inbound::Interaction,
+        interaction: Box<crate::slack::inbound::Interaction>,
     },
 }
 

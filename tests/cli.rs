@@ -54,7 +54,10 @@ fn check_passes_on_the_shipped_routes_and_templates() {
     let dir = workspace();
     let (ok, out) = sfrelay(dir.path(), &["check"], &[]);
     assert!(ok, "{out}");
-    assert!(out.starts_with("ok: 9 route(s), 8 template(s)"), "{out}");
+    assert!(
+        out.starts_with("ok: 10 route(s), 6 button(s), 10 template(s)"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! by a pending note and Slack message metadata (see `post.rs`); thread replies, which the
 //! channel history does not show, keep a window of one Redis round trip.
 
+pub mod cards;
+mod interactive;
 mod orgs;
 mod post;
 mod room;
@@ -186,7 +188,22 @@ impl Deliverer {
         let actions = routes
             .plan(route, &self.orgs.context(event, &empty, extra))
             .map_err(|e| DeliverError::Permanent(format!("route {name}: {e}")))?;
-        for action in &actions {
+        self.deliver_planned(routes, name, event, extra, wait, &actions)
+            .await
+    }
+
+    /// Runs `actions` (planned for `route`, or an approval gate's cards), skipping those the
+    /// ledger says are done.
+    pub async fn deliver_planned(
+        &self,
+        routes: &RouteSet,
+        name: &str,
+        event: &Event,
+        extra: &serde_json::Value,
+        wait: Wait,
+        actions: &[PlannedAction],
+    ) -> Result<(), DeliverError> {
+        for action in actions {
             let ledger_key = Key::done(&event.id, name, action.index);
             if let Some(done) = self.store.get(ledger_key.as_str()).await? {
                 metrics::counter!("sfrelay_ledger_hits_total").increment(1);
@@ -258,6 +275,7 @@ impl Deliverer {
     }
 
     /// One action; `None` when it had nothing to do (e.g. an update with no message to update).
+    /// A card with sfrelay's buttons on it is remembered, for its clicks.
     #[allow(clippy::too_many_arguments)]
     async fn run_action(
         &self,
@@ -270,6 +288,30 @@ impl Deliverer {
         wait: Wait,
     ) -> Result<Option<Landed>, DeliverError> {
         let rendered = self.render(routes, event, extra, &action.template).await?;
+        let has_buttons = cards::has_buttons(&rendered.blocks);
+        let landed = self
+            .land(routes, event, route, action, key, wait, rendered)
+            .await?;
+        if let Some(landed) = &landed
+            && has_buttons
+        {
+            self.remember_card(route, &action.template, event, extra, landed)
+                .await?;
+        }
+        Ok(landed)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn land(
+        &self,
+        routes: &RouteSet,
+        event: &Event,
+        route: &str,
+        action: &PlannedAction,
+        key: &Key,
+        wait: Wait,
+        rendered: Rendered,
+    ) -> Result<Option<Landed>, DeliverError> {
         let mut message = Message {
             channel: String::new(),
             text: rendered.text,

@@ -1,15 +1,17 @@
-//! The per-org facts templates need (record links), and the render context built from them.
+//! The per-org facts templates and actions need (record links, who writes), and the render
+//! context built from them.
 
 use std::collections::HashMap;
 
-use crate::config::OrgConfig;
+use crate::config::{ActAs, OrgConfig};
 use crate::event::{Event, SalesforceId};
 use crate::render::template::RenderContext;
 
-/// Each org's instance URL, from the configuration.
+/// Each org's instance URL and `act_as`, from the configuration.
 #[derive(Debug, Default)]
 pub struct OrgDirectory {
     instance_urls: HashMap<SalesforceId, String>,
+    act_as: HashMap<SalesforceId, ActAs>,
 }
 
 impl OrgDirectory {
@@ -19,7 +21,13 @@ impl OrgDirectory {
                 .iter()
                 .filter_map(|o| Some((o.id.clone(), o.instance_url.clone()?)))
                 .collect(),
+            act_as: orgs.iter().map(|o| (o.id.clone(), o.act_as)).collect(),
         }
+    }
+
+    /// Who writes to `org` for a person who clicked (the integration user by default).
+    pub fn act_as(&self, org: &SalesforceId) -> ActAs {
+        self.act_as.get(org).copied().unwrap_or_default()
     }
 
     pub fn instance_url(&self, org: &SalesforceId) -> Option<&str> {

@@ -35,6 +35,11 @@ impl Workspaces {
         self
     }
 
+    /// The default Slack app's deliverer.
+    pub fn default_app(&self) -> &Deliverer {
+        &self.default
+    }
+
     /// The deliverer that posts on behalf of `org`: its own app's, else the default one.
     pub fn for_org(&self, org: &SalesforceId) -> &Deliverer {
         self.by_org.get(org).unwrap_or(&self.default)

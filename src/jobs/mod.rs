@@ -16,7 +16,7 @@ pub mod digest;
 mod enrich;
 mod fan_out;
 mod gap;
-pub mod interaction;
+mod picklists;
 pub mod reconcile;
 pub mod route;
 pub mod scheduled;
@@ -52,7 +52,11 @@ pub struct Jobs {
     /// What one job may hold of Salesforce's answers.
     pub caps: Caps,
     /// Answers to Slack interactions, through their `response_url`.
-    pub replies: Arc<interaction::Replies>,
+    pub replies: Arc<crate::actions::replies::Replies>,
+    /// Salesforce Users by email, for who clicked (`None` without API credentials).
+    pub users: Option<Arc<crate::salesforce::UserDirectory>>,
+    /// Picklist values for the selects on cards (`None` without API credentials).
+    pub picklists: Option<Arc<crate::salesforce::Picklists>>,
 }
 
 /// What one job may hold of Salesforce's answers, so that one large answer is cut or refused
@@ -111,6 +115,11 @@ pub enum WorkError {
     Deliver(#[from] DeliverError),
     #[error("Salesforce: {0}")]
     Salesforce(#[from] SalesforceError),
+    #[error("Salesforce write: {0}")]
+    Write(crate::salesforce::WriteError),
+    /// The queue did not take work that follows (a gate's timer, approved actions).
+    #[error("queue: {0}")]
+    Queue(QueueError),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Cannot succeed as things stand (route gone, no API credentials, a bad query…).
@@ -130,7 +139,8 @@ impl WorkError {
         match self {
             WorkError::Deliver(e) => e.retry(),
             WorkError::Salesforce(e) => e.retry(),
-            WorkError::Store(_) | WorkError::Held { .. } => Retry::Later,
+            WorkError::Write(e) => e.retry(),
+            WorkError::Store(_) | WorkError::Held { .. } | WorkError::Queue(_) => Retry::Later,
             WorkError::Permanent(_) => Retry::Never,
         }
     }
@@ -145,8 +155,10 @@ impl WorkError {
         match self {
             WorkError::Deliver(e) => e.postpone_for(),
             WorkError::Salesforce(e) => e.retry_after(),
+            WorkError::Write(crate::salesforce::WriteError::Salesforce(e)) => e.retry_after(),
+            WorkError::Write(_) => None,
             WorkError::Held { .. } => Some(HELD_POLL),
-            WorkError::Store(_) | WorkError::Permanent(_) => None,
+            WorkError::Store(_) | WorkError::Permanent(_) | WorkError::Queue(_) => None,
         }
     }
 }
@@ -202,7 +214,7 @@ impl JobError {
     }
 
     /// `e` while doing `what`: put off when only a limit stands in the way.
-    fn of(what: &str, e: WorkError) -> Self {
+    pub(crate) fn of(what: &str, e: WorkError) -> Self {
         match e.postpone_for() {
             Some(delay) => JobError::Postponed {
                 delay,
@@ -223,7 +235,12 @@ pub async fn run(jobs: &Jobs, job: &Job) -> Result<(), JobError> {
     match task {
         Task::Event { event } => fan_out::run(jobs, &event, false).await,
         Task::Gap { gap } => gap::run(jobs, &gap).await,
-        Task::Interaction { interaction } => interaction::run(jobs, &interaction).await,
+        Task::GateTimer { route, org, record } => {
+            crate::actions::gate::timer(jobs, &route, &org, &record).await
+        }
+        Task::Interaction { interaction } => {
+            crate::actions::run(jobs, &job.envelope.id, &interaction).await
+        }
         Task::Scheduled {
             route,
             org,

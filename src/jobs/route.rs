@@ -129,10 +129,21 @@ async fn deliver_with(
         if let Some(wanted) = &route.enrich {
             extra = enrich::merge(extra, enrich::query(jobs, wanted, event).await?);
         }
-        jobs.slack
-            .for_org(&event.org_id)
-            .deliver(&routes, route, event, &extra, wait)
-            .await?;
+        extra = super::picklists::merge(jobs, &routes, route, event, extra).await;
+        match &route.gate {
+            Some(gate) => {
+                crate::actions::gate::deliver_gated(
+                    jobs, &routes, route, gate, event, &extra, wait,
+                )
+                .await?;
+            }
+            None => {
+                jobs.slack
+                    .for_org(&event.org_id)
+                    .deliver(&routes, route, event, &extra, wait)
+                    .await?;
+            }
+        }
         Ok::<(), WorkError>(())
     }
     .await;

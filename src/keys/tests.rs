@@ -48,6 +48,24 @@ fn every_kind() -> Vec<(&'static str, String)> {
     let other = Workspace::of_org(org);
     let mut kinds = vec![
         (prefix::DONE, done.as_str().to_string()),
+        (
+            prefix::CARD_OF,
+            Key::card_of(awkward, "1759248000.000100")
+                .as_str()
+                .to_string(),
+        ),
+        (prefix::DECIDED, Key::decided(awkward).as_str().to_string()),
+        (prefix::ACTED, Key::acted(awkward).as_str().to_string()),
+        (
+            prefix::OWN_WRITE,
+            Key::own_write(org, record, Duration::from_secs(60))
+                .as_str()
+                .to_string(),
+        ),
+        (
+            prefix::GATE,
+            Key::gate(awkward, org, record).as_str().to_string(),
+        ),
         (prefix::PENDING, Key::pending(&done).as_str().to_string()),
         (
             prefix::ONCE,
@@ -220,6 +238,13 @@ fn lifetimes_follow_the_kind() {
         Key::announced("r", org, record).ttl()
     );
     assert_eq!(Key::room("r", org, record).ttl(), None);
+    assert_eq!(Key::card_of("C1", "1.2").ttl(), Some(ANNOUNCEMENT_TTL));
+    assert_eq!(Key::gate("r", org, record).ttl(), Some(ANNOUNCEMENT_TTL));
+    assert_eq!(Key::acted("i").ttl(), Some(LEDGER_TTL));
+    assert_eq!(
+        Key::own_write(org, record, age_limit).ttl(),
+        Some(age_limit)
+    );
     assert_eq!(Workspace::default_app().room_name("x").ttl(), None);
     assert_eq!(
         Key::reconcile_slot(org, "Opportunity", 1, Duration::from_secs(300)).ttl(),

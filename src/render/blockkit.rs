@@ -17,7 +17,8 @@ use super::helpers::{Vars, describe, eval_expression};
 use super::limits::{self, max};
 use super::located::{self, Format, Kind, Member, Node};
 use super::schema::{
-    BLOCK_TYPES, BLOCKS, BUTTON_KEYS, IMAGE_ELEMENT_KEYS, Shape, TEXT_KEYS, block_keys,
+    BLOCK_TYPES, BLOCKS, BUTTON_KEYS, IMAGE_ELEMENT_KEYS, OPTION_KEYS, SELECT_KEYS, Shape,
+    TEXT_KEYS, block_keys,
 };
 use super::{Rendered, TemplateError};
 
@@ -138,6 +139,12 @@ impl Compiler<'_> {
             Shape::ContextElement | Shape::ActionElement | Shape::Accessory => {
                 self.element(node, path, shape)
             }
+            Shape::SelectOption => match &node.kind {
+                Kind::Map(members) => {
+                    self.object(members, path, OPTION_KEYS, &["text", "value"], node.line)
+                }
+                _ => self.wrong(node, path, "an option ({\"text\": ..., \"value\": ...})"),
+            },
             Shape::Str => match &node.kind {
                 Kind::Str(s) => self.string(s, node.line, path),
                 _ => self.wrong(node, path, "a string"),
@@ -334,11 +341,11 @@ impl Compiler<'_> {
         let (ty, line) = self.type_of(node, path)?;
         let allowed: &[&str] = match shape {
             Shape::ContextElement => &["plain_text", "mrkdwn", "image"],
-            Shape::ActionElement => &["button"],
-            _ => &["button", "image"],
+            Shape::ActionElement => &["button", "static_select"],
+            _ => &["button", "static_select", "image"],
         };
         if !allowed.contains(&ty) {
-            let known = ["plain_text", "mrkdwn", "image", "button"].contains(&ty);
+            let known = ["plain_text", "mrkdwn", "image", "button", "static_select"].contains(&ty);
             let message = if known {
                 format!(
                     "{path}: element type {ty:?} is not allowed here (expected {})",
@@ -357,6 +364,13 @@ impl Compiler<'_> {
                 path,
                 BUTTON_KEYS,
                 &["text", "action_id"],
+                node.line,
+            ),
+            "static_select" => self.object(
+                members,
+                path,
+                SELECT_KEYS,
+                &["action_id", "options"],
                 node.line,
             ),
             _ => self.object(members, path, IMAGE_ELEMENT_KEYS, &["alt_text"], node.line),

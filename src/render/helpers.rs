@@ -93,6 +93,7 @@ impl Vars {
             changed_fields: event.changed_fields.clone(),
             change_type: event.change_type,
             object: event.object.clone(),
+            org: event.org_id.as_str().to_owned(),
             instance_url: ctx.instance_url.map(str::to_owned),
             users: ctx.users.clone(),
             wanted: Mutex::new(BTreeSet::new()),
@@ -176,6 +177,7 @@ struct Scope {
     changed_fields: Option<Vec<String>>,
     change_type: ChangeType,
     object: String,
+    org: String,
     instance_url: Option<String>,
     users: HashMap<String, String>,
     wanted: Mutex<BTreeSet<String>>,
@@ -287,6 +289,7 @@ pub(super) fn environment(options: &RenderOptions) -> Environment<'static> {
     env.add_function("was", was);
     env.add_function("slack_user", slack_user);
     env.add_function("sf_url", sf_url);
+    env.add_function("action", action);
     env.add_filter("sf_url", sf_url);
     env.add_filter("money", money);
     env.add_filter("date", move |value: Value| format_when(value, tz, false));
@@ -360,6 +363,59 @@ fn slack_user(state: &State, email: Option<Value>) -> Result<Value, Error> {
 }
 
 /// `sf_url(id, object?)`: the Lightning URL of a record, or "" when it cannot be built safely.
+/// `action("take")`: the value of a button that runs the declared button `take` on this card's
+/// record; `action("stage", "Closed Won")`: a select option's value choosing "Closed Won";
+/// `action("take", id=row.Id)` for another record of the same object (a digest's rows).
+/// Names and Ids are checked here; what the name does is looked up when it is clicked.
+fn action(
+    state: &State,
+    name: &str,
+    choice: Option<Value>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<Value, Error> {
+    let scope = scope(state)?;
+    let invalid = |message: String| Error::new(ErrorKind::InvalidOperation, message);
+    if !crate::routing::buttons::is_button_name(name) {
+        return Err(invalid(format!(
+            "action({name:?}): a button name is letters, digits, - and _"
+        )));
+    }
+    let id: Option<Value> = kwargs.get("id")?;
+    kwargs.assert_all_used()?;
+    let id = match id {
+        Some(id) => id.as_str().map(str::to_owned),
+        None => scope
+            .record
+            .get_attr("Id")
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned)),
+    };
+    let Some(record) = id.and_then(|id| crate::event::SalesforceId::parse(&id).ok()) else {
+        return Err(invalid(format!(
+            "action({name:?}): the record has no valid Id to act on"
+        )));
+    };
+    let org = crate::event::SalesforceId::parse(&scope.org)
+        .map_err(|e| invalid(format!("action({name:?}): org: {e}")))?;
+    let choice = match choice {
+        None => None,
+        Some(v) if v.is_none() || v.is_undefined() => None,
+        Some(v) => Some(match v.as_str() {
+            Some(s) => s.to_owned(),
+            None => v.to_string(),
+        }),
+    };
+    let value = crate::slack::inbound::ButtonValue {
+        org,
+        object: scope.object.clone(),
+        record,
+        action: name.to_owned(),
+        choice: choice.filter(|c| !c.is_empty()),
+    };
+    // Built from checked parts only, so it is printed as is, not escaped.
+    Ok(Value::from_safe_string(value.render()))
+}
+
 fn sf_url(state: &State, id: Option<Value>, object: Option<Value>) -> Result<Value, Error> {
     let scope = scope(state)?;
     let empty = Ok(Value::from(""));

@@ -29,6 +29,12 @@ pub mod max {
     pub const URL: usize = 3000;
     /// Button `value`.
     pub const BUTTON_VALUE: usize = 2000;
+    /// Options in one static select.
+    pub const SELECT_OPTIONS: usize = 100;
+    /// An option's `text` (and a select's placeholder).
+    pub const OPTION_TEXT: usize = 75;
+    /// An option's `value`.
+    pub const OPTION_VALUE: usize = 150;
     /// `block_id` and `action_id`.
     pub const ID: usize = 255;
     /// Image `alt_text` (and image block `title`, which has the same limit).
@@ -211,6 +217,7 @@ fn fit_element(element: &mut Value, path: &str, notes: &mut Vec<String>) -> bool
     match element.get("type").and_then(Value::as_str) {
         Some("plain_text" | "mrkdwn") => cut_text(Some(element), max::SECTION_TEXT, path, notes),
         Some("button") => return fit_button(element, path, notes),
+        Some("static_select") => return fit_select(element, path, notes),
         Some("image") => return fit_image(element, path, notes),
         _ => {}
     }
@@ -233,6 +240,52 @@ fn fit_button(button: &mut Value, path: &str, notes: &mut Vec<String>) -> bool {
     );
     drop_long(button, "value", max::BUTTON_VALUE, path, notes);
     drop_long(button, "action_id", max::ID, path, notes);
+    true
+}
+
+/// A select keeps at most 100 options, each with a value Slack takes (an option whose value
+/// is too long is dropped: cutting it would choose something else); with none left it goes.
+fn fit_select(select: &mut Value, path: &str, notes: &mut Vec<String>) -> bool {
+    cut_text(
+        select.get_mut("placeholder"),
+        max::OPTION_TEXT,
+        &format!("{path}.placeholder"),
+        notes,
+    );
+    let Some(Value::Array(options)) = select.get_mut("options") else {
+        return false;
+    };
+    let mut i = 0;
+    options.retain_mut(|option| {
+        let at = format!("{path}.options[{i}]");
+        i += 1;
+        if longer_than(option.get("value"), max::OPTION_VALUE) {
+            notes.push(format!(
+                "{at}: value over {} chars, option dropped",
+                max::OPTION_VALUE
+            ));
+            return false;
+        }
+        cut_text(
+            option.get_mut("text"),
+            max::OPTION_TEXT,
+            &format!("{at}.text"),
+            notes,
+        );
+        true
+    });
+    if options.len() > max::SELECT_OPTIONS {
+        notes.push(format!(
+            "{path}.options: {} options, cut to {}",
+            options.len(),
+            max::SELECT_OPTIONS
+        ));
+        options.truncate(max::SELECT_OPTIONS);
+    }
+    if options.is_empty() {
+        notes.push(format!("{path}: no options left, select dropped"));
+        return false;
+    }
     true
 }
 

@@ -104,6 +104,57 @@ pub enum RenderError {
 pub struct Templates {
     env: Arc<Environment<'static>>,
     trees: BTreeMap<String, Part>,
+    /// The picklist fields each template offers choices of (`picklists.StageName`), which
+    /// the job reads from Salesforce before rendering it.
+    picklists: BTreeMap<String, BTreeSet<String>>,
+    /// The buttons each template places by name (`action('take_case')`), checked against
+    /// the declared ones when routes load.
+    actions: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Every button name a template's text places literally: `action('x')` or `action("x")`.
+fn action_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    // In a JSON file a double quote inside a string is written \".
+    for mark in ["action('", "action(\\\"", "action(\""] {
+        let mut rest = text;
+        while let Some(at) = rest.find(mark) {
+            let after = &rest[at + mark.len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                .collect();
+            if !name.is_empty() {
+                names.insert(name);
+            }
+            rest = after;
+        }
+    }
+    names
+}
+
+/// Every `picklists.<Field>` a template's text mentions.
+fn picklist_fields(text: &str) -> BTreeSet<String> {
+    const MARK: &str = "picklists.";
+    let mut fields = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let after = &rest[at + MARK.len()..];
+        let field: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let starts_well = field.starts_with(|c: char| c.is_ascii_alphabetic());
+        let whole_word = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+        if starts_well && whole_word {
+            fields.insert(field);
+        }
+        rest = after;
+    }
+    fields
 }
 
 /// A compiled boolean expression over an event (route conditions, `when` on actions).
@@ -215,6 +266,8 @@ impl Templates {
     ) -> Result<Self, Vec<TemplateError>> {
         let mut env = environment(&options);
         let mut trees = BTreeMap::new();
+        let mut picklists = BTreeMap::new();
+        let mut actions = BTreeMap::new();
         let mut defined_in: HashMap<String, PathBuf> = HashMap::new();
         for (file, text) in files {
             let error = |message: String| TemplateError {
@@ -241,6 +294,8 @@ impl Templates {
                 continue;
             }
             defined_in.insert(name.clone(), file.clone());
+            picklists.insert(name.clone(), picklist_fields(&text));
+            actions.insert(name.clone(), action_names(&text));
             if let Some(tree) =
                 blockkit::compile(&mut env, &name, &file, format, &text, &mut errors)
             {
@@ -251,6 +306,8 @@ impl Templates {
             Ok(Self {
                 env: Arc::new(env),
                 trees,
+                picklists,
+                actions,
             })
         } else {
             Err(errors)
@@ -261,6 +318,16 @@ impl Templates {
     /// a missing template at startup.
     pub fn contains(&self, name: &str) -> bool {
         self.trees.contains_key(name)
+    }
+
+    /// The button names template `name` places with a literal `action('<name>')`, by template.
+    pub fn action_names(&self) -> &BTreeMap<String, BTreeSet<String>> {
+        &self.actions
+    }
+
+    /// The picklist fields template `name` offers choices of.
+    pub fn picklist_fields(&self, name: &str) -> BTreeSet<String> {
+        self.picklists.get(name).cloned().unwrap_or_default()
     }
 
     /// Names of all loaded templates, sorted, for `sfrelay check` and error messages.

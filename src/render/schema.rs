@@ -28,8 +28,10 @@ pub(super) enum Shape {
     PlainText,
     /// An element of a context block: a text object or an image.
     ContextElement,
-    /// An element of an actions block: a button.
+    /// An element of an actions block: a button or a static select.
     ActionElement,
+    /// An option of a select: `text` and `value`.
+    SelectOption,
     /// A section accessory: a button or an image.
     Accessory,
     Str,
@@ -131,6 +133,24 @@ pub(super) const BUTTON_KEYS: &[(&str, Shape)] = &[
     ("style", Shape::Style),
     ("confirm", Shape::Any),
     ("accessibility_label", Shape::Str),
+];
+
+/// Keys of a static select (its options may be an `each` loop).
+pub(super) const SELECT_KEYS: &[(&str, Shape)] = &[
+    ("type", Shape::Str),
+    ("action_id", Shape::Str),
+    ("placeholder", Shape::PlainText),
+    ("options", Shape::ArrayOf(&Shape::SelectOption)),
+    ("initial_option", Shape::Any),
+    ("confirm", Shape::Any),
+    ("focus_on_load", Shape::Bool),
+];
+
+/// Keys of a select's option.
+pub(super) const OPTION_KEYS: &[(&str, Shape)] = &[
+    ("text", Shape::PlainText),
+    ("value", Shape::Str),
+    ("description", Shape::PlainText),
 ];
 
 /// Keys of an image element (in a context block or as an accessory).

@@ -1,6 +1,8 @@
 //! Routing is pure: (event, routes) → which routes fire and what each wants sent. No I/O, so it
 //! is tested without any server and is what `sfrelay render` prints.
 
+pub mod buttons;
+pub mod gate;
 pub mod route;
 
 use std::collections::HashSet;
@@ -11,12 +13,15 @@ use serde_json::Value;
 
 use crate::event::Event;
 use crate::render::template::{RenderContext, RenderOptions, Templates};
+pub use buttons::{Button, ButtonKind};
 pub use route::{ActionSpec, ChannelRef, Dedupe, LoadError, OnGap, Priority, Route, Target};
 
 /// Every route and template, loaded and checked together; swapped whole on reload.
 pub struct RouteSet {
     pub routes: Vec<Route>,
     pub templates: Templates,
+    /// Buttons declared in files of their own (no `object`, only `[buttons]`), for any card.
+    pub buttons: Vec<Button>,
 }
 
 /// One action of a fired route, with its target worked out from the event.
@@ -149,7 +154,15 @@ impl RouteSet {
     ) -> Result<RouteSet, Vec<LoadError>> {
         let mut errors = Vec::new();
         let mut routes: Vec<Route> = Vec::new();
+        let mut shared = Vec::new();
         for (path, text) in sources {
+            if buttons::is_buttons_file(text) {
+                match buttons::parse_file(path, text) {
+                    Ok(found) => shared.extend(found),
+                    Err(e) => errors.extend(e),
+                }
+                continue;
+            }
             match Route::parse_in(path, text, &templates, zone) {
                 Ok(route) => {
                     if let Some(other) = routes.iter().find(|r| r.name == route.name) {
@@ -168,6 +181,23 @@ impl RouteSet {
                 Err(e) => errors.extend(e),
             }
         }
+        let mut declared: std::collections::HashMap<&str, &Path> = std::collections::HashMap::new();
+        let every = shared
+            .iter()
+            .chain(routes.iter().flat_map(|r| r.buttons.iter()));
+        for button in every {
+            if let Some(first) = declared.insert(button.name.as_str(), &button.file) {
+                errors.push(LoadError {
+                    file: button.file.clone(),
+                    line: button.line,
+                    message: format!(
+                        "buttons.{}: also declared in {}; a button name is declared once",
+                        button.name,
+                        first.display()
+                    ),
+                });
+            }
+        }
         let names: HashSet<&str> = routes.iter().map(|r| r.name.as_str()).collect();
         for route in &routes {
             for action in &route.actions {
@@ -183,7 +213,11 @@ impl RouteSet {
             }
         }
         if errors.is_empty() {
-            Ok(RouteSet { routes, templates })
+            Ok(RouteSet {
+                routes,
+                templates,
+                buttons: shared,
+            })
         } else {
             Err(errors)
         }
@@ -191,6 +225,32 @@ impl RouteSet {
 
     pub fn get(&self, name: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.name == name)
+    }
+
+    /// The button declared as `name`, in whichever route file declares it.
+    pub fn button(&self, name: &str) -> Option<&Button> {
+        self.every_button().find(|b| b.name == name)
+    }
+
+    /// Buttons templates place (`action('<name>')`) that nothing declares, as
+    /// (template, name): a click on one would only be told it is not available.
+    pub fn undeclared_buttons(&self) -> Vec<(String, String)> {
+        let mut missing = Vec::new();
+        for (template, placed) in self.templates.action_names() {
+            for name in placed {
+                if self.button(name).is_none() && !buttons::RESERVED.contains(&name.as_str()) {
+                    missing.push((template.clone(), name.clone()));
+                }
+            }
+        }
+        missing
+    }
+
+    /// Every declared button, in button files and route files.
+    pub fn every_button(&self) -> impl Iterator<Item = &Button> {
+        self.buttons
+            .iter()
+            .chain(self.routes.iter().flat_map(|r| r.buttons.iter()))
     }
 
     /// The routes this event fires: object, change type, org filter and condition all match.
@@ -292,6 +352,47 @@ fn is_email(s: &str) -> bool {
 
 /// An action's `email`: a literal address, or a path into the event (`record.Owner.Email`).
 /// Anything that is not one plausible address counts as none.
+/// The cards of `route`'s approval gate for the people at `who` (emails, or paths to them),
+/// numbered from `first` (apart from the route's own actions in the ledger); with a gate
+/// channel, one card posted there.
+pub fn plan_gate_cards(
+    route: &Route,
+    gate: &gate::Gate,
+    who: &[String],
+    first: usize,
+    ctx: &RenderContext<'_>,
+) -> Vec<PlannedAction> {
+    if let Some(channel) = &gate.channel {
+        return vec![PlannedAction {
+            index: first,
+            target: PlannedTarget::Post {
+                channel: channel.clone(),
+            },
+            template: gate.template.clone(),
+        }];
+    }
+    let mut emails: Vec<String> = Vec::new();
+    for spec in who {
+        if let Some(email) = email_from(spec, ctx)
+            && !emails.iter().any(|e| e.eq_ignore_ascii_case(&email))
+        {
+            emails.push(email);
+        }
+    }
+    emails
+        .into_iter()
+        .enumerate()
+        .map(|(i, email)| PlannedAction {
+            index: first + i,
+            target: PlannedTarget::Dm {
+                email: Some(email),
+                fallback: route.fallback_channel.clone(),
+            },
+            template: gate.template.clone(),
+        })
+        .collect()
+}
+
 fn email_from(spec: &str, ctx: &RenderContext<'_>) -> Option<String> {
     let spec = spec.trim();
     if spec.contains('@') {

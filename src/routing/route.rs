@@ -117,6 +117,8 @@ pub struct ActionSpec {
     pub when: Option<Condition>,
     /// A room's name, compiled (only for `room` actions).
     pub name: Option<Expression>,
+    /// Held by the route's approval gate until someone approves.
+    pub gated: bool,
     pub line: usize,
 }
 
@@ -144,6 +146,10 @@ pub struct Route {
     /// What a CDC gap event (no field values) means for this route.
     pub on_gap: OnGap,
     pub actions: Vec<ActionSpec>,
+    /// The buttons this file declares (cards of any route may carry them).
+    pub buttons: Vec<super::buttons::Button>,
+    /// The approval gate holding this route's actions, if any.
+    pub gate: Option<super::gate::Gate>,
 }
 
 /// A CDC gap event carries no field values: ignore it, or fetch the record and route that.
@@ -225,6 +231,9 @@ struct RouteFile {
     #[serde(default)]
     on_gap: OnGap,
     actions: Vec<Spanned<ActionFile>>,
+    #[serde(default)]
+    buttons: std::collections::BTreeMap<String, Spanned<super::buttons::ButtonFile>>,
+    gate: Option<Spanned<super::gate::GateFile>>,
 }
 
 #[derive(Deserialize)]
@@ -240,6 +249,8 @@ struct ActionFile {
     invite: Vec<String>,
     template: Spanned<String>,
     when: Option<Spanned<String>>,
+    /// With a `[gate]`: whether this action waits for the decision (default: it does).
+    gated: Option<Spanned<bool>>,
 }
 
 /// Turns a byte offset into a 1-based line number.
@@ -562,21 +573,44 @@ impl Route {
                     None
                 }
             };
+            if let (Some(gated), None) = (&a.gated, &parsed.gate) {
+                err(
+                    &mut errors,
+                    gated.span().start,
+                    "`gated` needs the route's [gate]".into(),
+                );
+            }
+            let gated = parsed.gate.is_some() && a.gated.as_ref().is_none_or(|g| *g.get_ref());
             if let Some(target) = target {
                 actions.push(ActionSpec {
                     target,
                     template,
                     when,
                     name,
+                    gated,
                     line,
                 });
             }
         }
 
+        let buttons = super::buttons::parse(file, text, &parsed.buttons, &mut errors);
+        let gate = parsed
+            .gate
+            .as_ref()
+            .and_then(|g| super::gate::parse(file, text, g, templates, &mut errors));
+        if gate.is_some() && schedule.is_some() {
+            err(
+                &mut errors,
+                0,
+                "a scheduled route cannot have a [gate] (nobody's record to decide on)".into(),
+            );
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Route {
+            buttons,
+            gate,
             name,
             file: file.to_path_buf(),
             description: parsed.description,

@@ -4,6 +4,7 @@
 //! load-time checks and their `file:line` reports. Shared here: events, users, the closed-won
 //! template in JSON and YAML, and loading templates from text.
 
+mod buttons;
 mod helpers;
 mod loading;
 mod messages;

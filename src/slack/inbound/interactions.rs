@@ -26,6 +26,27 @@ pub struct Interaction {
     pub message_ts: Option<String>,
     /// A modal's `callback_id`.
     pub callback_id: Option<String>,
+    /// The modal submitted or closed.
+    #[serde(default)]
+    pub view_id: Option<String>,
+    /// What sfrelay put in the modal when it opened it.
+    #[serde(default)]
+    pub private_metadata: Option<String>,
+    /// A submitted modal's `state.values`: input block → element → what was entered.
+    #[serde(default)]
+    pub values: Option<Value>,
+    /// The blocks and text of the message the click came from (absent for ephemeral ones),
+    /// so the card can be rewritten in place.
+    #[serde(default)]
+    pub message_blocks: Option<Vec<Value>>,
+    #[serde(default)]
+    pub message_text: Option<String>,
+    /// The clicked element's block.
+    #[serde(default)]
+    pub block_id: Option<String>,
+    /// The modal the request itself opened for this click (its `trigger_id` was fresh).
+    #[serde(default)]
+    pub opened_view: Option<String>,
 }
 
 /// The interaction kinds `/slack/interactions` takes.
@@ -84,21 +105,36 @@ impl Interaction {
             message_ts: text(payload, "/container/message_ts")
                 .or_else(|| text(payload, "/message/ts")),
             callback_id: text(payload, "/view/callback_id"),
+            view_id: text(payload, "/view/id"),
+            private_metadata: text(payload, "/view/private_metadata"),
+            values: payload.pointer("/view/state/values").cloned(),
+            message_blocks: payload
+                .pointer("/message/blocks")
+                .and_then(Value::as_array)
+                .cloned(),
+            message_text: text(payload, "/message/text"),
+            block_id: action_text("/block_id"),
+            opened_view: None,
             kind,
         })
     }
 }
 
-/// A button's `value` as sfrelay writes it: `sfrelay:v1:{org}:{object}:{record id}:{action}`.
+/// A button's `value` as sfrelay writes it: `sfrelay:v1:{org}:{object}:{record id}:{action}`,
+/// and for a select's option `…:{action}:{choice}` (the value chosen, which may hold `:`).
 /// It names what the button is about and never carries a secret; what it names is checked
-/// again before anything is done (the org must be configured).
+/// again before anything is done (the org must be configured, the action declared).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ButtonValue {
     pub org: SalesforceId,
     pub object: String,
     pub record: SalesforceId,
     pub action: String,
+    pub choice: Option<String>,
 }
+
+/// What opens every value sfrelay writes.
+pub const VALUE_PREFIX: &str = "sfrelay:v1:";
 
 /// Object and action names: API-name characters only, so a value cannot smuggle anything.
 fn is_name(s: &str) -> bool {
@@ -110,9 +146,15 @@ fn is_name(s: &str) -> bool {
 
 impl ButtonValue {
     pub fn parse(value: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = value.split(':').collect();
-        let [scheme, version, org, object, record, action] = parts[..] else {
-            return Err("not sfrelay:v1:{org}:{object}:{record id}:{action}".into());
+        let parts: Vec<&str> = value.splitn(7, ':').collect();
+        let (scheme, version, org, object, record, action, choice) = match parts[..] {
+            [scheme, version, org, object, record, action] => {
+                (scheme, version, org, object, record, action, None)
+            }
+            [scheme, version, org, object, record, action, choice] => {
+                (scheme, version, org, object, record, action, Some(choice))
+            }
+            _ => return Err("not sfrelay:v1:{org}:{object}:{record id}:{action}".into()),
         };
         if scheme != "sfrelay" || version != "v1" {
             return Err(format!("{scheme}:{version} is not sfrelay:v1"));
@@ -128,12 +170,29 @@ impl ButtonValue {
         if !is_name(action) {
             return Err(format!("action {action:?} is not a name"));
         }
+        if choice.is_some_and(str::is_empty) {
+            return Err("the chosen value is empty".into());
+        }
         Ok(ButtonValue {
             org,
             object: object.to_string(),
             record,
             action: action.to_string(),
+            choice: choice.map(str::to_string),
         })
+    }
+
+    /// The value as a button or option carries it.
+    pub fn render(&self) -> String {
+        let mut value = format!(
+            "{VALUE_PREFIX}{}:{}:{}:{}",
+            self.org, self.object, self.record, self.action
+        );
+        if let Some(choice) = &self.choice {
+            value.push(':');
+            value.push_str(choice);
+        }
+        value
     }
 }
 
@@ -151,6 +210,12 @@ mod tests {
         assert_eq!(value.object, "Case");
         assert_eq!(value.record.as_str(), "5005g00000AbCdEAAV");
         assert_eq!(value.action, "take");
+        assert_eq!(value.choice, None);
+        let chosen =
+            "sfrelay:v1:00D5g000004ABCdEAO:Opportunity:0065g00000AbCdEAAV:stage:Closed: Won";
+        let value = ButtonValue::parse(chosen).unwrap();
+        assert_eq!(value.choice.as_deref(), Some("Closed: Won"));
+        assert_eq!(value.render(), chosen);
     }
 
     #[test]
@@ -175,8 +240,8 @@ mod tests {
                 "action",
             ),
             (
-                "sfrelay:v1:00D5g000004ABCdEAO:Case:5005g00000AbCdEAAV:take:x",
-                "not sfrelay",
+                "sfrelay:v1:00D5g000004ABCdEAO:Case:5005g00000AbCdEAAV:take:",
+                "chosen value",
             ),
         ] {
             let error = ButtonValue::parse(value).unwrap_err();

@@ -3,6 +3,7 @@
 //! 200 at once: the work is a queued job, so Slack's 3 s limit never depends on Salesforce.
 
 pub mod interactions;
+mod modals;
 pub mod signature;
 
 use std::sync::Arc;
@@ -54,6 +55,10 @@ pub struct InboundState {
     pub config: Arc<Config>,
     pub queue: Arc<dyn Queue>,
     pub apps: Arc<SigningApps>,
+    /// The running routes: the buttons whose forms a click opens at once.
+    pub routes: Arc<arc_swap::ArcSwap<crate::routing::RouteSet>>,
+    /// Slack per workspace, for those forms.
+    pub slack: Arc<crate::deliver::Workspaces>,
 }
 
 /// Why an inbound request was refused.
@@ -98,7 +103,10 @@ pub async fn post_interactions(
     body: Body,
 ) -> Response {
     match accept_interaction(&state, &headers, body).await {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(modals::Answer::Empty) => StatusCode::OK.into_response(),
+        Ok(modals::Answer::Json(body) | modals::Answer::Refused(body)) => {
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
         Err(e) => {
             let outcome = match &e {
                 InboundError::Signature(_) => "unauthenticated",
@@ -116,7 +124,7 @@ async fn accept_interaction(
     state: &InboundState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(), InboundError> {
+) -> Result<modals::Answer, InboundError> {
     let body = crate::ingest::body::read_limited(
         headers,
         body,
@@ -128,14 +136,26 @@ async fn accept_interaction(
     // Slack's certificate check is unsigned: answered, and nothing else in it is looked at.
     if interactions::is_ssl_check(&body) {
         metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "ssl_check").increment(1);
-        return Ok(());
+        return Ok(modals::Answer::Empty);
     }
     let signed = Signed::from_headers(headers, chrono::Utc::now().timestamp())?;
     let app = signed.first_verifying(state.apps.apps.iter().map(|(_, s)| s), &body)?;
     let app_org = state.apps.apps[app].0.clone();
     let payload = interactions::payload_json(&body).map_err(InboundError::Invalid)?;
-    let interaction =
+    let mut interaction =
         Interaction::from_payload(&payload, app_org).map_err(InboundError::Invalid)?;
+    let answer = match interaction.kind.as_str() {
+        "block_actions" => {
+            modals::open_if_asked(state, &mut interaction).await;
+            modals::Answer::Empty
+        }
+        "view_submission" => modals::check_submission(&interaction),
+        _ => modals::Answer::Empty,
+    };
+    if let modals::Answer::Refused(_) = answer {
+        metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "form_errors").increment(1);
+        return Ok(answer);
+    }
     // The same payload delivered again (a retry) is the same job.
     let canonical =
         serde_json::to_vec(&payload).map_err(|e| InboundError::Invalid(e.to_string()))?;
@@ -147,7 +167,9 @@ async fn accept_interaction(
     let job = NewJob::new(
         uuid::Uuid::now_v7().to_string(),
         DedupeKey::interaction(&digest).into(),
-        &Task::Interaction { interaction },
+        &Task::Interaction {
+            interaction: Box::new(interaction),
+        },
         now,
     )
     .map_err(|e| InboundError::Invalid(e.to_string()))?;
@@ -157,5 +179,5 @@ async fn accept_interaction(
         .await
         .map_err(InboundError::Queue)?;
     metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "accepted").increment(1);
-    Ok(())
+    Ok(answer)
 }

@@ -1,16 +1,14 @@
-//! Answering a verified Slack interaction. No button action is declared by any route or
-//! template yet, so a click is answered, ephemerally through its `response_url`, with why
-//! nothing happens: the button is not valid, or its action is not available. The person always
-//! hears back.
+//! Answering the person who clicked through the click's `response_url` — only ever on Slack's
+//! own host (or the configured Slack API base's, for the emulator): a URL from a payload is
+//! never called anywhere else.
 
 use std::time::Duration;
 
 use reqwest::Url;
 use serde_json::json;
 
-use super::{JobError, Jobs};
 use crate::event::SalesforceId;
-use crate::slack::inbound::{ButtonValue, Interaction};
+use crate::jobs::JobError;
 
 /// Posts to interactions' `response_url`s, but only on Slack's own host (or the configured
 /// Slack API base's, for the emulator): a URL from a payload is never called anywhere else.
@@ -41,6 +39,11 @@ impl Replies {
         }
     }
 
+    /// The orgs whose buttons are served.
+    pub fn orgs(&self) -> &[SalesforceId] {
+        &self.orgs
+    }
+
     /// Whether `url` is on an allowed origin (scheme, host and port).
     fn permits(&self, url: &Url) -> bool {
         self.allowed.iter().any(|a| {
@@ -51,36 +54,14 @@ impl Replies {
     }
 }
 
-/// What the person is told about a click.
-fn answer_to(replies: &Replies, interaction: &Interaction) -> String {
-    let Some(value) = interaction.value.as_deref() else {
-        return "This button is not valid: it carries no value.".into();
-    };
-    match ButtonValue::parse(value) {
-        Err(why) => format!("This button is not valid ({why})."),
-        Ok(button) if !replies.orgs.contains(&button.org) => format!(
-            "This button is not valid (org {} is not one sfrelay serves).",
-            button.org
-        ),
-        Ok(button) => format!(
-            "The action \"{}\" on {} {} is not available.",
-            button.action, button.object, button.record
-        ),
-    }
-}
-
-pub(super) async fn run(jobs: &Jobs, interaction: &Interaction) -> Result<(), JobError> {
-    if interaction.kind != "block_actions" {
-        // sfrelay opens no modal yet, so a submission or close has nothing to act on.
-        tracing::info!(kind = %interaction.kind, "Slack interaction needs no answer");
-        return Ok(());
-    }
-    let replies = &jobs.replies;
-    let text = answer_to(replies, interaction);
-    let url = interaction
-        .response_url
-        .as_deref()
-        .ok_or_else(|| JobError::dead("the click has no response_url to answer".into()))?;
+/// Posts `body` to an interaction's `response_url`, if it is on Slack's host.
+pub async fn respond(
+    replies: &Replies,
+    url: Option<&str>,
+    body: &serde_json::Value,
+) -> Result<(), JobError> {
+    let url =
+        url.ok_or_else(|| JobError::dead("the click has no response_url to answer".into()))?;
     let url =
         Url::parse(url).map_err(|e| JobError::dead(format!("response_url is not a URL: {e}")))?;
     if !replies.permits(&url) {
@@ -93,17 +74,15 @@ pub(super) async fn run(jobs: &Jobs, interaction: &Interaction) -> Result<(), Jo
             url.host_str().unwrap_or("")
         )));
     }
-    let body = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
     let response = replies
         .http
         .post(url)
-        .json(&body)
+        .json(body)
         .send()
         .await
         .map_err(|e| JobError::later(format!("response_url: {e}")))?;
     let status = response.status();
     if status.is_success() {
-        tracing::info!(user = %interaction.user, "Slack interaction answered");
         Ok(())
     } else if status.is_server_error() || status.as_u16() == 429 {
         Err(JobError::later(format!("response_url answered {status}")))
@@ -111,6 +90,11 @@ pub(super) async fn run(jobs: &Jobs, interaction: &Interaction) -> Result<(), Jo
         // Expired (30 minutes, 5 uses) or refused: no retry can mend it.
         Err(JobError::dead(format!("response_url answered {status}")))
     }
+}
+
+/// An ephemeral answer that leaves the message clicked as it is.
+pub fn ephemeral(text: &str) -> serde_json::Value {
+    json!({"response_type": "ephemeral", "replace_original": false, "text": text})
 }
 
 #[cfg(test)]
@@ -142,24 +126,5 @@ mod tests {
         ] {
             assert!(!replies.permits(&Url::parse(refused).unwrap()), "{refused}");
         }
-    }
-
-    #[test]
-    fn a_button_for_an_org_not_served_is_not_valid() {
-        let interaction = Interaction {
-            kind: "block_actions".into(),
-            app_org: None,
-            api_app_id: None,
-            team: None,
-            user: "U1".into(),
-            action_id: Some("take".into()),
-            value: Some("sfrelay:v1:00D5g000001EcDsEAK:Case:5005g00000AbCdEAAV:take".into()),
-            response_url: None,
-            trigger_id: None,
-            channel: None,
-            message_ts: None,
-            callback_id: None,
-        };
-        assert!(answer_to(&replies(), &interaction).contains("not one sfrelay serves"));
     }
 }

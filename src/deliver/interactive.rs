@@ -1,0 +1,30 @@
+//! The Slack calls of interactive cards, through the workspace's rate limiter like every
+//! other call: opening and filling modals, and who a clicking user is.
+
+use serde_json::Value;
+
+use super::{DeliverError, Deliverer};
+
+impl Deliverer {
+    /// `views.open` with a click's `trigger_id`; answers the view's Id.
+    pub async fn open_view(&self, trigger_id: &str, view: &Value) -> Result<String, DeliverError> {
+        self.call("views.open", None, || {
+            self.slack.open_view(trigger_id, view)
+        })
+        .await
+    }
+
+    /// `views.update`: replaces an open modal.
+    pub async fn update_view(&self, view_id: &str, view: &Value) -> Result<(), DeliverError> {
+        self.call("views.update", None, || {
+            self.slack.update_view(view_id, view)
+        })
+        .await
+    }
+
+    /// The verified email of a Slack user (`users.info`), when their profile shows one.
+    pub async fn user_email(&self, user: &str) -> Result<Option<String>, DeliverError> {
+        self.call("users.info", None, || self.slack.user_email(user))
+            .await
+    }
+}
