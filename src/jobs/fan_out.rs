@@ -23,6 +23,21 @@ pub(super) async fn run(jobs: &Jobs, event: &Event, from_gap: bool) -> Result<()
     if from_gap {
         fired.retain(|r| r.on_gap == OnGap::Fetch);
     }
+    // A change made from a card, coming back: the card already shows it.
+    let skip = crate::actions::echo::routes_to_skip(jobs.store.as_ref(), event)
+        .await
+        .map_err(|e| JobError::later(format!("cannot look for sfrelay's own write: {e}")))?;
+    if !skip.is_empty() {
+        let skipped: Vec<&str> = fired
+            .iter()
+            .filter(|r| skip.contains(&r.name))
+            .map(|r| r.name.as_str())
+            .collect();
+        if !skipped.is_empty() {
+            tracing::info!(routes = ?skipped, "sfrelay's own write from their card; these routes skip it");
+        }
+        fired.retain(|r| !skip.contains(&r.name));
+    }
     if let Err(e) = super::reconcile::note_seen(jobs.store.as_ref(), &jobs.watched, event).await {
         return Err(JobError::later(format!(
             "cannot note the record as seen: {e}"
