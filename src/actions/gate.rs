@@ -42,6 +42,9 @@ pub enum Status {
 /// A decision: who (a Slack user, or `timeout`), when, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
+    /// The job that took it: its own retry finishes it, anyone else's click is refused.
+    #[serde(default)]
+    pub job: String,
     pub by: String,
     pub at_ms: i64,
     pub approved: bool,
@@ -301,6 +304,7 @@ pub async fn timer(
     match action {
         OnTimeout::Reject => {
             let decision = Decision {
+                job: format!("gate-timer:{route_name}:{org}:{record}"),
                 by: "timeout".into(),
                 at_ms: now,
                 approved: false,
@@ -390,6 +394,7 @@ async fn open_timer(jobs: &Jobs, route: &Route, state: &GateState) -> Result<(),
 /// A click on Approve, or a submitted rejection with its reason.
 pub(super) async fn decide(
     jobs: &Jobs,
+    job_id: &str,
     routes: &RouteSet,
     on: &Target<'_>,
     approve: bool,
@@ -414,6 +419,7 @@ pub(super) async fn decide(
         .await?
         .ok_or_else(|| ActError::Refused("This approval is no longer pending.".into()))?;
     let decision = Decision {
+        job: job_id.to_string(),
         by: on.interaction.user.clone(),
         at_ms: now_ms(),
         approved: approve,
@@ -443,7 +449,7 @@ async fn settle(
         Some(taken) => {
             let first: Decision = serde_json::from_str(&taken)
                 .map_err(|e| ActError::Refused(format!("the decision kept is unreadable: {e}")))?;
-            if first.by != decision.by || first.approved != decision.approved {
+            if first.job != decision.job {
                 let verb = if first.approved {
                     "approved"
                 } else {

@@ -54,7 +54,7 @@ pub(super) async fn click(
             ButtonKind::Workitem { approve } => workitem(jobs, &routes, &on, *approve).await,
             ButtonKind::LogTask { .. } => Ok(()),
         },
-        Declared::GateApprove => gate::decide(jobs, &routes, &on, true, None).await,
+        Declared::GateApprove => gate::decide(jobs, job_id, &routes, &on, true, None).await,
         Declared::GateReject => Ok(()),
     }
 }
@@ -83,15 +83,8 @@ pub(super) async fn submitted(
         Declared::GateReject => {
             let reason = modal::read_reason(&values)
                 .map_err(|_| ActError::Refused("Say why it is rejected.".into()))?;
-            gate::decide(jobs, &routes, &on, false, Some(&reason)).await?;
-            done_view(
-                jobs,
-                &on,
-                interaction,
-                "Rejected",
-                "❌ Rejected, with your reason.",
-            )
-            .await
+            // The card itself now says who rejected it and why.
+            gate::decide(jobs, job_id, &routes, &on, false, Some(&reason)).await
         }
         Declared::Button(b) => match &b.kind {
             ButtonKind::LogTask { status, .. } => {
@@ -108,7 +101,7 @@ pub(super) async fn submitted(
                     crate::render::mrkdwn::escape(&follow_up.subject),
                     follow_up.due.format("%Y-%m-%d")
                 );
-                done_view(jobs, &on, interaction, "Follow-up logged", &text).await
+                told(&on, interaction, &text).await
             }
             _ => Ok(()),
         },
@@ -583,19 +576,15 @@ async fn find_task(
         .and_then(|id| SalesforceId::parse(id).ok()))
 }
 
-/// Fills the modal that was left saying "Saving…" with how it went.
-async fn done_view(
-    jobs: &Jobs,
-    on: &Target<'_>,
-    interaction: &Interaction,
-    title: &str,
-    text: &str,
-) -> Result<(), ActError> {
-    let _ = jobs;
-    if let Some(view) = &interaction.view_id {
-        on.deliverer
-            .update_view(view, &modal::notice(title, text))
-            .await?;
+/// Tells the person who submitted a form how it went, where they clicked.
+async fn told(on: &Target<'_>, interaction: &Interaction, text: &str) -> Result<(), ActError> {
+    match &on.interaction.channel {
+        Some(channel) => {
+            on.deliverer
+                .post_ephemeral(channel, &interaction.user, text)
+                .await?;
+        }
+        None => tracing::info!("the form came from no channel; nobody to tell"),
     }
     Ok(())
 }

@@ -22,6 +22,19 @@ impl Deliverer {
         .await
     }
 
+    /// `chat.postEphemeral`: `text` shown to `user` alone in `channel`.
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), DeliverError> {
+        self.call("chat.postEphemeral", Some(channel), || {
+            self.slack.post_ephemeral(channel, user, text, &[])
+        })
+        .await
+    }
+
     /// The verified email of a Slack user (`users.info`), when their profile shows one.
     pub async fn user_email(&self, user: &str) -> Result<Option<String>, DeliverError> {
         self.call("users.info", None, || self.slack.user_email(user))

@@ -3,6 +3,7 @@
 //! in this process and stopped when their handle drops. Loopback only.
 #![allow(dead_code)]
 
+pub mod actions;
 pub mod blackhole;
 pub mod interact;
 pub mod listening;

@@ -171,7 +171,8 @@ impl Emulator {
     }
 
     /// Journals a successful write with the user who made it.
-    pub fn journal_write(&mut self, operation: &str, object: &str, id: &str) {
+    /// Journals a write: what, by whom, and the record as it was written.
+    pub fn journal_write(&mut self, operation: &str, object: &str, id: &str, record: Value) {
         if self.acting.journal.len() >= MAX_WRITE_JOURNAL {
             self.acting.journal.pop_front();
         }
@@ -183,6 +184,7 @@ impl Emulator {
             "id": id,
             "user_id": caller.user_id,
             "username": caller.username,
+            "record": record,
         });
         self.acting.journal.push_back(entry);
     }

@@ -341,13 +341,14 @@ impl Emulator {
             .store
             .object(object)
             .map_or_else(|| object.to_owned(), |(name, _)| name.to_owned());
+        let written = Value::Object(record.clone());
         if let Err(message) = self
             .store
             .upsert_all(json!({ name.clone(): [record] }), &sf_now())
         {
             return Reply::api_error(400, "INVALID_FIELD", &message);
         }
-        self.journal_write("create", &name, &id);
+        self.journal_write("create", &name, &id, written);
         Reply {
             status: 201,
             body: json!({ "id": id, "success": true, "errors": [] }),
@@ -432,13 +433,14 @@ impl Emulator {
         }
         self.stamp_update(&mut record);
         let id = super::store::record_id(&record).to_owned();
+        let written = Value::Object(record.clone());
         if let Err(message) = self
             .store
             .upsert_all(json!({ name.clone(): [record] }), &now)
         {
             return Reply::api_error(400, "INVALID_FIELD", &message);
         }
-        self.journal_write("update", &name, &id);
+        self.journal_write("update", &name, &id, written);
         Reply {
             status: 204,
             body: Value::Null,

@@ -104,9 +104,7 @@ pub async fn post_interactions(
 ) -> Response {
     match accept_interaction(&state, &headers, body).await {
         Ok(modals::Answer::Empty) => StatusCode::OK.into_response(),
-        Ok(modals::Answer::Json(body) | modals::Answer::Refused(body)) => {
-            (StatusCode::OK, axum::Json(body)).into_response()
-        }
+        Ok(modals::Answer::Refused(body)) => (StatusCode::OK, axum::Json(body)).into_response(),
         Err(e) => {
             let outcome = match &e {
                 InboundError::Signature(_) => "unauthenticated",

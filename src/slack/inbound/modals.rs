@@ -18,8 +18,6 @@ const OPEN_WITHIN: Duration = Duration::from_millis(2000);
 pub enum Answer {
     /// Empty 200: acknowledged (a submitted form is closed).
     Empty,
-    /// A JSON body: the form's field errors, or the form replaced while the job runs.
-    Json(Value),
     /// Nothing is queued (the form was refused field by field).
     Refused(Value),
 }
@@ -86,8 +84,8 @@ pub async fn open_if_asked(state: &InboundState, interaction: &mut Interaction) 
     }
 }
 
-/// Checks a submitted sfrelay form: its field errors are the answer (nothing is queued);
-/// a good one is answered with the form saying "Saving…" while the job writes.
+/// Checks a submitted sfrelay form: its field errors are the answer (nothing is queued); a
+/// good one closes, and the person hears how the write went where they clicked.
 pub fn check_submission(interaction: &Interaction) -> Answer {
     let values = interaction.values.clone().unwrap_or(Value::Null);
     let checked = match interaction.callback_id.as_deref() {
@@ -98,10 +96,7 @@ pub fn check_submission(interaction: &Interaction) -> Answer {
         _ => return Answer::Empty,
     };
     match checked {
-        Ok(()) => Answer::Json(json!({
-            "response_action": "update",
-            "view": modal::notice("Saving", "⏳ Saving to Salesforce…"),
-        })),
+        Ok(()) => Answer::Empty,
         Err(errors) => Answer::Refused(json!({"response_action": "errors", "errors": errors})),
     }
 }
