@@ -428,3 +428,69 @@ async fn a_stage_moved_from_slack_skips_only_the_cards_own_route_when_it_comes_b
         "the card's route skipped its own write"
     );
 }
+
+#[tokio::test]
+async fn a_click_is_answered_while_salesforce_still_holds_its_reply() {
+    let (world, ts) = case_world("integration").await;
+    world.hold("PATCH", "/sobjects/Case/").await;
+    let url = world.interactions();
+    let click = world
+        .slack
+        .click(&url, SECRET, RILEY.0, "C0SUPESC01", &ts, "take_case")
+        .await;
+    assert_eq!(click.status, 200);
+    assert!(
+        click.elapsed_ms < 3000,
+        "answered in {} ms",
+        click.elapsed_ms
+    );
+    eventually(
+        "Salesforce to hold the write's reply",
+        Duration::from_secs(20),
+        || async { (world.held().await == 1).then_some(()) },
+    )
+    .await;
+    let card = world.slack.messages().await;
+    assert!(
+        !shows(&card[0], "Taken by"),
+        "nothing said before Salesforce answers"
+    );
+    world.release().await;
+    world
+        .card_when(&ts, "the card to say who took it", |m| {
+            shows(m, "Taken by <@U0RILEY001>")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_take_retried_after_kill_9_mid_write_does_not_write_twice() {
+    let (mut world, ts) = case_world("integration").await;
+    world.hold("PATCH", "/sobjects/Case/").await;
+    let url = world.interactions();
+    world
+        .slack
+        .click(&url, SECRET, RILEY.0, "C0SUPESC01", &ts, "take_case")
+        .await;
+    eventually(
+        "the write to be made and its reply held",
+        Duration::from_secs(20),
+        || async { (world.held().await == 1).then_some(()) },
+    )
+    .await;
+    // The process dies with the write made in Salesforce and its answer never read.
+    world.kill_and_restart().await;
+    world.release().await;
+    world
+        .card_when(&ts, "the retried job to finish the card", |m| {
+            shows(m, "Taken by <@U0RILEY001>")
+        })
+        .await;
+    let writes = world.writes().await;
+    assert_eq!(writes.len(), 1, "written once: {writes:#?}");
+    assert_eq!(
+        world.sf_requests("PATCH", CASE).await.len(),
+        1,
+        "never sent twice"
+    );
+}

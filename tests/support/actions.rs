@@ -73,6 +73,36 @@ pub struct World {
     pub slack: Slack,
     pub sf: Salesforce,
     pub app: App,
+    routes: Vec<(&'static str, String)>,
+    section: String,
+    namespace: String,
+}
+
+/// How long a killed process's jobs wait before another takes them.
+const VISIBILITY_SECS: u64 = 2;
+
+async fn spawn(
+    redis: &Redis,
+    slack: &Slack,
+    routes: &[(&'static str, String)],
+    section: &str,
+    namespace: &str,
+) -> App {
+    App::spawn_with_env(
+        Options {
+            redis: Some(redis.url()),
+            slack_api: Some(slack.api_base()),
+            salesforce_section: Some(section.to_string()),
+            routes: Some(routes.to_vec()),
+            workers: 2,
+            namespace: namespace.to_string(),
+            visibility_timeout_secs: VISIBILITY_SECS,
+            shutdown_grace_secs: 1,
+            ..Options::default()
+        },
+        vec![("SLACK_SIGNING_SECRET".into(), SECRET.into())],
+    )
+    .await
 }
 
 impl World {
@@ -92,24 +122,52 @@ impl World {
         let mut routes = routes;
         routes.push(("buttons", shipped_route("buttons")));
         let section = format!("{}act_as = \"{act_as}\"\n", sf.org_section());
-        let app = App::spawn_with_env(
-            Options {
-                redis: Some(redis.url()),
-                slack_api: Some(slack.api_base()),
-                salesforce_section: Some(section),
-                routes: Some(routes),
-                workers: 2,
-                ..Options::default()
-            },
-            vec![("SLACK_SIGNING_SECRET".into(), SECRET.into())],
-        )
-        .await;
+        let namespace = super::fresh_namespace();
+        let app = spawn(&redis, &slack, &routes, &section, &namespace).await;
         World {
             redis,
             slack,
             sf,
             app,
+            routes,
+            section,
+            namespace,
         }
+    }
+
+    /// kill -9, then a new process on the same queue (it takes the killed one's jobs).
+    pub async fn kill_and_restart(&mut self) {
+        self.app.kill();
+        self.app = spawn(
+            &self.redis,
+            &self.slack,
+            &self.routes,
+            &self.section,
+            &self.namespace,
+        )
+        .await;
+    }
+
+    /// Holds the Salesforce emulator's replies to `method` requests whose path has `part`.
+    pub async fn hold(&self, method: &str, part: &str) {
+        self.sf
+            .control("hold", json!({"method": method, "path_contains": part}))
+            .await;
+    }
+
+    /// How many replies the Salesforce emulator holds now.
+    pub async fn held(&self) -> u64 {
+        let state: Value = reqwest::get(format!("{}/_emulator/hold", self.sf.url))
+            .await
+            .expect("emulator answers")
+            .json()
+            .await
+            .expect("JSON");
+        state["held"].as_u64().unwrap_or(0)
+    }
+
+    pub async fn release(&self) {
+        self.sf.control("release", json!({})).await;
     }
 
     pub fn interactions(&self) -> String {

@@ -13,11 +13,17 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::emulator::{Emulator, Faults, Reply, now_rfc3339};
+use super::holds::{Holds, get_hold, hold_layer, release, set_hold};
 use super::writes::{ValidationRule, WriteFault};
 
 pub type Shared = Arc<Mutex<Emulator>>;
 
 pub fn router(shared: Shared) -> Router {
+    let holds = Arc::new(Holds::default());
+    let control = Router::new()
+        .route("/_emulator/hold", post(set_hold).get(get_hold))
+        .route("/_emulator/release", post(release))
+        .with_state(holds.clone());
     Router::new()
         .route("/services/oauth2/token", post(token))
         .route("/services/data/{version}/query", get(query))
@@ -57,6 +63,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/_emulator/stats", get(stats))
         .fallback(fallback)
         .with_state(shared)
+        .merge(control)
+        .layer(axum::middleware::from_fn_with_state(holds, hold_layer))
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Emulator> {

@@ -38,10 +38,14 @@
 //!   and the journal of writes with the acting user's Id and username
 //! - `POST /_emulator/records` `{"Opportunity": [records…]}`: adds or replaces by Id
 //! - `GET /_emulator/stats`
+//! - `POST /_emulator/hold` `{"method"?, "path_contains"}`, `POST /_emulator/release`,
+//!   `GET /_emulator/hold`: replies to matching API requests held (the write made) until
+//!   released
 
 mod acting;
 mod approvals;
 mod emulator;
+mod holds;
 mod http;
 mod soql;
 mod store;
