@@ -358,7 +358,7 @@ async fn a_signed_but_bad_payload_is_400_naming_it_and_modal_payloads_are_taken(
         let response = post(&app, &body, &signed_with(SECRET, now(), &body)).await;
         assert_eq!(response.status().as_u16(), 200, "{kind}");
     }
-    // sfrelay opens no modal yet: both are taken off the queue with nothing to say.
+    // Forms sfrelay did not open: both are taken off the queue with nothing to say.
     eventually("both modal jobs done", Duration::from_secs(20), || async {
         (app.logs()
             .matches("Slack interaction needs no answer")

@@ -67,6 +67,10 @@ pub(super) async fn submitted(
 ) -> Result<(), ActError> {
     let callback = interaction.callback_id.as_deref().unwrap_or_default();
     if callback != modal::LOG_TASK && callback != modal::GATE_REJECT {
+        tracing::info!(
+            callback,
+            "Slack interaction needs no answer (a form sfrelay did not open)"
+        );
         return Ok(());
     }
     let origin = Origin::decode(interaction.private_metadata.as_deref().unwrap_or_default())

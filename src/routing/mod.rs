@@ -354,7 +354,8 @@ fn is_email(s: &str) -> bool {
 /// Anything that is not one plausible address counts as none.
 /// The cards of `route`'s approval gate for the people at `who` (emails, or paths to them),
 /// numbered from `first` (apart from the route's own actions in the ledger); with a gate
-/// channel, one card posted there.
+/// channel, one card posted there; when the record names nobody, one card in the route's
+/// `fallback_channel`.
 pub fn plan_gate_cards(
     route: &Route,
     gate: &gate::Gate,
@@ -378,6 +379,18 @@ pub fn plan_gate_cards(
         {
             emails.push(email);
         }
+    }
+    if emails.is_empty()
+        && let Some(channel) = &route.fallback_channel
+    {
+        // The record names nobody to ask: the card goes where the route's DMs fall back to.
+        return vec![PlannedAction {
+            index: first,
+            target: PlannedTarget::Post {
+                channel: channel.clone(),
+            },
+            template: gate.template.clone(),
+        }];
     }
     emails
         .into_iter()
