@@ -35,26 +35,11 @@ release:
 emulator:
 	$(CARGO) run -p sfrelay-emulator -- slack --listen 127.0.0.1:3001
 
-## The whole path on one machine: redis-server, the Slack emulator and sfrelay, then one
-## Closed Won callout and the message the emulated Slack received.
-DEMO_REDIS_PORT ?= 6399
-DEMO_SLACK_PORT ?= 3001
-DEMO_PORT ?= 8080
+## The whole path on one machine (scripts/demo.sh): redis-server, the Slack and Salesforce
+## emulators and sfrelay; a Closed Won callout and the message Slack received, then a click on
+## an escalated Case's "Take it", the write Salesforce received and the card redrawn.
 demo: build
-	@set -eu; dir=$$(mktemp -d); pids=""; \
-	trap 'kill $$pids 2>/dev/null; rm -rf "$$dir"' EXIT; \
-	redis-server --port $(DEMO_REDIS_PORT) --bind 127.0.0.1 --save "" --appendonly no --dir "$$dir" >/dev/null & pids="$$pids $$!"; \
-	./target/debug/sfrelay-emulator slack --listen 127.0.0.1:$(DEMO_SLACK_PORT) >"$$dir/emulator.out" 2>/dev/null & pids="$$pids $$!"; \
-	REDIS_URL=redis://127.0.0.1:$(DEMO_REDIS_PORT) SLACK_API_BASE=http://127.0.0.1:$(DEMO_SLACK_PORT)/api \
-	  SLACK_BOT_TOKEN=xoxb-test-token SFRELAY_LISTEN=127.0.0.1:$(DEMO_PORT) \
-	  ./target/debug/sfrelay serve --config sfrelay.toml 2>"$$dir/sfrelay.log" & pids="$$pids $$!"; \
-	for i in $$(seq 100); do curl -sf localhost:$(DEMO_PORT)/readyz >/dev/null && break; sleep 0.1; done; \
-	echo "== POST /v1/events (tests/fixtures/flow-opportunity-closed-won.json)"; \
-	curl -s -X POST localhost:$(DEMO_PORT)/v1/events -H 'Content-Type: application/json' \
-	  --data @tests/fixtures/flow-opportunity-closed-won.json; echo; \
-	for i in $$(seq 50); do [ "$$(curl -s localhost:$(DEMO_SLACK_PORT)/_emulator/messages)" != "[]" ] && break; sleep 0.1; done; \
-	echo "== what Slack received (GET /_emulator/messages)"; \
-	curl -s localhost:$(DEMO_SLACK_PORT)/_emulator/messages; echo
+	@scripts/demo.sh
 
 ## Benchmarks (bench/README.md): every measurement, 3 runs, medians; prints a table and
 ## writes bench/results.json. Targets are reported, never enforced. The harness is built in a

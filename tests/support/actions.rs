@@ -16,19 +16,19 @@ pub const MODIFIED: &str = "2025-10-02T09:12:00.000+0000";
 /// People: Slack user, Salesforce user Id, username, email.
 pub const RILEY: (&str, &str, &str, &str) = (
     "U0RILEY001",
-    "005000000000001AAA",
+    "005000000000011AAA",
     "riley@acme.example",
     "riley.support@example.com",
 );
 pub const DANA: (&str, &str, &str, &str) = (
     "U0DANA0001",
-    "005000000000002AAA",
+    "005000000000012AAA",
     "dana@acme.example",
     "dana.seller@example.com",
 );
 pub const MORGAN: (&str, &str, &str, &str) = (
     "U0MORGAN01",
-    "005000000000003AAA",
+    "005000000000013AAA",
     "morgan@acme.example",
     "morgan.manager@example.com",
 );

@@ -34,6 +34,7 @@ struct InteractRequest {
     kind: String,
     user: String,
     channel: Option<String>,
+    /// The clicked message; absent, the newest one in `channel` with that `action_id`.
     ts: Option<String>,
     action_id: Option<String>,
     option: Option<String>,
@@ -102,11 +103,34 @@ fn build(
     let emu = &mut *guard;
     match req.kind.as_str() {
         "block_actions" => {
+            let channel = required(&req.channel, "channel", "click")?;
+            let action_id = required(&req.action_id, "action_id", "click")?;
+            // Without a ts: the newest message in the channel that has that element (handy
+            // from a shell, where the ts is not known).
+            let newest = match &req.ts {
+                Some(_) => None,
+                None => emu
+                    .workspace
+                    .messages(Some(channel))
+                    .filter(|m| {
+                        m.blocks.as_ref().is_some_and(|b| {
+                            b.to_string()
+                                .contains(&format!("\"action_id\":\"{action_id}\""))
+                        })
+                    })
+                    .last()
+                    .map(|m| m.ts.clone()),
+            };
+            let ts = match (&req.ts, &newest) {
+                (Some(ts), _) => ts.as_str(),
+                (None, Some(ts)) => ts.as_str(),
+                (None, None) => required(&req.ts, "ts", "click")?,
+            };
             let click = Click {
                 user: &req.user,
-                channel: required(&req.channel, "channel", "click")?,
-                ts: required(&req.ts, "ts", "click")?,
-                action_id: required(&req.action_id, "action_id", "click")?,
+                channel,
+                ts,
+                action_id,
                 option: req.option.as_deref(),
             };
             payload::block_actions(
