@@ -283,3 +283,69 @@ async fn a_salesforce_approval_request_is_decided_from_its_card() {
         "{approvals:#}"
     );
 }
+
+#[tokio::test]
+async fn two_approvers_at_once_make_one_decision_and_one_write() {
+    let route = gated_room(3600, "remind").replace(
+        r#"approvers = ["record.Owner.Manager.Email"]"#,
+        r#"approvers = ["record.Owner.Manager.Email", "record.Owner.Email"]"#,
+    );
+    let world = World::start(vec![("gated-room", route)], "integration").await;
+    world.event(closed_won("big-1", OPP, 750_000)).await;
+    let (morgan_ts, _) = world.card_in(MORGAN_DM).await;
+    let (dana_ts, _) = world.card_in("D0DANA0001").await;
+    let url = world.interactions();
+    let (a, b) = tokio::join!(
+        world.slack.click(
+            &url,
+            SECRET,
+            MORGAN.0,
+            MORGAN_DM,
+            &morgan_ts,
+            "gate_approve"
+        ),
+        world
+            .slack
+            .click(&url, SECRET, DANA.0, "D0DANA0001", &dana_ts, "gate_approve"),
+    );
+    assert_eq!((a.status, b.status), (200, 200));
+    let decided = |m: &Value| shows(m, "Approved by <@");
+    let first = world
+        .card_when(&morgan_ts, "Morgan's card decided", decided)
+        .await;
+    let second = world
+        .card_when(&dana_ts, "Dana's card decided", decided)
+        .await;
+    let who = |card: &Value| {
+        if shows(card, "Approved by <@U0MORGAN01>") {
+            MORGAN.0
+        } else {
+            DANA.0
+        }
+    };
+    assert_eq!(
+        who(&first),
+        who(&second),
+        "both cards name the one who decided"
+    );
+    let loser = if who(&first) == MORGAN.0 {
+        DANA.0
+    } else {
+        MORGAN.0
+    };
+    assert!(world.told(loser, 1).await.contains("already approved"));
+    eventually("the room", Duration::from_secs(20), || async {
+        (rooms(&world).await.len() == 1).then_some(())
+    })
+    .await;
+    let tasks = eventually(
+        "the decision on the deal",
+        Duration::from_secs(20),
+        || async {
+            let tasks = tasks(&world).await;
+            (!tasks.is_empty()).then_some(tasks)
+        },
+    )
+    .await;
+    assert_eq!(tasks.len(), 1, "one write: {tasks:#?}");
+}

@@ -115,6 +115,15 @@ async fn a_case_is_taken_once_by_the_first_click_and_its_card_says_who() {
         "the take button is gone: {card}"
     );
     assert!(offers(&card, "log_follow_up"), "the rest stays: {card}");
+    let owner = if winner == RILEY {
+        "Riley Support"
+    } else {
+        "Dana Seller"
+    };
+    assert!(
+        shows(&card, &format!("*Owner*\\n{owner}")),
+        "the new owner by name: {card}"
+    );
     let told = world.told(loser.0, 1).await;
     assert!(
         told.contains(&format!("<@{}> has already taken", winner.0)),
@@ -307,6 +316,7 @@ async fn salesforce_refusals_reach_the_clicker_in_their_words() {
     assert_eq!(world.told(RILEY.0, 1).await, rule);
 
     for (code, says) in [
+        ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "allowed choices"),
         ("ENTITY_IS_LOCKED", "locked"),
         ("ENTITY_IS_DELETED", "deleted"),
         ("INSUFFICIENT_ACCESS_OR_READONLY", "access"),
@@ -492,5 +502,50 @@ async fn a_take_retried_after_kill_9_mid_write_does_not_write_twice() {
         world.sf_requests("PATCH", CASE).await.len(),
         1,
         "never sent twice"
+    );
+}
+
+#[tokio::test]
+async fn a_row_lock_is_retried_until_the_write_goes_through_once() {
+    let world = World::start(vec![("deal-card", DEAL_CARD.into())], "integration").await;
+    world
+        .event(open_deal("deal-1", "Negotiation/Review", MODIFIED))
+        .await;
+    let (ts, _) = world.card_in("C0DEALDESK").await;
+    world
+        .sf
+        .control(
+            "write-faults",
+            json!([{"object": "Opportunity", "error_code": "UNABLE_TO_LOCK_ROW", "times": 2}]),
+        )
+        .await;
+    let url = world.interactions();
+    let proposal = option("Opportunity", OPP, "move_stage", "Proposal/Price Quote");
+    world
+        .slack
+        .choose(
+            &url,
+            SECRET,
+            RILEY.0,
+            "C0DEALDESK",
+            &ts,
+            "move_stage",
+            &proposal,
+        )
+        .await;
+    world
+        .card_when(&ts, "the card to show the move", |m| {
+            shows(m, "set to *Proposal/Price Quote*")
+        })
+        .await;
+    assert_eq!(world.wait_for_writes(1).await.len(), 1);
+    assert_eq!(
+        world.sf_requests("PATCH", OPP).await.len(),
+        3,
+        "two refused, one written"
+    );
+    assert!(
+        world.slack.ephemerals().await.is_empty(),
+        "nobody is told of a retried lock"
     );
 }

@@ -188,7 +188,12 @@ async fn now_showing(on: &Target<'_>, card: &Card, fields: &Map<String, Value>) 
         .filter(|(k, v)| !v.is_object() && k.as_str() != "attributes")
         .map(|(k, _)| k.as_str())
         .collect();
-    wanted.extend(fields.keys().map(String::as_str));
+    wanted.extend(
+        fields
+            .iter()
+            .filter(|(_, v)| !v.is_object())
+            .map(|(k, _)| k.as_str()),
+    );
     wanted.push("LastModifiedDate");
     wanted.sort_unstable();
     wanted.dedup();
@@ -404,7 +409,12 @@ async fn take(
         Err(e) => return Err(e),
     };
     let note = format!("🙋 Taken by {}", by(&clicker, &actor));
-    show(routes, on, &fields, &[on.button.action.as_str()], &note).await
+    // The card shows its new owner by name, as the record's Owner would.
+    let mut shown = fields;
+    if let Some(user) = &clicker.salesforce {
+        shown.insert("Owner".into(), serde_json::json!({"Name": user.name}));
+    }
+    show(routes, on, &shown, &[on.button.action.as_str()], &note).await
 }
 
 /// Approves or rejects the record's pending Salesforce approval work item.
