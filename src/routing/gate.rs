@@ -196,3 +196,90 @@ pub(super) fn parse(
         line,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::render::template::{RenderOptions, Templates};
+    use crate::routing::RouteSet;
+
+    const CARD: &str = r#"{"text": "{{ record.Name }}", "blocks": [{"type": "actions", "elements": [
+        {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "Approve"},
+         "value": "{{ action('gate_approve') }}"},
+        {"type": "button", "action_id": "b", "text": {"type": "plain_text", "text": "Later"},
+         "value": "{{ action('nobody_declares_this') }}"}]}]}"#;
+
+    fn load(route: &str) -> Result<RouteSet, Vec<String>> {
+        let templates =
+            Templates::from_sources(&[("card.json", CARD)], RenderOptions::default()).unwrap();
+        let path = Path::new("routes/gated.toml");
+        RouteSet::from_routes(&[(path, route)], templates)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    }
+
+    const ACTIONS: &str =
+        "[[actions]]\ntype = \"post\"\nchannel = \"#deal-desk\"\ntemplate = \"card\"\n";
+
+    #[test]
+    fn a_gate_holds_its_routes_actions_unless_one_says_otherwise() {
+        let text = format!(
+            "object = \"Opportunity\"\n{ACTIONS}{ACTIONS}gated = false\n\n[gate]\nwhen = 'record.Amount >= 500000'\nchannel = \"#approvals\"\ntemplate = \"card\"\ntimeout_secs = 5\non_timeout = \"reject\"\nrecord_field = \"Approval_Status__c\"\n"
+        );
+        let set = load(&text).unwrap();
+        let route = &set.routes[0];
+        let gate = route.gate.as_ref().unwrap();
+        assert_eq!(gate.timeout.as_secs(), 5);
+        assert_eq!(gate.on_timeout, super::OnTimeout::Reject);
+        assert_eq!(
+            gate.record,
+            super::Recorded::Field("Approval_Status__c".into())
+        );
+        assert!(route.actions[0].gated);
+        assert!(!route.actions[1].gated);
+        // The card places a button nobody declares: `sfrelay check` reports it.
+        assert_eq!(
+            set.undeclared_buttons(),
+            vec![("card".to_string(), "nobody_declares_this".to_string())]
+        );
+    }
+
+    #[test]
+    fn gate_mistakes_are_named() {
+        for (gate, says) in [
+            ("template = \"card\"\n", "say who decides"),
+            (
+                "template = \"card\"\nchannel = \"#a\"\napprovers = [\"x@y.example\"]\n",
+                "exclude each other",
+            ),
+            (
+                "channel = \"#a\"\ntemplate = \"nope\"\n",
+                "unknown template",
+            ),
+            (
+                "channel = \"#a\"\ntemplate = \"card\"\non_timeout = \"escalate\"\n",
+                "escalate_to",
+            ),
+            (
+                "channel = \"#a\"\ntemplate = \"card\"\ntimeout_secs = 0\n",
+                "at least 1",
+            ),
+            (
+                "approvers = [\"record.Owner Email\"]\ntemplate = \"card\"\n",
+                "neither an email",
+            ),
+        ] {
+            let text = format!("object = \"Opportunity\"\n{ACTIONS}\n[gate]\n{gate}");
+            let errors = load(&text).err().expect("refused");
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains("gate: ") && e.contains(says)),
+                "{gate}: {errors:?}"
+            );
+        }
+        let ungated = format!("object = \"Opportunity\"\n{ACTIONS}gated = false\n");
+        let errors = load(&ungated).err().expect("refused");
+        assert!(errors[0].contains("needs the route's [gate]"), "{errors:?}");
+    }
+}

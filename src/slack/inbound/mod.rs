@@ -162,13 +162,15 @@ async fn accept_interaction(
         .map(|b| format!("{b:02x}"))
         .collect();
     let now = now_ms();
-    let job = NewJob::new(
+    // A person is waiting on the other end: the high lane, ahead of routine posts.
+    let job = NewJob::with_lane(
         uuid::Uuid::now_v7().to_string(),
         DedupeKey::interaction(&digest).into(),
         &Task::Interaction {
             interaction: Box::new(interaction),
         },
         now,
+        crate::queue::Lane::High,
     )
     .map_err(|e| InboundError::Invalid(e.to_string()))?;
     state
