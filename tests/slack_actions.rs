@@ -220,19 +220,8 @@ async fn a_stage_moved_from_a_card_is_written_and_a_stale_card_is_refused_and_re
         card["blocks"].to_string().contains("Proposal/Price Quote"),
         "options from the UI API"
     );
-    let url = world.interactions();
-    let proposal = option("Opportunity", OPP, "move_stage", "Proposal/Price Quote");
     world
-        .slack
-        .choose(
-            &url,
-            SECRET,
-            RILEY.0,
-            "C0DEALDESK",
-            &ts,
-            "move_stage",
-            &proposal,
-        )
+        .choose_stage(RILEY.0, &ts, "Proposal/Price Quote")
         .await;
     world
         .card_when(&ts, "the card to show the move", |m| {
@@ -261,19 +250,7 @@ async fn a_stage_moved_from_a_card_is_written_and_a_stale_card_is_refused_and_re
                                     "LastModifiedDate": "2099-01-01T00:00:00.000+0000"}]}),
         )
         .await;
-    let closed = option("Opportunity", OPP, "move_stage", "Closed Won");
-    world
-        .slack
-        .choose(
-            &url,
-            SECRET,
-            RILEY.0,
-            "C0DEALDESK",
-            &ts,
-            "move_stage",
-            &closed,
-        )
-        .await;
+    world.choose_stage(RILEY.0, &ts, "Closed Won").await;
     assert!(
         world
             .told(RILEY.0, 1)
@@ -308,11 +285,7 @@ async fn salesforce_refusals_reach_the_clicker_in_their_words() {
         )
         .await;
     let url = world.interactions();
-    let won = option("Opportunity", OPP, "move_stage", "Closed Won");
-    world
-        .slack
-        .choose(&url, SECRET, RILEY.0, "C0DEALDESK", &ts, "move_stage", &won)
-        .await;
+    world.choose_stage(RILEY.0, &ts, "Closed Won").await;
     assert_eq!(world.told(RILEY.0, 1).await, rule);
 
     for (code, says) in [
@@ -402,19 +375,8 @@ async fn a_stage_moved_from_slack_skips_only_the_cards_own_route_when_it_comes_b
         .event(open_deal("deal-1", "Negotiation/Review", MODIFIED))
         .await;
     let (ts, _) = world.card_in("C0DEALDESK").await;
-    let url = world.interactions();
-    let proposal = option("Opportunity", OPP, "move_stage", "Proposal/Price Quote");
     world
-        .slack
-        .choose(
-            &url,
-            SECRET,
-            RILEY.0,
-            "C0DEALDESK",
-            &ts,
-            "move_stage",
-            &proposal,
-        )
+        .choose_stage(RILEY.0, &ts, "Proposal/Price Quote")
         .await;
     world.wait_for_writes(1).await;
     // The Flow on the deal calls back with the change sfrelay made.
@@ -519,19 +481,8 @@ async fn a_row_lock_is_retried_until_the_write_goes_through_once() {
             json!([{"object": "Opportunity", "error_code": "UNABLE_TO_LOCK_ROW", "times": 2}]),
         )
         .await;
-    let url = world.interactions();
-    let proposal = option("Opportunity", OPP, "move_stage", "Proposal/Price Quote");
     world
-        .slack
-        .choose(
-            &url,
-            SECRET,
-            RILEY.0,
-            "C0DEALDESK",
-            &ts,
-            "move_stage",
-            &proposal,
-        )
+        .choose_stage(RILEY.0, &ts, "Proposal/Price Quote")
         .await;
     world
         .card_when(&ts, "the card to show the move", |m| {

@@ -368,24 +368,33 @@ pub async fn timer(
 
 async fn open_timer(jobs: &Jobs, route: &Route, state: &GateState) -> Result<(), WorkError> {
     let round = u32::from(state.escalated) + state.reminders;
-    let timer = NewJob::with_lane(
-        format!("{}/gate-timer-{round}", state.event.id),
-        DedupeKey::route(
-            &format!("{}+gate-timer-r{round}", state.event.id),
-            &route.name,
-        )
-        .into(),
-        &Task::GateTimer {
-            route: route.name.clone(),
-            org: state.event.org_id.clone(),
-            record: state.event.record_id.clone(),
-        },
+    let task = Task::GateTimer {
+        route: route.name.clone(),
+        org: state.event.org_id.clone(),
+        record: state.event.record_id.clone(),
+    };
+    follow_up(jobs, route, state, &format!("gate-timer-r{round}"), &task).await
+}
+
+/// Queues work that follows from the gate (its timer's next round, the approved actions),
+/// once: keyed by the opening event and `what`.
+async fn follow_up(
+    jobs: &Jobs,
+    route: &Route,
+    state: &GateState,
+    what: &str,
+    task: &Task,
+) -> Result<(), WorkError> {
+    let job = NewJob::with_lane(
+        format!("{}/{}/{what}", state.event.id, route.name),
+        DedupeKey::route(&format!("{}+{what}", state.event.id), &route.name).into(),
+        task,
         now_ms(),
         lane_of(route.priority),
     )
-    .map_err(|e| WorkError::Permanent(format!("gate timer: {e}")))?;
+    .map_err(|e| WorkError::Permanent(format!("cannot queue {what}: {e}")))?;
     jobs.queue
-        .enqueue_internal(&[timer], jobs.dedupe_window)
+        .enqueue_internal(&[job], jobs.dedupe_window)
         .await
         .map(|_| ())
         .map_err(WorkError::Queue)
@@ -608,21 +617,9 @@ async fn redraw_cards(
 
 /// Queues the held actions for the event that opened the gate.
 async fn release(jobs: &Jobs, route: &Route, state: &GateState) -> Result<(), ActError> {
-    let approved = format!("{}+approved", state.event.id);
-    let job = NewJob::with_lane(
-        format!("{}/{}/approved", state.event.id, route.name),
-        DedupeKey::route(&approved, &route.name).into(),
-        &Task::Route {
-            route: route.name.clone(),
-            event: state.event.clone(),
-        },
-        now_ms(),
-        lane_of(route.priority),
-    )
-    .map_err(|e| ActError::Refused(format!("cannot queue the approved actions: {e}")))?;
-    jobs.queue
-        .enqueue_internal(&[job], jobs.dedupe_window)
-        .await
-        .map_err(|e| ActError::Work(WorkError::Queue(e)))?;
-    Ok(())
+    let task = Task::Route {
+        route: route.name.clone(),
+        event: state.event.clone(),
+    };
+    Ok(follow_up(jobs, route, state, "approved", &task).await?)
 }

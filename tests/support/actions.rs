@@ -243,6 +243,17 @@ impl World {
             .collect()
     }
 
+    /// `user` picks `stage` in the Move stage select of the deal card at `ts` in #deal-desk.
+    pub async fn choose_stage(&self, user: &str, ts: &str, stage: &str) {
+        let value = option("Opportunity", OPP, "move_stage", stage);
+        let url = self.interactions();
+        let answer = self
+            .slack
+            .choose(&url, SECRET, user, "C0DEALDESK", ts, "move_stage", &value)
+            .await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+
     /// Waits for `user`'s `n`-th ephemeral message and answers its text.
     pub async fn told(&self, user: &str, n: usize) -> String {
         let told = self.slack.wait_for_ephemerals(user, n).await;
