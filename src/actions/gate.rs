@@ -318,6 +318,7 @@ pub async fn timer(
                 .map_err(|e| match e {
                     ActError::Work(e) => fail(e),
                     ActError::Refused(why) => JobError::dead(why),
+                    ActError::NotYet(delay) => JobError::Postponed { delay, held: false },
                 })?;
             return Ok(());
         }

@@ -35,6 +35,10 @@ pub enum ActError {
     /// Trouble worth another attempt, or a failure of the job itself.
     #[error(transparent)]
     Work(#[from] WorkError),
+    /// Not yet: what the click needs is about to be there (a card just posted, not yet
+    /// remembered). Put off, not counted as an attempt.
+    #[error("put off for {0:?}")]
+    NotYet(std::time::Duration),
 }
 
 impl From<WriteError> for ActError {
@@ -136,5 +140,6 @@ pub async fn run(jobs: &Jobs, job_id: &str, interaction: &Interaction) -> Result
             perform::tell(jobs, interaction, &text).await
         }
         Err(ActError::Work(e)) => Err(JobError::of("Slack action", e)),
+        Err(ActError::NotYet(delay)) => Err(JobError::Postponed { delay, held: false }),
     }
 }

@@ -137,6 +137,10 @@ impl<'a> Target<'a> {
                 .filter(|c| c.event.record_id == button.record),
             _ => None,
         };
+        if card.is_none() && just_posted(interaction) {
+            // sfrelay remembers a card right after Slack has it: a click that quick waits.
+            return Err(ActError::NotYet(CARD_POLL));
+        }
         Ok(Target {
             button: button.clone(),
             card,
@@ -163,6 +167,26 @@ impl<'a> Target<'a> {
             _ => format!("{}:{}", self.button.org, self.button.record),
         }
     }
+}
+
+/// How often a click on a card posted moments ago looks for it again.
+const CARD_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long after its post a card sfrelay drew is surely remembered.
+const CARD_REMEMBERED_WITHIN: f64 = 10.0;
+
+/// Whether the click is on a message of sfrelay's (it carries sfrelay's buttons) posted
+/// moments ago, so that it may not be remembered yet.
+fn just_posted(interaction: &Interaction) -> bool {
+    let ours = interaction
+        .message_blocks
+        .as_deref()
+        .is_some_and(crate::deliver::cards::has_buttons);
+    let posted = interaction
+        .message_ts
+        .as_deref()
+        .and_then(|ts| ts.parse::<f64>().ok());
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    ours && posted.is_some_and(|at| (0.0..CARD_REMEMBERED_WITHIN).contains(&(now - at)))
 }
 
 /// The `LastModifiedDate` a card showed, for `If-Unmodified-Since`.
