@@ -247,11 +247,15 @@ impl World {
                 "the escalation of Case {k} was answered {status}"
             );
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let posted = self.slack.wait_posts(cards as u64, deadline).await?;
+        // Cards sharing a channel (more cards than channels) wait for its 1 message/s.
+        let wait = Duration::from_secs(30 + cards.div_ceil(channels.max(1)) as u64);
+        let posted = self
+            .slack
+            .wait_posts(cards as u64, Instant::now() + wait)
+            .await?;
         anyhow::ensure!(
             posted >= cards as u64,
-            "{posted} of {cards} cards were posted within 30 s"
+            "{posted} of {cards} cards were posted within {wait:?}"
         );
         let mut found: Vec<Option<Card>> = vec![None; cards];
         for message in self.slack.messages().await? {
