@@ -132,7 +132,7 @@ pub async fn measure(
 }
 
 /// sfrelay's `/metrics` series, without histogram buckets.
-async fn metrics(addr: SocketAddr) -> anyhow::Result<BTreeMap<String, f64>> {
+pub async fn metrics(addr: SocketAddr) -> anyhow::Result<BTreeMap<String, f64>> {
     let (_, body) = http::get(addr, "/metrics").await?;
     Ok(String::from_utf8_lossy(&body)
         .lines()

@@ -52,6 +52,17 @@ impl Conn {
         Ok(status)
     }
 
+    /// `POST` of a JSON body to `path` (the emulators' control API): status and body.
+    pub async fn post_json(&mut self, path: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(HOST, self.host.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(body))?;
+        self.send(request).await
+    }
+
     async fn send(&mut self, request: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
         let exchange = async {
             self.sender.ready().await?;

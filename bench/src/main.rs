@@ -2,13 +2,15 @@
 //! `redis-server` and the Slack emulator, prints a table and writes `results.json`.
 //!
 //! One module per measurement: [`ingest`] (1), [`batches`] (2), [`e2e`] (3), [`delivery`]
-//! (4), [`resources`] (5), [`scaling`] (6), [`replicas`] (7). Each run of each measurement starts its own
+//! (4), [`resources`] (5), [`scaling`] (6), [`replicas`] (7), [`clicks`] (8). Each run of each
+//! measurement starts its own
 //! processes, so runs are independent; every figure is the median over `--runs`. Targets are
 //! reported as PASS/FAIL and never asserted: the exit status is non-zero only when the
 //! harness itself could not measure something.
 
 mod baseline;
 mod batches;
+mod clicks;
 mod delivery;
 mod e2e;
 mod envelope;
@@ -51,7 +53,7 @@ enum Command {
 }
 
 /// The names `--only` accepts, in the order they run.
-const MEASUREMENTS: [&str; 7] = [
+const MEASUREMENTS: [&str; 8] = [
     "ingest",
     "batches",
     "e2e",
@@ -59,12 +61,14 @@ const MEASUREMENTS: [&str; 7] = [
     "resources",
     "scaling",
     "replicas",
+    "clicks",
 ];
 
 /// What to measure and how hard. `--smoke` replaces the scale settings with a tiny one.
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct Settings {
-    /// Tiny scale (1 run, 2 s phases, 100 messages over 10 channels): proves the harness works.
+    /// Tiny scale (1 run, 2 s phases, 100 messages over 10 channels, 5 clicks): proves the
+    /// harness works.
     #[arg(long)]
     pub smoke: bool,
     /// Repetitions of every measurement; medians are reported.
@@ -100,8 +104,16 @@ pub struct Settings {
     /// Events in each scaling run.
     #[arg(long, default_value_t = 5000)]
     pub scaling_events: usize,
+    /// Cards clicked ("Take it", once each) in the click measurement; below `--channels`,
+    /// no two cards share a channel.
+    #[arg(long, default_value_t = 60)]
+    pub clicks: usize,
+    /// Their rate, per second; above 1.6/s Slack's `users.info` tier, asked on every click,
+    /// becomes what is measured.
+    #[arg(long, default_value_t = 1.5)]
+    pub click_rate: f64,
     /// Only these measurements (comma-separated:
-    /// ingest,batches,e2e,delivery,resources,scaling,replicas).
+    /// ingest,batches,e2e,delivery,resources,scaling,replicas,clicks).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// The sfrelay repository (binaries, templates, fixtures).
@@ -128,6 +140,8 @@ impl Settings {
             self.messages = 100;
             self.channels = 10;
             self.scaling_events = 300;
+            self.clicks = 5;
+            self.click_rate = 5.0;
         }
     }
 
@@ -220,6 +234,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.runs >= 1 && settings.channels >= 1,
         "--runs and --channels must be ≥ 1"
     );
+    anyhow::ensure!(
+        settings.clicks >= 1 && settings.click_rate > 0.0,
+        "--clicks must be ≥ 1 and --click-rate positive"
+    );
     settings.check_only()?;
     let paths = Paths::new(&settings.repo, settings.bin_dir.as_deref())?;
     let envelopes = Arc::new(Envelopes::load(&paths.repo)?);
@@ -233,6 +251,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut resource_rows: Vec<Row> = Vec::new();
     let mut scaling_rows: Vec<Row> = Vec::new();
     let mut replica_rows: Vec<Row> = Vec::new();
+    let mut click_rows: Vec<Row> = Vec::new();
     let mut record = |name: &str, result: anyhow::Result<Value>| match result {
         Ok(value) => {
             measurements.insert(name.into(), value);
@@ -356,12 +375,23 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await;
         record("replicas", result);
     }
+    if settings.wants("clicks") {
+        let result = async {
+            let summary =
+                clicks::summarize(repeat("clicks", runs, || clicks::measure(p, s)).await?, s);
+            click_rows.extend(clicks::rows(&summary));
+            Ok(serde_json::to_value(summary)?)
+        }
+        .await;
+        record("clicks", result);
+    }
     for mut row in resource_rows {
         row.name = format!("5. {}", row.name);
         rows.push(row);
     }
     rows.extend(scaling_rows);
     rows.extend(replica_rows);
+    rows.extend(click_rows);
 
     let commit = report::git_commit(&paths.repo);
     let title = format!(
@@ -431,5 +461,18 @@ mod tests {
             settings(&[]).wants("replicas"),
             "the default set includes it"
         );
+        assert!(settings(&["--only", "clicks"]).wants("clicks"));
+        assert!(settings(&[]).wants("clicks"));
+    }
+
+    #[test]
+    fn clicked_cards_get_channels_of_their_own_at_both_scales() {
+        // Card 0 is the warm-up's; the clicked cards are 1..=clicks, one per channel.
+        let full = settings(&[]);
+        assert!(full.clicks < full.channels, "{full:?}");
+        let mut smoke = settings(&["--smoke"]);
+        smoke.apply_smoke();
+        assert!(smoke.clicks < smoke.channels, "{smoke:?}");
+        assert_eq!(smoke.clicks, 5);
     }
 }

@@ -80,7 +80,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(command: &mut Command, what: &str) -> anyhow::Result<Proc> {
+    pub fn spawn(command: &mut Command, what: &str) -> anyhow::Result<Proc> {
         let child = command
             .spawn()
             .with_context(|| format!("starting {what}"))?;
@@ -89,6 +89,22 @@ impl Proc {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Starts an `sfrelay-emulator` subcommand and reads the address from the one line it
+    /// prints once it listens (`listening on http://ADDR`).
+    pub fn spawn_emulator(command: &mut Command) -> anyhow::Result<(Proc, SocketAddr)> {
+        command.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut proc = Proc::spawn(command, "sfrelay-emulator")?;
+        let stdout = proc.child.stdout.take().context("emulator stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .with_context(|| format!("unexpected emulator output {line:?}"))?
+            .parse()?;
+        Ok((proc, addr))
     }
 
     fn exited(&mut self) -> bool {
@@ -241,16 +257,7 @@ impl Emulator {
             command.args(["--rate-per-channel", &SLACK_RATE.to_string()]);
             command.args(["--burst", &SLACK_BURST.to_string()]);
         }
-        command.stdout(Stdio::piped()).stderr(Stdio::null());
-        let mut proc = Proc::spawn(&mut command, "sfrelay-emulator")?;
-        let stdout = proc.child.stdout.take().context("emulator stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .with_context(|| format!("unexpected emulator output {line:?}"))?
-            .parse()?;
+        let (proc, addr) = Proc::spawn_emulator(&mut command)?;
         Ok(Emulator { addr, _proc: proc })
     }
 
@@ -273,12 +280,26 @@ impl Emulator {
 
     /// Polls the `posts` counter until it reaches `n` or `deadline` passes; returns the count.
     pub async fn wait_posts(&self, n: u64, deadline: Instant) -> anyhow::Result<u64> {
+        self.wait_count("posts", n, deadline).await
+    }
+
+    /// Polls the counter `name` of `/_emulator/stats` (`posts`, `updates`…) until it reaches
+    /// `n` or `deadline` passes; returns the count.
+    pub async fn wait_count(&self, name: &str, n: u64, deadline: Instant) -> anyhow::Result<u64> {
         loop {
-            let posts = self.stats().await?["posts"].as_u64().unwrap_or(0);
-            if posts >= n || Instant::now() >= deadline {
-                return Ok(posts);
+            let count = self.stats().await?[name].as_u64().unwrap_or(0);
+            if count >= n || Instant::now() >= deadline {
+                return Ok(count);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET /_emulator/requests`: every API call, in arrival order, with its `at_ms`.
+    pub async fn requests(&self) -> anyhow::Result<Vec<Value>> {
+        match http::get_json(self.addr, "/_emulator/requests").await? {
+            Value::Array(items) => Ok(items),
+            other => bail!("requests: unexpected {other}"),
         }
     }
 }
@@ -312,6 +333,10 @@ pub struct SfrelaySpec<'a> {
     pub unlimited: bool,
     /// `[queue] min_replicas_acked`, written only when set (sfrelay's default is 0).
     pub min_replicas_acked: Option<u32>,
+    /// The org's `[orgs.salesforce]` section (API access); without it, an instance URL only.
+    pub salesforce_section: Option<&'a str>,
+    /// More environment variables (the Slack signing secret).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 /// A running `sfrelay serve`, with how long it took from spawn to `/readyz` 200.
@@ -352,9 +377,11 @@ id = "{ORG_ID}"
 name = "bench"
 api_key_env = "BENCH_API_KEY"
 
-[orgs.salesforce]
-instance_url = "https://acme.my.salesforce.com"
+{salesforce}
 "#,
+            salesforce = spec.salesforce_section.unwrap_or(
+                "[orgs.salesforce]\ninstance_url = \"https://acme.my.salesforce.com\"\n"
+            ),
             routes = spec.routes_dir.display(),
             templates = spec.paths.repo.join("templates").display(),
             fixtures = spec.paths.repo.join("tests/fixtures").display(),
@@ -378,6 +405,7 @@ instance_url = "https://acme.my.salesforce.com"
                 .env("REDIS_URL", spec.redis_url)
                 .env("SLACK_API_BASE", spec.slack_api)
                 .env("SLACK_BOT_TOKEN", SLACK_TOKEN)
+                .envs(spec.env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(log),
             "sfrelay",
@@ -496,6 +524,8 @@ impl Stack {
             slack_api: &api,
             unlimited,
             min_replicas_acked: self.min_replicas_acked,
+            salesforce_section: None,
+            env: &[],
         })
         .await
     }
