@@ -129,13 +129,21 @@ pub mod prefix {
     pub const CHANNEL_NAME: &str = "chan:";
     pub const CHANNEL_SCAN: &str = "chan-scan-cursor";
     pub const USER: &str = "user:";
+    pub const EMAIL_OF: &str = "email-of:";
     pub const DM: &str = "dm:";
     pub const ROOM_NAME: &str = "roomname:";
     pub const APP_PAUSED: &str = "app-paused";
     /// Store keys scoped to one Slack workspace (after the workspace's own start, which is
     /// empty for the default workspace, so these must also stay apart from [`STORE`]).
-    pub const IN_WORKSPACE: [&str; 6] =
-        [CHANNEL_NAME, CHANNEL_SCAN, USER, DM, ROOM_NAME, APP_PAUSED];
+    pub const IN_WORKSPACE: [&str; 7] = [
+        CHANNEL_NAME,
+        CHANNEL_SCAN,
+        USER,
+        EMAIL_OF,
+        DM,
+        ROOM_NAME,
+        APP_PAUSED,
+    ];
     /// What a rate limit is kept for, inside the three `rl` keys.
     pub const LIMIT_CHANNEL: &str = "chan:";
     pub const LIMIT_METHOD: &str = "method:";
@@ -343,6 +351,8 @@ pub const CHANNEL_TTL: Duration = Duration::from_secs(3600);
 pub const USER_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long "no such user" is trusted: shorter, so a new hire is found soon.
 pub const NO_USER_TTL: Duration = Duration::from_secs(600);
+/// How long the email on a person's Slack profile is trusted.
+pub const EMAIL_OF_TTL: Duration = Duration::from_secs(3600);
 /// How long a DM conversation's Id is trusted.
 pub const DM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a Slack app's pause is kept without a probe renewing it.
@@ -395,6 +405,15 @@ impl Workspace {
         Key::new(
             format!("{}{}{email}", self.start, prefix::USER),
             Some(USER_TTL),
+        )
+    }
+
+    /// The email on a Slack user's profile (or a mark that it shows none), for who clicked.
+    /// An hour: who writes in Salesforce follows a changed email soon.
+    pub fn email_of(&self, user: &str) -> Key {
+        Key::new(
+            format!("{}{}{user}", self.start, prefix::EMAIL_OF),
+            Some(EMAIL_OF_TTL),
         )
     }
 

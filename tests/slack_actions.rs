@@ -326,6 +326,17 @@ async fn salesforce_refusals_reach_the_clicker_in_their_words() {
         world.writes().await.is_empty(),
         "every refusal left the deal as it was"
     );
+    let lookups = world
+        .slack
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "users.info")
+        .count();
+    assert_eq!(
+        lookups, 1,
+        "who Riley is was asked of Slack once, for six clicks"
+    );
 }
 
 #[tokio::test]

@@ -35,9 +35,8 @@ impl Deliverer {
         .await
     }
 
-    /// The verified email of a Slack user (`users.info`), when their profile shows one.
+    /// The verified email of a Slack user (`users.info`, cached), when their profile shows one.
     pub async fn user_email(&self, user: &str) -> Result<Option<String>, DeliverError> {
-        self.call("users.info", None, || self.slack.user_email(user))
-            .await
+        Ok(self.resolver.email_of(user).await?)
     }
 }

@@ -136,6 +136,10 @@ fn every_kind() -> Vec<(&'static str, String)> {
                     workspace.channel_scan().as_str().to_string(),
                 ),
                 (prefix::USER, workspace.user(awkward).as_str().to_string()),
+                (
+                    prefix::EMAIL_OF,
+                    workspace.email_of(awkward).as_str().to_string(),
+                ),
                 (prefix::DM, workspace.dm(awkward).as_str().to_string()),
                 (
                     prefix::ROOM_NAME,
@@ -148,6 +152,7 @@ fn every_kind() -> Vec<(&'static str, String)> {
                 workspace.channel_name(awkward),
                 workspace.channel_scan(),
                 workspace.user(awkward),
+                workspace.email_of(awkward),
                 workspace.dm(awkward),
                 workspace.room_name(awkward),
                 workspace.paused(),

@@ -122,6 +122,28 @@ impl Resolver {
         Ok(found)
     }
 
+    /// The email on a Slack user's profile (`users.info`), `None` when it shows none; cached,
+    /// so a person clicking often costs one call an hour.
+    pub async fn email_of(&self, user: &str) -> Result<Option<String>, CallError> {
+        if self.slack.is_log() {
+            return Ok(None);
+        }
+        let key = self.workspace.email_of(user);
+        if let Some(cached) = self.store.get(key.as_str()).await? {
+            return Ok((cached != NOBODY).then_some(cached));
+        }
+        let found = self
+            .limiter
+            .call("users.info", None, || self.slack.user_email(user))
+            .await?;
+        let (value, ttl) = match &found {
+            Some(email) => (email.as_str(), key.ttl()),
+            None => (NOBODY, Some(NO_USER_TTL)),
+        };
+        self.store.set(key.as_str(), value, ttl).await?;
+        Ok(found)
+    }
+
     /// The DM conversation with a user.
     pub async fn dm(&self, user: &str) -> Result<String, CallError> {
         let key = self.workspace.dm(user);
