@@ -349,3 +349,37 @@ async fn two_approvers_at_once_make_one_decision_and_one_write() {
     .await;
     assert_eq!(tasks.len(), 1, "one write: {tasks:#?}");
 }
+
+#[tokio::test]
+async fn an_approval_nobody_decides_in_time_escalates_and_the_escalation_decides() {
+    let route = gated_room(1, "escalate").replace(
+        "record_task = true",
+        "record_task = true\nescalate_to = [\"record.Owner.Email\"]",
+    );
+    let world = World::start(vec![("gated-room", route)], "integration").await;
+    world.event(closed_won("big-1", OPP, 750_000)).await;
+    let (first, _) = world.card_in(MORGAN_DM).await;
+    let (escalated, card) = world.card_in("D0DANA0001").await;
+    assert!(shows(&card, "Escalated"), "{card}");
+    let url = world.interactions();
+    world
+        .slack
+        .click(
+            &url,
+            SECRET,
+            DANA.0,
+            "D0DANA0001",
+            &escalated,
+            "gate_approve",
+        )
+        .await;
+    world
+        .card_when(&first, "the manager's card to say who approved", |m| {
+            shows(m, "Approved by <@U0DANA0001>")
+        })
+        .await;
+    eventually("the room", Duration::from_secs(20), || async {
+        (rooms(&world).await.len() == 1).then_some(())
+    })
+    .await;
+}

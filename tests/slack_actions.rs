@@ -511,3 +511,64 @@ async fn a_row_lock_is_retried_until_the_write_goes_through_once() {
         "nobody is told of a retried lock"
     );
 }
+
+#[tokio::test]
+async fn a_lead_status_set_from_the_shipped_alert_is_written_and_shown() {
+    const LEAD: &str = "00Q000000000001EAA";
+    let world = World::start(
+        vec![("high-value-lead", shipped_route("high-value-lead"))],
+        "integration",
+    )
+    .await;
+    world
+        .sf
+        .control(
+            "picklists",
+            json!({"Lead": {"Status": {"master": ["Open - Not Contacted", "Working - Contacted", "Closed - Converted"]}}}),
+        )
+        .await;
+    world
+        .sf
+        .control(
+            "records",
+            json!({"Lead": [{"Id": LEAD, "LastName": "Ng", "Company": "Initech",
+                             "Status": "Open - Not Contacted", "Rating": "Hot",
+                             "LastModifiedDate": MODIFIED}]}),
+        )
+        .await;
+    world
+        .event(json!({
+            "event_id": "lead-1", "org_id": ORG, "object": "Lead", "change_type": "CREATE",
+            "record": {"Id": LEAD, "FirstName": "Ada", "LastName": "Ng", "Company": "Initech",
+                       "Rating": "Hot", "Status": "Open - Not Contacted",
+                       "LastModifiedDate": MODIFIED}
+        }))
+        .await;
+    let (ts, card) = world.card_in("C0SALESALR").await;
+    assert!(
+        offers(&card, "set_lead_status") && offers(&card, "log_follow_up"),
+        "{card}"
+    );
+    let url = world.interactions();
+    let working = option("Lead", LEAD, "set_lead_status", "Working - Contacted");
+    world
+        .slack
+        .choose(
+            &url,
+            SECRET,
+            DANA.0,
+            "C0SALESALR",
+            &ts,
+            "set_lead_status",
+            &working,
+        )
+        .await;
+    world
+        .card_when(&ts, "the card to show the new status", |m| {
+            shows(m, "Status set to *Working - Contacted* by <@U0DANA0001>")
+        })
+        .await;
+    let writes = world.wait_for_writes(1).await;
+    assert_eq!(writes[0]["object"], "Lead");
+    assert_eq!(writes[0]["record"]["Status"], "Working - Contacted");
+}
