@@ -139,7 +139,21 @@ pub async fn run(jobs: &Jobs, job_id: &str, interaction: &Interaction) -> Result
             tracing::info!(user = %interaction.user, reason = %text, "action refused; the person is told");
             perform::tell(jobs, interaction, &text).await
         }
-        Err(ActError::Work(e)) => Err(JobError::of("Slack action", e)),
+        Err(ActError::Work(e)) => {
+            let error = JobError::of("Slack action", e);
+            if let JobError::Failed {
+                error: reason,
+                retry: Retry::Never,
+            } = &error
+            {
+                // It goes to the dead letters; the person is not left waiting in silence.
+                let text = format!("This could not be done, and will not be tried again: {reason}");
+                if let Err(e) = perform::tell(jobs, interaction, &text).await {
+                    tracing::warn!(error = ?e, "cannot tell the person their action failed");
+                }
+            }
+            Err(error)
+        }
         Err(ActError::NotYet(delay)) => Err(JobError::Postponed { delay, held: false }),
     }
 }
