@@ -572,3 +572,43 @@ async fn a_lead_status_set_from_the_shipped_alert_is_written_and_shown() {
     assert_eq!(writes[0]["object"], "Lead");
     assert_eq!(writes[0]["record"]["Status"], "Working - Contacted");
 }
+
+#[tokio::test]
+async fn a_follow_up_salesforce_refuses_is_told_where_the_form_was_opened() {
+    let (world, ts) = case_world("integration").await;
+    let rule = "Follow-ups on escalated cases need a named customer contact.";
+    world
+        .sf
+        .control(
+            "validation-rules",
+            json!([{"object": "Task", "field": "Subject", "value": "Call them", "message": rule}]),
+        )
+        .await;
+    let url = world.interactions();
+    world
+        .slack
+        .click(&url, SECRET, RILEY.0, "C0SUPESC01", &ts, "log_follow_up")
+        .await;
+    let views = world.slack.views().await;
+    let view = views
+        .iter()
+        .find(|v| v["callback_id"] == "sfrelay:log_task")
+        .unwrap_or_else(|| panic!("the form is open: {views:#?}"));
+    let due = (chrono::Utc::now().date_naive() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let answer = world
+        .slack
+        .submit(
+            &url,
+            SECRET,
+            RILEY.0,
+            view["id"].as_str().unwrap(),
+            json!({"subject": {"value": "Call them"}, "due": {"value": due}}),
+        )
+        .await;
+    assert_eq!(answer.body, "", "the form closes");
+    let told = world.told(RILEY.0, 1).await;
+    assert_eq!(told, format!("Not saved: {rule}"));
+    assert!(world.writes().await.is_empty());
+}

@@ -1,7 +1,6 @@
 //! The modals sfrelay opens: "Log follow-up" (subject, due date, comment) and the reason asked
 //! for when a gate is rejected. Built here, opened from the request itself (a `trigger_id`
-//! lasts about 3 s), checked when submitted so a mistake is shown next to its field, and
-//! filled in later with what Salesforce answered.
+//! lasts about 3 s), and checked when submitted so a mistake is shown next to its field.
 
 use chrono::{Duration as Days, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -85,16 +84,6 @@ pub fn gate_reject(origin: &Origin, about: &str) -> Value {
             input("reason", "Reason", json!({"type": "plain_text_input", "action_id": "value",
                 "multiline": true, "max_length": MAX_COMMENT}), false),
         ]
-    })
-}
-
-/// A modal that only says something (saving, done, what went wrong).
-pub fn notice(title: &str, text: &str) -> Value {
-    json!({
-        "type": "modal",
-        "title": plain(title),
-        "close": plain("Close"),
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
     })
 }
 

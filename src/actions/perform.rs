@@ -627,35 +627,34 @@ async fn told(on: &Target<'_>, interaction: &Interaction, text: &str) -> Result<
     Ok(())
 }
 
-/// Tells the person `text`: in the modal they submitted, else ephemerally where they clicked.
+/// Tells the person `text`: after a form (closed by then), ephemerally in the channel of the
+/// card they opened it from; after a click, through its `response_url`.
 pub(super) async fn tell(
     jobs: &Jobs,
     interaction: &Interaction,
     text: &str,
 ) -> Result<(), JobError> {
-    let org = interaction
-        .value
-        .as_deref()
-        .or(interaction.private_metadata.as_deref())
-        .and_then(|v| {
-            ButtonValue::parse(v).ok().or_else(|| {
-                Origin::decode(v)
-                    .ok()
-                    .and_then(|o| ButtonValue::parse(&o.value).ok())
-            })
-        })
-        .map(|b| b.org);
-    if interaction.kind == "view_submission"
-        && let Some(view) = &interaction.view_id
-    {
-        let deliverer = match &org {
-            Some(org) => jobs.slack.for_org(org),
-            None => jobs.slack.default_app(),
+    if interaction.kind == "view_submission" {
+        let origin = interaction
+            .private_metadata
+            .as_deref()
+            .and_then(|m| Origin::decode(m).ok());
+        let Some((origin, button)) =
+            origin.and_then(|o| ButtonValue::parse(&o.value).ok().map(|b| (o, b)))
+        else {
+            tracing::info!("a form not of sfrelay's; nobody to tell");
+            return Ok(());
         };
-        return deliverer
-            .update_view(view, &modal::notice("Not saved", text))
+        let Some(channel) = origin.channel else {
+            tracing::info!("the form came from no channel; nobody to tell");
+            return Ok(());
+        };
+        return jobs
+            .slack
+            .for_org(&button.org)
+            .post_ephemeral(&channel, &interaction.user, &format!("Not saved: {text}"))
             .await
-            .map_err(|e| JobError::later(format!("views.update: {e}")));
+            .map_err(|e| JobError::later(format!("chat.postEphemeral: {e}")));
     }
     replies::respond(
         &jobs.replies,

@@ -1,5 +1,5 @@
 //! The Slack calls of interactive cards, through the workspace's rate limiter like every
-//! other call: opening and filling modals, and who a clicking user is.
+//! other call: opening modals, ephemeral answers, and who a clicking user is.
 
 use serde_json::Value;
 
@@ -10,14 +10,6 @@ impl Deliverer {
     pub async fn open_view(&self, trigger_id: &str, view: &Value) -> Result<String, DeliverError> {
         self.call("views.open", None, || {
             self.slack.open_view(trigger_id, view)
-        })
-        .await
-    }
-
-    /// `views.update`: replaces an open modal.
-    pub async fn update_view(&self, view_id: &str, view: &Value) -> Result<(), DeliverError> {
-        self.call("views.update", None, || {
-            self.slack.update_view(view_id, view)
         })
         .await
     }
