@@ -51,7 +51,9 @@ pub(super) async fn click(
                 set_field(jobs, job_id, &routes, &on, field, value).await
             }
             ButtonKind::Take => take(jobs, job_id, &routes, &on).await,
-            ButtonKind::Workitem { approve } => workitem(jobs, &routes, &on, *approve).await,
+            ButtonKind::Workitem { approve } => {
+                workitem(jobs, job_id, &routes, &on, *approve).await
+            }
             ButtonKind::LogTask { .. } => Ok(()),
         },
         Declared::GateApprove => gate::decide(jobs, job_id, &routes, &on, true, None).await,
@@ -386,6 +388,34 @@ async fn set_field(
     show(routes, on, &fields, &[], &note).await
 }
 
+/// Runs `work`, the decision `what` on this card, for the first job only: another click (a
+/// double click, a second person) is told who `did` it; this job's own retry goes on. A
+/// refusal lets the decision go, for the next person to take.
+async fn once_per_card<T>(
+    jobs: &Jobs,
+    job_id: &str,
+    on: &Target<'_>,
+    what: &str,
+    did: &str,
+    work: impl std::future::Future<Output = Result<T, ActError>>,
+) -> Result<T, ActError> {
+    let lock = Key::decided(&format!("{what}:{}", on.scope()));
+    let mine = format!("{job_id} {}", on.interaction.user);
+    if let Some(holder) = jobs.store.claim(lock.as_str(), &mine, lock.ttl()).await?
+        && holder != mine
+    {
+        let who = holder.rsplit(' ').next().unwrap_or_default();
+        return Err(ActError::Refused(format!(
+            "<@{who}> has already {did} this."
+        )));
+    }
+    let done = work.await;
+    if let Err(ActError::Refused(_)) = &done {
+        jobs.store.release(lock.as_str(), &mine).await?;
+    }
+    done
+}
+
 async fn take(
     jobs: &Jobs,
     job_id: &str,
@@ -394,15 +424,7 @@ async fn take(
 ) -> Result<(), ActError> {
     on.salesforce()?;
     let user = &on.interaction.user;
-    let lock = Key::decided(&format!("take:{}", on.scope()));
-    if let Some(holder) = jobs.store.claim(lock.as_str(), user, lock.ttl()).await?
-        && &holder != user
-    {
-        return Err(ActError::Refused(format!(
-            "<@{holder}> has already taken this."
-        )));
-    }
-    let taken = async {
+    let taken = once_per_card(jobs, job_id, on, "take", "taken", async {
         let clicker = who::identify(jobs, &on.button.org, user).await?;
         let Some(owner) = clicker.owner_id().cloned() else {
             return Err(ActError::Refused(format!(
@@ -422,16 +444,9 @@ async fn take(
         };
         update_once(jobs, job_id, routes, on, &actor, &fields, options).await?;
         Ok((clicker, actor, fields))
-    }
+    })
     .await;
-    let (clicker, actor, fields) = match taken {
-        Ok(taken) => taken,
-        Err(ActError::Refused(why)) => {
-            jobs.store.release(lock.as_str(), user).await?;
-            return Err(ActError::Refused(why));
-        }
-        Err(e) => return Err(e),
-    };
+    let (clicker, actor, fields) = taken?;
     let note = format!("🙋 Taken by {}", by(&clicker, &actor));
     // The card shows its new owner by name, as the record's Owner would.
     let mut shown = fields;
@@ -444,21 +459,14 @@ async fn take(
 /// Approves or rejects the record's pending Salesforce approval work item.
 async fn workitem(
     jobs: &Jobs,
+    job_id: &str,
     routes: &RouteSet,
     on: &Target<'_>,
     approve: bool,
 ) -> Result<(), ActError> {
     let sf = on.salesforce()?;
     let user = &on.interaction.user;
-    let lock = Key::decided(&format!("workitem:{}", on.scope()));
-    if let Some(holder) = jobs.store.claim(lock.as_str(), user, lock.ttl()).await?
-        && &holder != user
-    {
-        return Err(ActError::Refused(format!(
-            "<@{holder}> has already decided this."
-        )));
-    }
-    let decided = async {
+    let decided = once_per_card(jobs, job_id, on, "workitem", "decided", async {
         let clicker = who::identify(jobs, &on.button.org, user).await?;
         let actor = clicker.actor(jobs.orgs.act_as(&on.button.org))?;
         let items = sf
@@ -481,16 +489,9 @@ async fn workitem(
         sf.decide_workitem(&on.button.org, &actor, &item.id, action, Some(&comment))
             .await?;
         Ok((clicker, actor))
-    }
+    })
     .await;
-    let (clicker, actor) = match decided {
-        Ok(d) => d,
-        Err(ActError::Refused(why)) => {
-            jobs.store.release(lock.as_str(), user).await?;
-            return Err(ActError::Refused(why));
-        }
-        Err(e) => return Err(e),
-    };
+    let (clicker, actor) = decided?;
     let note = if approve {
         format!("✅ Approved by {}", by(&clicker, &actor))
     } else {
