@@ -126,22 +126,12 @@ impl Deliverer {
         route: &str,
         index: usize,
     ) -> Result<Option<Landed>, DeliverError> {
-        let key = Key::done(event_id, route, index);
-        Ok(self
-            .store
-            .get(key.as_str())
-            .await?
-            .and_then(|v| serde_json::from_str(&v).ok()))
+        self.read_json(&Key::done(event_id, route, index)).await
     }
 
     /// The card at `ts` in `channel`, when sfrelay drew it.
     pub async fn card(&self, channel: &str, ts: &str) -> Result<Option<Card>, DeliverError> {
-        let key = Key::card_of(channel, ts);
-        Ok(self
-            .store
-            .get(key.as_str())
-            .await?
-            .and_then(|v| serde_json::from_str(&v).ok()))
+        self.read_json(&Key::card_of(channel, ts)).await
     }
 
     /// Draws `card` again for `event` (the record as it is now), without the buttons that

@@ -518,7 +518,16 @@ impl Deliverer {
         route: &str,
         event: &Event,
     ) -> Result<Option<Landed>, DeliverError> {
-        let key = Key::announced(route, &event.org_id, &event.record_id);
+        self.read_json(&Key::announced(route, &event.org_id, &event.record_id))
+            .await
+    }
+
+    /// What the store keeps at `key` as JSON (announcements, ledger entries, cards); an
+    /// unreadable value counts as none.
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &Key,
+    ) -> Result<Option<T>, DeliverError> {
         Ok(self
             .store
             .get(key.as_str())

@@ -23,10 +23,15 @@ pub(super) async fn run(jobs: &Jobs, event: &Event, from_gap: bool) -> Result<()
     if from_gap {
         fired.retain(|r| r.on_gap == OnGap::Fetch);
     }
-    // A change made from a card, coming back: the card already shows it.
-    let skip = crate::actions::echo::routes_to_skip(jobs.store.as_ref(), event)
-        .await
-        .map_err(|e| JobError::later(format!("cannot look for sfrelay's own write: {e}")))?;
+    // A change made from a card, coming back: the card already shows it. Only looked for
+    // when some route fired, so events no route wants cost no store read.
+    let skip = if fired.is_empty() {
+        Vec::new()
+    } else {
+        crate::actions::echo::routes_to_skip(jobs.store.as_ref(), event)
+            .await
+            .map_err(|e| JobError::later(format!("cannot look for sfrelay's own write: {e}")))?
+    };
     if !skip.is_empty() {
         let skipped: Vec<&str> = fired
             .iter()
