@@ -10,6 +10,7 @@ use std::time::Duration;
 mod credentials;
 mod file;
 mod org;
+mod pubsub;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +19,7 @@ pub use credentials::{Auth, DEFAULT_LOGIN_URL, OrgCredentials, signing_key};
 use file::FileConfig;
 pub use file::{QueueBackend, ReconcileConfig, SalesforceFile};
 use org::load_org;
+pub use pubsub::{DEFAULT_PUBSUB_ENDPOINT, PubsubConfig, Start, SubscriptionConfig};
 pub use org::{ActAs, ApiKeyConfig, JwtKeyConfig, OrgConfig};
 
 /// Why the configuration could not be loaded; each message names the key at fault.
@@ -94,6 +96,8 @@ pub struct Config {
     pub salesforce: Vec<OrgCredentials>,
     /// `SFRELAY_ENCRYPTION_KEY`: encrypts tokens kept in Redis (rotated refresh tokens).
     pub encryption_key: Option<Secret<[u8; 32]>>,
+    /// The Pub/Sub subscriber's tuning (`[pubsub]`).
+    pub pubsub: PubsubConfig,
 }
 
 /// Limits at the HTTP edge (`[http]`).
@@ -485,6 +489,8 @@ impl Config {
             ));
         }
 
+        let pubsub = pubsub::read(file.pubsub)?;
+
         let mut salesforce = Vec::new();
         for (i, org) in orgs.iter().enumerate() {
             if let Some(credentials) = OrgCredentials::from_org_config(i, org, base, env)? {
@@ -593,6 +599,7 @@ impl Config {
                 signing_secret,
             },
             orgs,
+            pubsub,
             salesforce,
             encryption_key,
         })

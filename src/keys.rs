@@ -101,8 +101,10 @@ pub mod prefix {
     pub const ACTED: &str = "acted:";
     pub const OWN_WRITE: &str = "own-write:";
     pub const GATE: &str = "gate:";
+    pub const PUBSUB_CURSOR: &str = "pubsub-cursor:";
+    pub const PUBSUB_LEASE: &str = "pubsub-lease:";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 22] = [
+    pub const STORE: [&str; 24] = [
         DONE,
         PENDING,
         ONCE,
@@ -125,6 +127,8 @@ pub mod prefix {
         ACTED,
         OWN_WRITE,
         GATE,
+        PUBSUB_CURSOR,
+        PUBSUB_LEASE,
     ];
     pub const CHANNEL_NAME: &str = "chan:";
     pub const CHANNEL_SCAN: &str = "chan-scan-cursor";
@@ -282,6 +286,19 @@ impl Key {
     /// key. Until replaced: a refresh token may stay valid indefinitely.
     pub fn refresh_token(org: impl Display) -> Key {
         Key::new(format!("{}{org}", prefix::SF_REFRESH_TOKEN), None)
+    }
+
+    /// Where a Pub/Sub subscription of an org resumes: the replay id (hex) of the last event
+    /// durably queued, or of the last keepalive, and when it was stored. Kept until replaced:
+    /// losing it would mean starting over from the configured start.
+    pub fn pubsub_cursor(org: impl Display, topic: &str) -> Key {
+        Key::new(format!("{}{org}:{topic}", prefix::PUBSUB_CURSOR), None)
+    }
+
+    /// The one replica that holds the live stream of an org's topic; it renews the lease while
+    /// it lives, another takes over once it stops.
+    pub fn pubsub_lease(org: impl Display, topic: &str, ttl: Duration) -> Key {
+        Key::new(format!("{}{org}:{topic}", prefix::PUBSUB_LEASE), Some(ttl))
     }
 
     /// One replica's turn at refreshing an org's token (so no two present the same refresh

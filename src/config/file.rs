@@ -26,6 +26,8 @@ pub(super) struct FileConfig {
     pub(super) slack: SlackFile,
     #[serde(default)]
     pub(super) orgs: Vec<OrgFile>,
+    #[serde(default)]
+    pub(super) pubsub: super::pubsub::PubsubFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +192,9 @@ pub(super) struct OrgFile {
     pub(super) salesforce: Option<SalesforceFile>,
     #[serde(default)]
     pub(super) reconcile: Vec<ReconcileConfig>,
+    /// `[[orgs.subscribe]]`: Pub/Sub API topics sfrelay subscribes to itself.
+    #[serde(default)]
+    pub(super) subscribe: Vec<super::pubsub::SubscribeFile>,
     pub(super) slack: Option<OrgSlackFile>,
 }
 
@@ -247,4 +252,6 @@ pub struct SalesforceFile {
     /// Who writes to Salesforce: `"integration"` (default) or `"user"`; read into
     /// [`super::ActAs`] so an unknown value is refused naming the key.
     pub act_as: Option<String>,
+    /// The Pub/Sub API's address, `https://api.pubsub.salesforce.com:7443` unless given.
+    pub pubsub_endpoint: Option<String>,
 }

@@ -25,6 +25,10 @@ pub struct OrgConfig {
     /// Who the org's writes to Salesforce run as (`[orgs.salesforce] act_as`).
     pub act_as: ActAs,
     pub reconcile: Vec<ReconcileConfig>,
+    /// The Pub/Sub API's address (`[orgs.salesforce] pubsub_endpoint`).
+    pub pubsub_endpoint: String,
+    /// The topics sfrelay subscribes to itself (`[[orgs.subscribe]]`).
+    pub subscribe: Vec<super::SubscriptionConfig>,
     /// The org's own Slack bot token; `None` posts with `SLACK_BOT_TOKEN`.
     pub slack_token: Option<Secret<String>>,
     /// The signing secret of the org's own Slack app, for its inbound requests.
@@ -161,7 +165,9 @@ pub(super) fn load_org(
         None,
     )?
     .map(Secret::new);
+    let subscribe = super::pubsub::subscriptions(i, &org.subscribe, org.salesforce.is_some())?;
     let salesforce = org.salesforce.unwrap_or_default();
+    let pubsub_endpoint = super::pubsub::endpoint(i, salesforce.pubsub_endpoint.as_deref())?;
     let act_as = act_as(&key("salesforce.act_as"), &salesforce)?;
     let instance_url = match &salesforce.instance_url {
         Some(url) => {
@@ -286,6 +292,8 @@ pub(super) fn load_org(
         salesforce,
         act_as,
         reconcile,
+        pubsub_endpoint,
+        subscribe,
         slack_token,
         slack_signing_secret,
     })

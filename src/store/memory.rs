@@ -166,6 +166,18 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn renew(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut map = self.lock()?;
+        match map.get_mut(key) {
+            Some(entry) if live(entry, now) && entry.0 == value => {
+                entry.1 = Some(now + ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn rate_limit(
         &self,
         key: &str,

@@ -53,6 +53,10 @@ pub trait Store: Send + Sync + 'static {
     /// of one taken since by someone else.
     async fn release(&self, key: &str, value: &str) -> Result<(), StoreError>;
 
+    /// Extends `key`'s life to `ttl` only while it holds `value`: a lease holder renews its
+    /// own lease, never one another holder took after it ran out. Answers whether it did.
+    async fn renew(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
+
     /// GCRA rate limit shared by every replica: `None` when a call may go now (it is counted),
     /// else how long to wait. Allows `burst` calls at once, then one per `interval`.
     ///

@@ -69,6 +69,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
+const RENEW: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"#;
+
 /// The store on the queue's Redis, sharing its connection and namespace.
 pub struct RedisStore {
     queue: std::sync::Arc<RedisQueue>,
@@ -76,6 +81,7 @@ pub struct RedisStore {
     gcra: redis::Script,
     advance: redis::Script,
     release: redis::Script,
+    renew: redis::Script,
 }
 
 impl RedisStore {
@@ -87,6 +93,7 @@ impl RedisStore {
             gcra: redis::Script::new(GCRA),
             advance: redis::Script::new(ADVANCE),
             release: redis::Script::new(RELEASE),
+            renew: redis::Script::new(RENEW),
         }
     }
 
@@ -208,6 +215,19 @@ impl Store for RedisStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn renew(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut conn = self.queue.connection().await.map_err(store_error)?;
+        let renewed: i64 = self
+            .renew
+            .key(self.keys.store(key))
+            .arg(value)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(renewed == 1)
     }
 
     async fn rate_limit(
