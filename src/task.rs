@@ -61,6 +61,28 @@ pub fn event_jobs(events: &[Event], now_ms: i64) -> Result<Vec<NewJob>, QueueErr
         .collect()
 }
 
+/// The jobs that fetch and route the records of gap events, one per gap that names records
+/// (an overflow names none: it is swept instead), keyed for dedupe by transaction, time and
+/// records, so a gap delivered twice is fetched once.
+pub fn gap_jobs(gaps: &[crate::event::GapEvent], now_ms: i64) -> Result<Vec<NewJob>, QueueError> {
+    gaps.iter()
+        .filter(|g| !g.record_ids.is_empty())
+        .map(|gap| {
+            let ids: Vec<&str> = gap.record_ids.iter().map(|id| id.as_str()).collect();
+            let key = crate::keys::DedupeKey::gap(
+                &gap.org_id,
+                gap.transaction_key.as_deref(),
+                gap.commit_timestamp
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or(0),
+                &ids,
+            );
+            let task = Task::Gap { gap: gap.clone() };
+            NewJob::new(uuid::Uuid::now_v7().to_string(), key.into(), &task, now_ms)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

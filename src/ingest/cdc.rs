@@ -60,6 +60,16 @@ pub fn parse_cdc_request(
 ) -> Result<CdcBatch, Vec<FieldError>> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| vec![error(String::new(), format!("invalid JSON: {e}"))])?;
+    parse_cdc_value(value, org_id, received_at)
+}
+
+/// [`parse_cdc_request`] of a body already parsed, e.g. a change event the Pub/Sub
+/// subscriber decoded from Avro: the same checks and the same events.
+pub fn parse_cdc_value(
+    value: Value,
+    org_id: &SalesforceId,
+    received_at: DateTime<Utc>,
+) -> Result<CdcBatch, Vec<FieldError>> {
     let context = Context {
         org_id,
         received_at,

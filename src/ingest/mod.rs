@@ -22,11 +22,10 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::event::{Event, GapEvent, SalesforceId};
-use crate::keys::DedupeKey;
 use crate::lifecycle::Lifecycle;
 use crate::queue::Queue;
-use crate::queue::{Enqueued, NewJob, QueueError, now_ms};
-use crate::task::{Task, event_jobs};
+use crate::queue::{Enqueued, QueueError, now_ms};
+use crate::task::event_jobs;
 use auth::Authenticator;
 use auth::{AuthError, Caller};
 use flow::FieldError;
@@ -348,25 +347,8 @@ async fn accept_cdc(
 
 /// Queues gap events that name records, so routes that ask for it can fetch and route them.
 async fn enqueue_gaps(state: &IngestState, gaps: &[GapEvent]) -> Result<(), IngestError> {
-    let now = now_ms();
-    let mut jobs = Vec::new();
-    for gap in gaps.iter().filter(|g| !g.record_ids.is_empty()) {
-        let ids: Vec<&str> = gap.record_ids.iter().map(|id| id.as_str()).collect();
-        let key = DedupeKey::gap(
-            &gap.org_id,
-            gap.transaction_key.as_deref(),
-            gap.commit_timestamp
-                .map(|t| t.timestamp_millis())
-                .unwrap_or(0),
-            &ids,
-        );
-        let id = uuid::Uuid::now_v7().to_string();
-        let task = Task::Gap { gap: gap.clone() };
-        jobs.push(
-            NewJob::new(id, key.into(), &task, now)
-                .map_err(|e| IngestError::Internal(e.to_string()))?,
-        );
-    }
+    let jobs = crate::task::gap_jobs(gaps, now_ms())
+        .map_err(|e| IngestError::Internal(e.to_string()))?;
     if jobs.is_empty() {
         return Ok(());
     }

@@ -224,6 +224,24 @@ impl SalesforceClient {
         self.org(org)?.tokens.token(&self.http).await.map(|_| ())
     }
 
+    /// The org's current access token, for APIs beside REST (the Pub/Sub API's
+    /// `accesstoken` header); fetched when there is none.
+    pub async fn access_token(
+        &self,
+        org: &SalesforceId,
+    ) -> Result<Arc<AccessToken>, SalesforceError> {
+        self.org(org)?.tokens.token(&self.http).await
+    }
+
+    /// A token to replace `stale`, which the Pub/Sub API refused (`service.auth.error`).
+    pub async fn renew_access_token(
+        &self,
+        org: &SalesforceId,
+        stale: &Arc<AccessToken>,
+    ) -> Result<Arc<AccessToken>, SalesforceError> {
+        self.org(org)?.tokens.renew(&self.http, stale).await
+    }
+
     /// Runs `soql` and collects every page (following `nextRecordsUrl` until `done`), up to
     /// the configured record limit.
     pub async fn query(
