@@ -80,6 +80,8 @@ pub struct AppState {
     pub slack_inbound: Arc<SigningApps>,
     /// The running routes (their buttons, for the modals a click opens at once).
     pub routes: Arc<ArcSwap<RouteSet>>,
+    /// Each Pub/Sub subscription's state, for `/readyz`.
+    pub subscriptions: Arc<crate::salesforce::pubsub::Statuses>,
 }
 
 impl FromRef<AppState> for InboundState {
@@ -181,6 +183,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "shutdown": if draining { "draining" } else { "running" },
             // A paused app is named here without failing readiness: its jobs wait.
             "slack_apps": state.slack_apps.status(),
+            // A stream that is down is named without failing readiness: its changes wait in
+            // Salesforce (72 hours) and are fetched from the cursor once it is back.
+            "subscriptions": state.subscriptions.json(),
         }
     });
     let status = if ready {
@@ -438,7 +443,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if slack_inbound.is_off() {
         tracing::info!("Slack inbound is off (no signing secret)");
     }
+    let subscriptions = Arc::new(crate::salesforce::pubsub::Statuses::default());
+    let seen = Arc::new(crate::jobs::reconcile::SeenAtIngest::new(
+        jobs.store.clone(),
+        jobs.watched.clone(),
+    ));
     let state = AppState {
+        subscriptions: subscriptions.clone(),
         slack_inbound,
         routes: jobs.routes.clone(),
         takes: takes.clone(),
@@ -448,16 +459,27 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         lifecycle: lifecycle.clone(),
         metrics,
         slack_apps: jobs.slack.clone(),
-        seen: Arc::new(crate::jobs::reconcile::SeenAtIngest::new(
-            jobs.store.clone(),
-            jobs.watched.clone(),
-        )),
+        seen: seen.clone(),
     };
 
     let stop = CancellationToken::new();
     let abandon = CancellationToken::new();
     // Each app's token is checked now and, while it is refused, probed until it works.
     jobs.slack.watch(&stop);
+    let subs = crate::salesforce::pubsub::subscriptions(&config.orgs);
+    if let (Some(client), false) = (jobs.salesforce.clone(), subs.is_empty()) {
+        let ctx = crate::salesforce::pubsub::Context::new(
+            client,
+            store.clone(),
+            queue.clone(),
+            seen,
+            config.pubsub.clone(),
+            config.dedupe_window,
+            config.orgs.clone(),
+            subscriptions,
+        );
+        crate::salesforce::pubsub::spawn_all(Arc::new(ctx), subs, stop.clone());
+    }
     if let Some(client) = jobs.salesforce.clone() {
         tokio::spawn(crate::jobs::reconcile::run(
             client,

@@ -19,8 +19,8 @@ pub use credentials::{Auth, DEFAULT_LOGIN_URL, OrgCredentials, signing_key};
 use file::FileConfig;
 pub use file::{QueueBackend, ReconcileConfig, SalesforceFile};
 use org::load_org;
-pub use pubsub::{DEFAULT_PUBSUB_ENDPOINT, PubsubConfig, Start, SubscriptionConfig};
 pub use org::{ActAs, ApiKeyConfig, JwtKeyConfig, OrgConfig};
+pub use pubsub::{DEFAULT_PUBSUB_ENDPOINT, PubsubConfig, Start, SubscriptionConfig};
 
 /// Why the configuration could not be loaded; each message names the key at fault.
 #[derive(Debug, thiserror::Error)]

@@ -101,7 +101,11 @@ impl Default for PubsubConfig {
     }
 }
 
-fn seconds(key: &str, value: f64, range: std::ops::RangeInclusive<f64>) -> Result<Duration, ConfigError> {
+fn seconds(
+    key: &str,
+    value: f64,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<Duration, ConfigError> {
     if value.is_finite() && range.contains(&value) {
         Ok(Duration::from_secs_f64(value))
     } else {
@@ -143,7 +147,11 @@ pub(super) fn read(file: PubsubFile) -> Result<PubsubConfig, ConfigError> {
         lease: seconds("lease_secs", file.lease_secs, 0.3..=3600.0)?,
         backoff_min,
         backoff_max,
-        config_backoff: seconds("config_backoff_secs", file.config_backoff_secs, 0.1..=86_400.0)?,
+        config_backoff: seconds(
+            "config_backoff_secs",
+            file.config_backoff_secs,
+            0.1..=86_400.0,
+        )?,
         max_message_bytes: file.max_message_bytes,
     })
 }
@@ -205,7 +213,10 @@ pub(super) fn subscriptions(
             }
         };
         if out.iter().any(|s| s.topic == topic) {
-            return Err(invalid(key("topic"), format!("{topic} is subscribed twice")));
+            return Err(invalid(
+                key("topic"),
+                format!("{topic} is subscribed twice"),
+            ));
         }
         out.push(SubscriptionConfig {
             topic: topic.to_owned(),
@@ -268,15 +279,17 @@ mod tests {
         };
         let e = subscriptions(0, &[entry("/data/ChangeEvents", None)], false).unwrap_err();
         assert!(e.to_string().contains("orgs[0].subscribe"), "{e}");
-        let e = subscriptions(0, &[entry("/data/ChangeEvents", Some("oldest"))], true)
-            .unwrap_err();
+        let e = subscriptions(0, &[entry("/data/ChangeEvents", Some("oldest"))], true).unwrap_err();
         assert!(e.to_string().contains("orgs[0].subscribe[0].start"), "{e}");
         let e = subscriptions(0, &[entry("/topic/X", None)], true).unwrap_err();
         assert!(e.to_string().contains("subscribe[0].topic"), "{e}");
-        let twice = [entry("/data/ChangeEvents", None), entry("/data/ChangeEvents", None)];
+        let twice = [
+            entry("/data/ChangeEvents", None),
+            entry("/data/ChangeEvents", None),
+        ];
         assert!(subscriptions(0, &twice, true).is_err());
-        let ok = subscriptions(0, &[entry("/data/CaseChangeEvent", Some("earliest"))], true)
-            .unwrap();
+        let ok =
+            subscriptions(0, &[entry("/data/CaseChangeEvent", Some("earliest"))], true).unwrap();
         assert_eq!(ok[0].start, Start::Earliest);
     }
 
@@ -298,12 +311,22 @@ mod tests {
             credit: 101,
             ..PubsubFile::default()
         };
-        assert!(read(file).unwrap_err().to_string().contains("pubsub.credit"));
+        assert!(
+            read(file)
+                .unwrap_err()
+                .to_string()
+                .contains("pubsub.credit")
+        );
         let file = PubsubFile {
             watchdog_secs: 0.0,
             ..PubsubFile::default()
         };
-        assert!(read(file).unwrap_err().to_string().contains("watchdog_secs"));
+        assert!(
+            read(file)
+                .unwrap_err()
+                .to_string()
+                .contains("watchdog_secs")
+        );
         assert_eq!(PubsubConfig::default().watchdog, Duration::from_secs(300));
     }
 }

@@ -292,6 +292,8 @@ mod tests {
             salesforce: SalesforceFile::default(),
             act_as: Default::default(),
             reconcile: Vec::new(),
+            pubsub_endpoint: crate::config::DEFAULT_PUBSUB_ENDPOINT.into(),
+            subscribe: Vec::new(),
             slack_token: None,
             slack_signing_secret: None,
         }

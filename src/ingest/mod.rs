@@ -347,8 +347,8 @@ async fn accept_cdc(
 
 /// Queues gap events that name records, so routes that ask for it can fetch and route them.
 async fn enqueue_gaps(state: &IngestState, gaps: &[GapEvent]) -> Result<(), IngestError> {
-    let jobs = crate::task::gap_jobs(gaps, now_ms())
-        .map_err(|e| IngestError::Internal(e.to_string()))?;
+    let jobs =
+        crate::task::gap_jobs(gaps, now_ms()).map_err(|e| IngestError::Internal(e.to_string()))?;
     if jobs.is_empty() {
         return Ok(());
     }

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod picklists;
+pub mod pubsub;
 pub mod soql;
 pub mod users;
 pub mod vault;

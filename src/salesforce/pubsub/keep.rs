@@ -1,0 +1,213 @@
+//! The keeper: turns each received batch into queued events and only then moves the cursor.
+//!
+//! Each event is decoded with its own schema (fetched once per schema id), becomes the same
+//! body `/v1/cdc` takes, and goes through the same parser, so Pub/Sub and relayed CDC make the
+//! same events with the same ids: `cdc:<transactionKey>:<sequenceNumber>:<record>`. Those ids
+//! do not depend on the replay id, so a replay from the earliest retained event is recognised.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sfrelay_pubsub_wire::{FetchResponse, PubSubClient, SchemaRequest};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+use super::connect::authed;
+use super::decode::{self, Schema};
+use super::failure::{Failure, classify};
+use super::{Context, Subscription, cursor};
+use crate::event::{Event, GapEvent};
+use crate::queue::now_ms;
+use crate::salesforce::AccessToken;
+use crate::task::{event_jobs, gap_jobs};
+
+/// How often a queue write is tried before the stream is reopened from the cursor (nothing is
+/// lost either way: the cursor has not moved).
+const QUEUE_TRIES: u32 = 8;
+
+pub struct Keeper {
+    ctx: Arc<Context>,
+    sub: Arc<Subscription>,
+    channel: Channel,
+    token: Arc<AccessToken>,
+}
+
+impl Keeper {
+    pub fn new(
+        ctx: Arc<Context>,
+        sub: Arc<Subscription>,
+        channel: Channel,
+        token: Arc<AccessToken>,
+    ) -> Self {
+        Keeper {
+            ctx,
+            sub,
+            channel,
+            token,
+        }
+    }
+
+    /// Keeps batches in order until the stream closes or one cannot be kept.
+    pub async fn run(self, mut batches: mpsc::Receiver<FetchResponse>) -> Failure {
+        while let Some(batch) = batches.recv().await {
+            if let Err(failure) = self.keep(batch).await {
+                return failure;
+            }
+        }
+        Failure::Stopped
+    }
+
+    async fn keep(&self, batch: FetchResponse) -> Result<(), Failure> {
+        let org = &self.sub.org;
+        let topic = &self.sub.topic;
+        let Some(last) = batch.events.last().map(|e| e.replay_id.clone()) else {
+            // A keepalive: nothing to queue, but its replay id keeps a quiet cursor fresh.
+            if !batch.latest_replay_id.is_empty() {
+                self.save_cursor(&batch.latest_replay_id).await?;
+            }
+            self.ctx.caught_up(&self.sub);
+            return Ok(());
+        };
+        let received_at = chrono::Utc::now();
+        let mut events: Vec<Event> = Vec::new();
+        let mut gaps: Vec<GapEvent> = Vec::new();
+        for consumer_event in batch.events {
+            let Some(event) = consumer_event.event else {
+                continue;
+            };
+            let schema = self.schema(&event.schema_id).await?;
+            let body = match decode::decode(&schema, &event.payload) {
+                Ok(body) => body,
+                Err(e) => {
+                    self.undecodable(&consumer_event.replay_id, &event.id, &e.to_string());
+                    continue;
+                }
+            };
+            match crate::ingest::cdc::parse_cdc_value(Value::Object(body), org, received_at) {
+                Ok(parsed) => {
+                    events.extend(parsed.events);
+                    gaps.extend(parsed.gaps);
+                }
+                Err(errors) => {
+                    let detail = errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.path, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    self.undecodable(&consumer_event.replay_id, &event.id, &detail);
+                }
+            }
+        }
+        for gap in gaps.iter().filter(|g| g.record_ids.is_empty()) {
+            self.ctx
+                .sweep_overflow(org, &gap.object, gap.commit_timestamp);
+        }
+        let now = now_ms();
+        let mut jobs = event_jobs(&events, now).map_err(|e| Failure::Local(e.to_string()))?;
+        jobs.extend(gap_jobs(&gaps, now).map_err(|e| Failure::Local(e.to_string()))?);
+        if !jobs.is_empty() {
+            let outcome = self.enqueue(&jobs).await?;
+            let new = outcome
+                .results
+                .iter()
+                .filter(|r| matches!(r, crate::queue::Enqueued::New(_)))
+                .count();
+            let duplicate = outcome.results.len() - new;
+            for (outcome, n) in [("queued", new), ("duplicate", duplicate)] {
+                metrics::counter!("sfrelay_pubsub_events_total", "org" => org.to_string(), "topic" => topic.clone(), "outcome" => outcome)
+                    .increment(n as u64);
+            }
+            self.ctx.seen.accepted(&events).await;
+        }
+        self.save_cursor(&last).await?;
+        self.ctx.status.kept(&self.sub, events.len());
+        Ok(())
+    }
+
+    /// Queues `jobs`, retrying a queue that is full or unreachable for a while.
+    async fn enqueue(
+        &self,
+        jobs: &[crate::queue::NewJob],
+    ) -> Result<crate::queue::EnqueueOutcome, Failure> {
+        // Long enough that a replay from the earliest retained event (72 h) is still
+        // recognised, whatever the ingest dedupe window.
+        let dedupe_for = self.ctx.dedupe_window.max(super::REPLAY_HORIZON);
+        let mut wait = Duration::from_millis(100);
+        let mut last = String::new();
+        for _ in 0..QUEUE_TRIES {
+            match self.ctx.queue.enqueue_replicated(jobs, dedupe_for).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) => {
+                    tracing::warn!(org = %self.sub.org, topic = %self.sub.topic, error = %e, "cannot queue change events yet; the cursor waits");
+                    last = e.to_string();
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        Err(Failure::Local(last))
+    }
+
+    async fn save_cursor(&self, replay_id: &[u8]) -> Result<(), Failure> {
+        let now = now_ms();
+        cursor::save(
+            self.ctx.store.as_ref(),
+            &self.sub.org,
+            &self.sub.topic,
+            replay_id,
+            now,
+        )
+        .await
+        .map_err(|e| Failure::Local(e.to_string()))?;
+        self.ctx.status.cursor_saved(&self.sub, now);
+        Ok(())
+    }
+
+    /// The schema `id` names, from the cache or `GetSchema`.
+    async fn schema(&self, id: &str) -> Result<Arc<Schema>, Failure> {
+        if let Some(schema) = self.ctx.cached_schema(id) {
+            return Ok(schema);
+        }
+        let request = authed(
+            SchemaRequest {
+                schema_id: id.to_owned(),
+            },
+            &self.token,
+            &self.sub.org,
+        )
+        .map_err(Failure::Auth)?;
+        let mut client = PubSubClient::new(self.channel.clone())
+            .max_decoding_message_size(self.ctx.config.max_message_bytes);
+        let info = client
+            .get_schema(request)
+            .await
+            .map_err(|s| classify(&s))?
+            .into_inner();
+        let schema = Schema::parse(&info.schema_json).map_err(|e| Failure::Config {
+            code: "schema".into(),
+            message: format!("schema {id} cannot be read: {e}"),
+        })?;
+        Ok(self.ctx.cache_schema(id, schema))
+    }
+
+    /// An event that cannot become a change: said loudly, counted, and passed (it can never
+    /// decode better on a second try, and holding the cursor would stop every later change).
+    fn undecodable(&self, replay_id: &[u8], event_id: &str, why: &str) {
+        metrics::counter!(
+            "sfrelay_pubsub_events_total",
+            "org" => self.sub.org.to_string(),
+            "topic" => self.sub.topic.clone(),
+            "outcome" => "undecodable"
+        )
+        .increment(1);
+        tracing::error!(
+            org = %self.sub.org,
+            topic = %self.sub.topic,
+            replay_id = %cursor::to_hex(replay_id),
+            event_id,
+            error = why,
+            "a Pub/Sub event cannot be decoded into a change; it is skipped"
+        );
+    }
+}
