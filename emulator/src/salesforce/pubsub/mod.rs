@@ -14,7 +14,9 @@
 //!
 //! Streams honour credit (capped at 100 owed), send batches of at most `batch_max` (25), an
 //! empty keepalive batch after `keepalive` (270 s) of silence while credit is owed, and end with
-//! DEADLINE_EXCEEDED after `zero_credit_timeout` (60 s) at zero credit. `--pubsub-keepalive-ms`,
+//! DEADLINE_EXCEEDED after `zero_credit_timeout` (60 s) at zero credit. A keepalive's
+//! `latest_replay_id` is the topic's newest id (kept across purges; empty while a topic has
+//! never had an event). Later fetch requests only add credit; their replay fields are ignored. `--pubsub-keepalive-ms`,
 //! `--pubsub-zero-credit-timeout-ms` and `--pubsub-batch-max` set them at start.
 //!
 //! Control endpoints (JSON):

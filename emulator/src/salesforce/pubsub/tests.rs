@@ -320,6 +320,15 @@ async fn latest_delivers_a_decodable_event_with_salesforces_bitmaps() {
         .into_inner();
     assert_eq!(&topic.schema_id, schema_id);
     assert!(topic.can_subscribe && !topic.can_publish);
+    let unknown = org
+        .client()
+        .await
+        .get_schema(org.request(SchemaRequest {
+            schema_id: "nope".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
 
     let value = org.decode(event).await;
     let header = &value["ChangeEventHeader"];
