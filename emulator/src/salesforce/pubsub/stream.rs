@@ -230,6 +230,7 @@ pub async fn run(
     let mut state = hub.lock();
     if let Some(record) = state.stream_mut(cur.stream) {
         record.open = false;
+        record.delivered.clear();
         record.end_starving(Instant::now());
         record.closed_at = Some(crate::salesforce::emulator::now_rfc3339());
         record.closed_because = Some(why);
