@@ -16,7 +16,10 @@ mod slack;
 use clap::{Parser, Subcommand};
 
 pub use running::{Running, spawn_salesforce, spawn_slack};
-pub use salesforce::{DEFAULT_CLIENT_ID, DEFAULT_INTEGRATION_USERNAME, SalesforceArgs};
+pub use salesforce::{
+    DEFAULT_CLIENT_ID, DEFAULT_INTEGRATION_USERNAME, Fault as PubSubFault, PubSubControl,
+    SalesforceArgs,
+};
 pub use slack::SlackArgs;
 
 /// Local emulators of the APIs sfrelay talks to; they listen on loopback only.

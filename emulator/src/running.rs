@@ -24,6 +24,7 @@ const WORKERS: usize = 2;
 #[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
+    pubsub: Option<crate::PubSubControl>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -37,6 +38,12 @@ impl Running {
     /// Its base URL, `http://ADDR`: what the binary prints after `listening on `.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The Salesforce emulator's event bus (Pub/Sub API), driven in-process; the same as its
+    /// `/_emulator/pubsub/…` endpoints. None for the Slack emulator.
+    pub fn pubsub(&self) -> Option<&crate::PubSubControl> {
+        self.pubsub.as_ref()
     }
 }
 
@@ -79,9 +86,12 @@ where
         .map(OsString::from)
         .chain(args.into_iter().map(Into::into));
     let cli = Cli::try_parse_from(argv).with_context(|| format!("sfrelay-emulator {service}"))?;
-    let (listen, app) = match cli.command {
-        Command::Slack(args) => (args.listen, crate::slack::app(args)?),
-        Command::Salesforce(args) => (args.listen, crate::salesforce::app(&args)?),
+    let (listen, app, pubsub) = match cli.command {
+        Command::Slack(args) => (args.listen, crate::slack::app(args)?, None),
+        Command::Salesforce(args) => {
+            let (app, bus) = crate::salesforce::app_with_pubsub(&args)?;
+            (args.listen, app, Some(bus))
+        }
     };
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -97,6 +107,7 @@ where
     match bound {
         Ok(addr) => Ok(Running {
             addr,
+            pubsub,
             stop: Some(stop_tx),
             thread: Some(thread),
         }),

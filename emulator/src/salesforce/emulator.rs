@@ -228,6 +228,13 @@ impl Emulator {
         json!({ "expired": n })
     }
 
+    /// Whether `token` was issued here and has not expired (Pub/Sub's `accesstoken` check).
+    pub fn access_token_valid(&self, token: &str) -> bool {
+        self.tokens
+            .get(token)
+            .is_some_and(|issued| issued.at.elapsed() < self.token_ttl)
+    }
+
     fn active_tokens(&self) -> usize {
         self.tokens
             .values()

@@ -41,12 +41,19 @@
 //! - `POST /_emulator/hold` `{"method"?, "path_contains"}`, `POST /_emulator/release`,
 //!   `GET /_emulator/hold`: replies to matching API requests held (the write made) until
 //!   released
+//! - gRPC `/eventbus.v1.PubSub/{Subscribe,GetSchema,GetTopic}` on the same port (h2c), and its
+//!   control API ([`pubsub`] documents both): `POST /_emulator/pubsub/publish`,
+//!   `POST /_emulator/pubsub/fields`, `POST /_emulator/pubsub/channels`,
+//!   `POST /_emulator/pubsub/purge`, `POST /_emulator/pubsub/faults`,
+//!   `POST|GET /_emulator/pubsub/timing`, `GET /_emulator/pubsub/streams`,
+//!   `GET /_emulator/pubsub/topics`, `GET /_emulator/pubsub/schemas/{id}`
 
 mod acting;
 mod approvals;
 mod emulator;
 mod holds;
 mod http;
+pub mod pubsub;
 mod soql;
 mod store;
 mod writes;
@@ -62,6 +69,7 @@ use jsonwebtoken::DecodingKey;
 
 pub use acting::DEFAULT_INTEGRATION_USERNAME;
 use emulator::Emulator;
+pub use pubsub::{Fault, PubSubControl};
 use store::Store;
 
 /// The consumer key the token endpoint expects unless `--client-id` says otherwise.
@@ -103,6 +111,15 @@ pub struct SalesforceArgs {
     /// `REQUEST_LIMIT_EXCEEDED`.
     #[arg(long, default_value_t = 15000)]
     pub api_limit: u64,
+    /// Milliseconds of silence after which a Pub/Sub stream owed credit gets an empty keepalive.
+    #[arg(long, default_value_t = 270_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pubsub_keepalive_ms: u64,
+    /// Milliseconds a Pub/Sub stream may sit at zero credit before it is ended.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pubsub_zero_credit_timeout_ms: u64,
+    /// Most events in one Pub/Sub batch.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub pubsub_batch_max: u32,
 }
 
 /// Runs the Salesforce emulator until SIGINT or SIGTERM.
@@ -112,11 +129,23 @@ pub async fn run(args: SalesforceArgs) -> anyhow::Result<()> {
 
 /// The Salesforce and control routes over the initial state `args` describe.
 pub(crate) fn app(args: &SalesforceArgs) -> anyhow::Result<Router> {
+    Ok(app_with_pubsub(args)?.0)
+}
+
+/// The routes (the Pub/Sub gRPC service among them) and the event bus's control handle.
+pub(crate) fn app_with_pubsub(args: &SalesforceArgs) -> anyhow::Result<(Router, PubSubControl)> {
     let emulator = build(args)?;
     if emulator.keys.is_empty() {
         tracing::warn!("no --public-key given: the JWT bearer flow will refuse every assertion");
     }
-    Ok(http::router(Arc::new(Mutex::new(emulator))))
+    let shared = Arc::new(Mutex::new(emulator));
+    let timing = pubsub::timing_from_args(
+        args.pubsub_keepalive_ms,
+        args.pubsub_zero_credit_timeout_ms,
+        args.pubsub_batch_max,
+    );
+    let bus = PubSubControl::new(Arc::clone(&shared), timing);
+    Ok((http::router(shared).merge(bus.router()), bus))
 }
 
 /// The initial state described by the command line.
