@@ -66,8 +66,8 @@ impl Default for PubsubFile {
 /// The subscriber's tuning.
 #[derive(Debug, Clone)]
 pub struct PubsubConfig {
-    /// Events asked for per stream (Salesforce allows at most 100 outstanding); topped up when
-    /// half is used, so credit never reaches 0 while the stream is healthy.
+    /// Events asked for per stream (Salesforce allows at most 100 outstanding); topped up as
+    /// each batch arrives, so credit never sits at 0 while the stream is healthy.
     pub credit: u32,
     /// Nothing at all received for this long (not even a keepalive, which Salesforce sends
     /// within 270 s): the stream is taken for dead and reopened.

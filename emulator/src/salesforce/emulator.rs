@@ -147,6 +147,8 @@ pub struct Emulator {
     pub approvals: Approvals,
     pub stats: Stats,
     tokens: HashMap<String, Issued>,
+    /// The org's Id (15 characters), as the Pub/Sub API's `tenantid`.
+    pub org_id: String,
     cursors: VecDeque<(String, Cursor)>,
     next_cursor: u64,
     journal: VecDeque<Value>,
@@ -200,6 +202,7 @@ impl Emulator {
             approvals: Approvals::default(),
             stats: Stats::default(),
             tokens: HashMap::new(),
+            org_id: ORG_ID.to_owned(),
             cursors: VecDeque::new(),
             next_cursor: 1,
             journal: VecDeque::new(),

@@ -111,6 +111,9 @@ pub struct SalesforceArgs {
     /// `REQUEST_LIMIT_EXCEEDED`.
     #[arg(long, default_value_t = 15000)]
     pub api_limit: u64,
+    /// The org Id the Pub/Sub API takes as `tenantid` (15 or 18 characters).
+    #[arg(long, default_value = emulator::ORG_ID)]
+    pub org_id: String,
     /// Milliseconds of silence after which a Pub/Sub stream owed credit gets an empty keepalive.
     #[arg(long, default_value_t = 270_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub pubsub_keepalive_ms: u64,
@@ -192,6 +195,12 @@ fn build(args: &SalesforceArgs) -> anyhow::Result<Emulator> {
     );
     emulator.acting.integration_username = args.integration_user.trim().to_owned();
     emulator.acting.caller = emulator.integration_caller();
+    emulator.org_id = args
+        .org_id
+        .trim()
+        .get(..15)
+        .unwrap_or(emulator::ORG_ID)
+        .to_owned();
     Ok(emulator)
 }
 

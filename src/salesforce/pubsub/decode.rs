@@ -142,6 +142,12 @@ pub fn decode(schema: &Schema, payload: &[u8]) -> Result<Map<String, Value>, Dec
         .build()
         .and_then(|r| r.read_value(&mut reader))
         .map_err(|e| DecodeError::Datum(e.to_string()))?;
+    if !reader.is_empty() {
+        return Err(DecodeError::Datum(format!(
+            "{} bytes left after the datum: the wrong schema was used",
+            reader.len()
+        )));
+    }
     let Datum::Record(fields) = datum else {
         return Err(DecodeError::Datum("the payload is not a record".into()));
     };

@@ -90,9 +90,10 @@ pub async fn run(
             Ok(Ok(Some(response))) => response,
         };
         ctx.status.received(sub, response.events.len());
-        // Top up at once, before the batch is kept: at half used, back to full.
+        // Top up at once, before the batch is kept, back to full: credit then runs out only
+        // if a whole `credit` of events arrives within one round trip.
         let mut outstanding = response.pending_num_requested.clamp(0, credit);
-        if outstanding <= credit / 2 {
+        if outstanding < credit {
             let more = FetchRequest {
                 topic_name: sub.topic.clone(),
                 num_requested: credit - outstanding,

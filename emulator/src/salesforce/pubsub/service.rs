@@ -65,8 +65,15 @@ impl Service {
             return Err(auth_error("missing instanceurl"));
         }
         let tenant = get(headers::TENANT_ID).unwrap_or_default();
+        let org = self
+            .0
+            .emulator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .org_id
+            .clone();
         let org_ok =
-            tenant == ORG_ID || tenant == format!("{ORG_ID}AAA") || tenant == with_checksum(ORG_ID);
+            tenant == org || tenant == format!("{org}AAA") || tenant == with_checksum(&org);
         if !org_ok {
             return Err(auth_error("tenantid is not this org's Id"));
         }
