@@ -505,3 +505,43 @@ template = "closed-won-briefing"
     let topics = world.get("topics").await;
     assert!(topics.to_string().contains("ChangeEvents"), "{topics}");
 }
+
+#[tokio::test]
+async fn duplicated_deliveries_and_dropped_connections_post_each_change_once() {
+    let world = World::new();
+    world.warm_up().await;
+    let app = App::spawn(world.options(&[TOPIC], "latest")).await;
+    world.wait_for_cursor(&app).await;
+    for n in 1..=2 {
+        world
+            .close_won(&deal(n), &format!("Twice-sent deal {n}"))
+            .await;
+    }
+    world
+        .wait_for_deals(&["Twice-sent deal 1", "Twice-sent deal 2"])
+        .await;
+    // The server sends the last two events again on the same stream, then cuts it.
+    world
+        .post("faults", json!({"fault": "duplicate", "count": 2}))
+        .await;
+    eventually("the resent events seen as duplicates", WAIT, || async {
+        metric(
+            &app,
+            "sfrelay_pubsub_events_total",
+            &[("outcome", "duplicate"), ("topic", TOPIC)],
+        )
+        .await
+        .filter(|n| *n >= 2.0)
+    })
+    .await;
+    world.post("faults", json!({"fault": "drop"})).await;
+    world.close_won(&deal(3), "Twice-sent deal 3").await;
+    world.wait_for_deals(&["Twice-sent deal 3"]).await;
+    for n in 1..=3 {
+        assert_eq!(
+            world.count(&format!("Twice-sent deal {n}")).await,
+            1,
+            "deal {n}"
+        );
+    }
+}
