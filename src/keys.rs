@@ -103,8 +103,9 @@ pub mod prefix {
     pub const GATE: &str = "gate:";
     pub const PUBSUB_CURSOR: &str = "pubsub-cursor:";
     pub const PUBSUB_LEASE: &str = "pubsub-lease:";
+    pub const PUBSUB_SWEEP: &str = "pubsub-sweep:";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 24] = [
+    pub const STORE: [&str; 25] = [
         DONE,
         PENDING,
         ONCE,
@@ -129,6 +130,7 @@ pub mod prefix {
         GATE,
         PUBSUB_CURSOR,
         PUBSUB_LEASE,
+        PUBSUB_SWEEP,
     ];
     pub const CHANNEL_NAME: &str = "chan:";
     pub const CHANNEL_SCAN: &str = "chan-scan-cursor";
@@ -293,6 +295,13 @@ impl Key {
     /// losing it would mean starting over from the configured start.
     pub fn pubsub_cursor(org: impl Display, topic: &str) -> Key {
         Key::new(format!("{}{org}:{topic}", prefix::PUBSUB_CURSOR), None)
+    }
+
+    /// A sweep a subscription owes: it restarted from the earliest retained event because its
+    /// cursor was past retention, and once it has caught up, the changes since the old
+    /// cursor's time are swept. Kept until the sweep has run, whichever replica runs it.
+    pub fn pubsub_sweep(org: impl Display, topic: &str) -> Key {
+        Key::new(format!("{}{org}:{topic}", prefix::PUBSUB_SWEEP), None)
     }
 
     /// The one replica that holds the live stream of an org's topic; it renews the lease while

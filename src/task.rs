@@ -29,6 +29,11 @@ pub enum Task {
         org: crate::event::SalesforceId,
         record: crate::event::SalesforceId,
     },
+    /// Read again a change event from a subscription that could not be read when it arrived
+    /// (queued only by replaying its dead letter), then route what it holds.
+    ChangeEvent {
+        change: Box<crate::salesforce::pubsub::RawChange>,
+    },
     /// Answer one verified Slack interaction (a button click, a modal submitted or closed).
     Interaction {
         interaction: Box<crate::slack::inbound::Interaction>,

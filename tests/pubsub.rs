@@ -7,6 +7,8 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sfrelay::queue::Queue;
+use sfrelay::queue::redis::RedisQueue;
 use support::{
     App, Options, Redis, Salesforce, Slack, deal_desk_only, eventually, fresh_namespace,
 };
@@ -26,11 +28,16 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with_records(&json!({}))
+    }
+
+    /// A world whose Salesforce holds `records` (for sweeps, which read them back).
+    fn with_records(records: &Value) -> World {
         World {
             redis: Redis::start(),
             slack: Slack::start(&[]),
             salesforce: Salesforce::start_with(
-                &json!({}),
+                records,
                 &["--org-id", support::ORG, "--pubsub-keepalive-ms", "400"],
             ),
             namespace: fresh_namespace(),
@@ -544,4 +551,124 @@ async fn duplicated_deliveries_and_dropped_connections_post_each_change_once() {
             "deal {n}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_change_lost_with_an_expired_cursor_is_recovered_by_the_sweep() {
+    // In Salesforce the deal is Closed Won now; its change event will be gone.
+    let just_now = (chrono::Utc::now() - chrono::Duration::seconds(10))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let world = World::with_records(&json!({"Opportunity": [
+        {"Id": deal(5), "Name": "Swept deal", "StageName": "Closed Won", "Amount": 50000,
+         "LastModifiedDate": just_now}
+    ]}));
+    let options = || {
+        let mut options = world.options(&[TOPIC], "latest");
+        if let Some(section) = options.salesforce_section.as_mut() {
+            // Periodic reconciliation never runs during the test: only the sweep can find it.
+            section.push_str("\n[[orgs.reconcile]]\nobject = \"Opportunity\"\nfields = [\"StageName\"]\nalso = [\"Name\", \"Amount\"]\nevery_seconds = 3600\n");
+        }
+        options
+    };
+    let mut app = App::spawn(options()).await;
+    world.wait_for_stream().await;
+    // sfrelay hears of the deal while it is still in negotiation…
+    world
+        .post(
+            "publish",
+            json!({"entity": "Opportunity", "change_type": "UPDATE", "record_ids": [deal(5)],
+                   "fields": {"Name": "Swept deal", "StageName": "Negotiation/Review"}}),
+        )
+        .await;
+    world.close_won(&deal(1), "Streamed deal").await;
+    world.wait_for_deals(&["Streamed deal"]).await;
+    world.wait_for_cursor(&app).await;
+    app.kill();
+    // …and while it is down for longer than Salesforce keeps events, the deal closes: the
+    // event of that change, and the one the cursor names, are gone.
+    world.post("purge", json!({})).await;
+    let app = App::spawn(options()).await;
+    world.wait_for_deals(&["Swept deal"]).await;
+    let swept = metric(&app, "sfrelay_pubsub_sweeps_total", &[("outcome", "ok")]).await;
+    assert_eq!(swept, Some(1.0), "{}", app.logs());
+    assert_eq!(world.count("Swept deal").await, 1);
+    assert_eq!(world.count("Streamed deal").await, 1);
+}
+
+#[tokio::test]
+async fn a_refused_resubscribe_backs_off_and_resumes_with_nothing_lost() {
+    let world = World::new();
+    world.warm_up().await;
+    let app = App::spawn(world.options(&[TOPIC], "latest")).await;
+    world.wait_for_cursor(&app).await;
+    // The next two Subscribe calls are refused as unavailable; then the stream is cut.
+    world
+        .post("faults", json!({"fault": "unavailable", "times": 2}))
+        .await;
+    world.post("faults", json!({"fault": "drop"})).await;
+    world.close_won(&deal(3), "Refused-then-resumed deal").await;
+    world.wait_for_deals(&["Refused-then-resumed deal"]).await;
+    let transient = metric(
+        &app,
+        "sfrelay_pubsub_resubscribes_total",
+        &[("reason", "transient"), ("topic", TOPIC)],
+    )
+    .await;
+    // The dropped stream and the two refusals.
+    assert!(
+        transient.is_some_and(|n| n >= 3.0),
+        "{transient:?}\n{}",
+        app.logs()
+    );
+    assert_eq!(world.count("Refused-then-resumed deal").await, 1);
+}
+
+#[tokio::test]
+async fn an_undecodable_event_is_dead_lettered_and_the_stream_goes_on() {
+    let world = World::new();
+    world.warm_up().await;
+    let app = App::spawn(world.options(&[TOPIC], "latest")).await;
+    world.wait_for_cursor(&app).await;
+    let broken = world
+        .post(
+            "publish",
+            json!({"entity": "Opportunity", "change_type": "UPDATE", "record_ids": [deal(4)],
+                   "fields": {"StageName": "Closed Won"}, "truncate_payload": 12}),
+        )
+        .await;
+    world.close_won(&deal(5), "After the broken event").await;
+    world.wait_for_deals(&["After the broken event"]).await;
+    let queue = RedisQueue::new(&world.redis.url(), &world.namespace, 100).expect("queue");
+    let replay_id = broken["replay_ids"][TOPIC].as_str().expect("replay id");
+    let letter = eventually("the broken event in the dead-letter list", WAIT, || async {
+        let letters = queue.dead_letters(10).await.ok()?;
+        letters
+            .into_iter()
+            .find(|l| l.job.payload.get().contains(replay_id))
+    })
+    .await;
+    assert!(
+        letter.reason.starts_with("change event cannot be read"),
+        "{}",
+        letter.reason
+    );
+    // Replayed, it is read again: still broken, so it comes back with its reason.
+    assert_eq!(queue.replay_dead(Some(&letter.job.id)).await.ok(), Some(1));
+    eventually("the replayed event dead-lettered again", WAIT, || async {
+        let letters = queue.dead_letters(10).await.ok()?;
+        letters
+            .iter()
+            .any(|l| l.reason.contains("still cannot be read"))
+            .then_some(())
+    })
+    .await;
+    let undecodable = metric(
+        &app,
+        "sfrelay_pubsub_events_total",
+        &[("outcome", "undecodable"), ("topic", TOPIC)],
+    )
+    .await;
+    assert_eq!(undecodable, Some(1.0));
+    assert_eq!(world.count("After the broken event").await, 1);
 }

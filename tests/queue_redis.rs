@@ -189,9 +189,10 @@ async fn wait_for(store: &RedisStore, key: &str, place: Place) -> Option<Duratio
 
 /// Asserts a wait of about `seconds` (and the jitter margin) counted from the first call at
 /// `since`: never more, and less only by the time the calls have taken since then (a loaded
-/// machine makes them slower, which must not fail the test).
+/// machine makes them slower, which must not fail the test: when they took longer than the
+/// wait itself, no wait is right too).
 fn assert_about(wait: Option<Duration>, seconds: u32, since: std::time::Instant) {
-    let wait = wait.expect("a wait");
+    let wait = wait.unwrap_or_default();
     let exact = Duration::from_secs(seconds.into()) + JITTER_MARGIN;
     let slack = since.elapsed() + Duration::from_millis(20);
     assert!(

@@ -6,11 +6,14 @@
 //! - an event: decide which routes fire, queue one job per route (`fan_out`);
 //! - a route: enrich from Salesforce where asked, then the Slack effects ([`route`]);
 //! - a CDC gap: fetch the records, then route them (`gap`);
-//! - a scheduled route: query, then one digest or one route job per record ([`scheduled`]).
+//! - a scheduled route: query, then one digest or one route job per record ([`scheduled`]);
+//! - a change event the subscriber could not read, replayed from its dead letter
+//!   (`change_event`).
 //!
 //! Also here, because they make such jobs: the clock that fires scheduled routes
 //! ([`clock`]) and reconciliation ([`reconcile`]).
 
+mod change_event;
 pub mod clock;
 pub mod digest;
 mod enrich;
@@ -235,6 +238,7 @@ pub async fn run(jobs: &Jobs, job: &Job) -> Result<(), JobError> {
     match task {
         Task::Event { event } => fan_out::run(jobs, &event, false).await,
         Task::Gap { gap } => gap::run(jobs, &gap).await,
+        Task::ChangeEvent { change } => change_event::run(jobs, &change).await,
         Task::GateTimer { route, org, record } => {
             crate::actions::gate::timer(jobs, &route, &org, &record).await
         }

@@ -11,8 +11,8 @@ use tokio::sync::Notify;
 
 use super::{
     AfterDeath, ConsumerId, DeadLetter, EnqueueOutcome, Enqueued, Job, Lane, NewJob, Placement,
-    Queue, QueueDepth, QueueError, Recovered, after_death, after_failure, dead_letter_bytes,
-    now_ms,
+    Queue, QueueDepth, QueueError, Recovered, after_death, after_failure, buried_bytes,
+    dead_letter_bytes, now_ms,
 };
 
 #[derive(Default)]
@@ -184,6 +184,12 @@ impl Queue for MemoryQueue {
         if Self::unhold(&mut state, consumer, &job.raw) {
             state.dead.push_front(bytes);
         }
+        Ok(())
+    }
+
+    async fn bury(&self, job: &NewJob, reason: &str) -> Result<(), QueueError> {
+        let bytes = buried_bytes(job, reason, now_ms())?;
+        self.lock()?.dead.push_front(bytes);
         Ok(())
     }
 

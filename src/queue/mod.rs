@@ -311,6 +311,10 @@ pub trait Queue: Send + Sync + 'static {
         reason: &str,
     ) -> Result<(), QueueError>;
 
+    /// Puts a job that arrived but cannot be done (a change event that cannot be read) straight
+    /// into the dead-letter list, with the reason: kept, never dropped, and replayable.
+    async fn bury(&self, job: &NewJob, reason: &str) -> Result<(), QueueError>;
+
     /// Puts a job back at the head of the ready list untouched (shutdown before it finished).
     async fn release(&self, consumer: &ConsumerId, job: &Job) -> Result<(), QueueError>;
 
@@ -390,6 +394,11 @@ pub(crate) fn dead_letter_bytes(
         dead_at_ms: now_ms,
     };
     serde_json::to_vec(&letter).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+/// The dead letter of a job that never ran (see [`Queue::bury`]).
+pub(crate) fn buried_bytes(job: &NewJob, reason: &str, now_ms: i64) -> Result<Vec<u8>, QueueError> {
+    dead_letter_bytes(&Job::from_raw(job.bytes.clone())?, reason, now_ms)
 }
 
 /// Counts a failed attempt and keeps its error (the first one too).

@@ -95,3 +95,73 @@ for _, consumer in ipairs(consumers) do
 end
 return {requeued, dead}
 "#;
+
+/// Moves a held job elsewhere only if this consumer still holds it, so a job recovered by
+/// another replica is not duplicated. KEYS: processing, target; ARGV: held bytes, new bytes,
+/// mode ('delay' with ARGV[4] = delay ms, 'dead', 'release').
+pub(super) const MOVE_HELD: &str = r#"
+local removed = redis.call('LREM', KEYS[1], 1, ARGV[1])
+if removed == 0 then return 0 end
+if ARGV[3] == 'delay' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
+elseif ARGV[3] == 'dead' then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+else
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+end
+return 1
+"#;
+
+/// Due delayed jobs return to their lane (Redis's clock is the one clock all replicas share):
+/// high to the front of `ready`, normal to its back, low to `low`. Then low jobs join the back
+/// of `ready`: freely when fewer than ARGV[2] are ready, else one per call, so they never
+/// starve. KEYS: delayed:high, delayed:normal, delayed:low, ready, low; ARGV: max jobs per set
+/// per call, short-queue threshold.
+pub(super) const PROMOTE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max = tonumber(ARGV[1])
+local moved = 0
+local function promote(set, target, push)
+  local due = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, max)
+  for _, job in ipairs(due) do
+    redis.call(push, target, job)
+    redis.call('ZREM', set, job)
+  end
+  moved = moved + #due
+end
+promote(KEYS[1], KEYS[4], 'RPUSH')
+promote(KEYS[2], KEYS[4], 'LPUSH')
+promote(KEYS[3], KEYS[5], 'LPUSH')
+local low = 1
+if redis.call('LLEN', KEYS[4]) < tonumber(ARGV[2]) then low = max end
+for _ = 1, low do
+  if not redis.call('LMOVE', KEYS[5], KEYS[4], 'RIGHT', 'LEFT') then break end
+  moved = moved + 1
+end
+return moved
+"#;
+
+/// Depth of every state in one round trip. KEYS: ready, dead, consumers, low, delayed:high,
+/// delayed:normal, delayed:low; ARGV: processing key prefix.
+pub(super) const DEPTH: &str = r#"
+local in_flight = 0
+for _, c in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  in_flight = in_flight + redis.call('LLEN', ARGV[1] .. c)
+end
+local delayed = redis.call('ZCARD', KEYS[5]) + redis.call('ZCARD', KEYS[6]) + redis.call('ZCARD', KEYS[7])
+return {redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[4]), in_flight, delayed, redis.call('LLEN', KEYS[2])}
+"#;
+
+/// Heartbeats use Redis's clock, like recovery, so replicas' clocks never disagree.
+/// KEYS: consumers; ARGV: consumer ids.
+pub(super) const HEARTBEAT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, consumer in ipairs(ARGV) do
+  redis.call('ZADD', KEYS[1], now, consumer)
+end
+return #ARGV
+"#;

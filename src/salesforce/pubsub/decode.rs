@@ -40,6 +40,8 @@ enum Kind {
 /// A change event's writer schema, with what decoding needs worked out once.
 #[derive(Debug)]
 pub struct Schema {
+    /// The JSON it was read from, kept with an event that cannot be decoded.
+    json: String,
     avro: Avro,
     name: String,
     tree: FieldTree,
@@ -119,11 +121,17 @@ impl Schema {
         }
         let name = record.name.name().to_owned();
         Ok(Schema {
+            json: schema_json.to_owned(),
             avro,
             name,
             tree,
             kinds,
         })
+    }
+
+    /// The schema's JSON, as `GetSchema` gave it.
+    pub fn json(&self) -> &str {
+        &self.json
     }
 
     /// The object the events are about: `Opportunity` for `OpportunityChangeEvent`,

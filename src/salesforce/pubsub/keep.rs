@@ -8,19 +8,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use base64::Engine;
 use sfrelay_pubsub_wire::{FetchResponse, PubSubClient, SchemaRequest};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
+use super::change::{self, RawChange};
 use super::connect::authed;
-use super::decode::{self, Schema};
+use super::decode::Schema;
 use super::failure::{Failure, classify};
 use super::{Context, Subscription, cursor};
 use crate::event::{Event, GapEvent};
-use crate::queue::now_ms;
+use crate::queue::{NewJob, now_ms};
 use crate::salesforce::AccessToken;
-use crate::task::{event_jobs, gap_jobs};
+use crate::task::{Task, event_jobs, gap_jobs};
 
 /// How often a queue write is tried before the stream is reopened from the cursor (nothing is
 /// lost either way: the cursor has not moved).
@@ -77,25 +78,22 @@ impl Keeper {
                 continue;
             };
             let schema = self.schema(&event.schema_id).await?;
-            let body = match decode::decode(&schema, &event.payload) {
-                Ok(body) => body,
-                Err(e) => {
-                    self.undecodable(&consumer_event.replay_id, &event.id, &e.to_string());
-                    continue;
-                }
-            };
-            match crate::ingest::cdc::parse_cdc_value(Value::Object(body), org, received_at) {
+            match change::read(&schema, &event.payload, org, received_at) {
                 Ok(parsed) => {
                     events.extend(parsed.events);
                     gaps.extend(parsed.gaps);
                 }
-                Err(errors) => {
-                    let detail = errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.path, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    self.undecodable(&consumer_event.replay_id, &event.id, &detail);
+                Err(why) => {
+                    let raw = RawChange {
+                        org: org.clone(),
+                        topic: topic.clone(),
+                        replay_id: cursor::to_hex(&consumer_event.replay_id),
+                        event_id: event.id.clone(),
+                        schema_id: event.schema_id.clone(),
+                        schema: schema.json().to_owned(),
+                        payload: base64::engine::general_purpose::STANDARD.encode(&event.payload),
+                    };
+                    self.undecodable(raw, &why).await?;
                 }
             }
         }
@@ -121,6 +119,7 @@ impl Keeper {
             self.ctx.seen.accepted(&events).await;
         }
         self.save_cursor(&last).await?;
+        self.ctx.caught_up_with(&self.sub, &events);
         self.ctx.status.kept(&self.sub, events.len());
         Ok(())
     }
@@ -191,9 +190,11 @@ impl Keeper {
         Ok(self.ctx.cache_schema(id, schema))
     }
 
-    /// An event that cannot become a change: said loudly, counted, and passed (it can never
-    /// decode better on a second try, and holding the cursor would stop every later change).
-    fn undecodable(&self, replay_id: &[u8], event_id: &str, why: &str) {
+    /// An event that cannot become a change: said loudly, counted, and kept whole in the
+    /// dead-letter list before the cursor passes it (it can never read better on a second try
+    /// of the same code, and holding the cursor would stop every later change). Replaying the
+    /// letter reads it again.
+    async fn undecodable(&self, raw: RawChange, why: &str) -> Result<(), Failure> {
         metrics::counter!(
             "sfrelay_pubsub_events_total",
             "org" => self.sub.org.to_string(),
@@ -204,10 +205,33 @@ impl Keeper {
         tracing::error!(
             org = %self.sub.org,
             topic = %self.sub.topic,
-            replay_id = %cursor::to_hex(replay_id),
-            event_id,
+            replay_id = %raw.replay_id,
+            event_id = %raw.event_id,
             error = why,
-            "a Pub/Sub event cannot be decoded into a change; it is skipped"
+            "a Pub/Sub event cannot be read as a change; it is kept in the dead-letter list"
         );
+        let reason = format!("change event cannot be read: {why}");
+        let id = format!("pubsub:{}:{}", raw.topic, raw.replay_id);
+        let task = Task::ChangeEvent {
+            change: Box::new(raw),
+        };
+        let job = NewJob::new(id.clone(), id, &task, now_ms())
+            .map_err(|e| Failure::Local(e.to_string()))?;
+        let mut wait = Duration::from_millis(100);
+        for _ in 1..QUEUE_TRIES {
+            match self.ctx.queue.bury(&job, &reason).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot keep the change event yet; the cursor waits");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.ctx
+            .queue
+            .bury(&job, &reason)
+            .await
+            .map_err(|e| Failure::Local(e.to_string()))
     }
 }

@@ -6,6 +6,7 @@
 //! cursor past retention restarts from the earliest retained event plus a sweep.
 
 pub mod bitmap;
+mod change;
 mod connect;
 mod cursor;
 pub mod decode;
@@ -29,6 +30,9 @@ use crate::queue::Queue;
 use crate::salesforce::SalesforceClient;
 use crate::store::Store;
 
+pub use change::RawChange;
+#[cfg(test)]
+use change::read as change_read;
 pub use failure::Failure;
 pub use status::Statuses;
 pub use supervisor::spawn_all;
@@ -60,7 +64,7 @@ pub struct Context {
     schemas: Mutex<HashMap<String, Arc<decode::Schema>>>,
     /// Subscriptions that restarted from the earliest event and owe a sweep from this time
     /// once they have caught up (their first keepalive).
-    owed_sweeps: Mutex<HashMap<(SalesforceId, String), DateTime<Utc>>>,
+    owed_sweeps: Mutex<HashMap<(SalesforceId, String), sweep::Owed>>,
 }
 
 impl Context {
@@ -101,26 +105,82 @@ impl Context {
         schema
     }
 
-    /// Notes that `sub` owes a sweep from `since` once it has caught up.
-    fn owe_sweep(&self, sub: &Subscription, since: DateTime<Utc>) {
-        let mut owed = self.owed_sweeps.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = owed
-            .entry((sub.org.clone(), sub.topic.clone()))
-            .or_insert(since);
-        *entry = (*entry).min(since);
+    /// Notes that `sub` owes a sweep from `since` once it has caught up, in the store too, so
+    /// the replica that carries on after this one still runs it.
+    async fn owe_sweep(&self, sub: &Subscription, since: DateTime<Utc>) -> Result<(), String> {
+        let owed = sweep::Owed {
+            since,
+            from: Utc::now(),
+        };
+        let key = crate::keys::Key::pubsub_sweep(&sub.org, &sub.topic);
+        let value = serde_json::to_string(&owed).map_err(|e| e.to_string())?;
+        self.store
+            .set(key.as_str(), &value, key.ttl())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.remember_owed(sub, owed);
+        Ok(())
     }
 
-    /// `sub` received a keepalive: it has caught up, so an owed sweep runs now.
+    /// Picks up a sweep `sub` owes from the store (a stream is opening, perhaps on the
+    /// replica that took over).
+    async fn load_owed_sweep(&self, sub: &Subscription) -> Result<(), String> {
+        let key = crate::keys::Key::pubsub_sweep(&sub.org, &sub.topic);
+        let stored = self
+            .store
+            .get(key.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        match stored.map(|v| serde_json::from_str::<sweep::Owed>(&v)) {
+            Some(Ok(owed)) => self.remember_owed(sub, owed),
+            Some(Err(e)) => {
+                tracing::error!(org = %sub.org, topic = %sub.topic, error = %e, "an owed sweep cannot be read; sweeping from Salesforce's retention instead")
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn remember_owed(&self, sub: &Subscription, owed: sweep::Owed) {
+        let mut all = self.owed_sweeps.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = all
+            .entry((sub.org.clone(), sub.topic.clone()))
+            .or_insert(owed);
+        entry.since = entry.since.min(owed.since);
+    }
+
+    /// Whether `sub` owes a sweep and these events show it has caught up: one was committed
+    /// after the stream restarted from the earliest event (a busy topic may never send a
+    /// keepalive). Runs the sweep then.
+    fn caught_up_with(self: &Arc<Self>, sub: &Subscription, events: &[crate::event::Event]) {
+        let from = {
+            let owed = self.owed_sweeps.lock().unwrap_or_else(|e| e.into_inner());
+            match owed.get(&(sub.org.clone(), sub.topic.clone())) {
+                Some(o) => o.from,
+                None => return,
+            }
+        };
+        let margin = chrono::Duration::seconds(5);
+        if events
+            .iter()
+            .filter_map(|e| e.occurred_at)
+            .any(|at| at + margin >= from)
+        {
+            self.caught_up(sub);
+        }
+    }
+
+    /// `sub` has caught up (a keepalive, or an event newer than its restart): an owed sweep
+    /// runs now, and is forgotten once it has run.
     fn caught_up(self: &Arc<Self>, sub: &Subscription) {
-        let since = {
+        let owed = {
             let mut owed = self.owed_sweeps.lock().unwrap_or_else(|e| e.into_inner());
             owed.remove(&(sub.org.clone(), sub.topic.clone()))
         };
-        if let Some(since) = since {
+        if let Some(owed) = owed {
             let ctx = self.clone();
-            let org = sub.org.clone();
-            let object = sweep::topic_object(&sub.topic);
-            tokio::spawn(async move { sweep::run(&ctx, &org, object.as_deref(), since).await });
+            let sub = sub.clone();
+            tokio::spawn(async move { sweep::owed(&ctx, &sub, owed).await });
         }
     }
 
@@ -137,7 +197,9 @@ impl Context {
         let ctx = self.clone();
         let org = org.clone();
         let object = object.to_owned();
-        tokio::spawn(async move { sweep::run(&ctx, &org, Some(&object), since).await });
+        tokio::spawn(async move {
+            sweep::run(&ctx, &org, Some(&object), since).await;
+        });
     }
 }
 

@@ -20,6 +20,7 @@ use crate::keys::Key;
 pub fn spawn_all(ctx: Arc<Context>, subs: Vec<Subscription>, stop: CancellationToken) {
     let holder = uuid::Uuid::now_v7().to_string();
     for sub in subs {
+        super::sweep::warn_if_unsweepable(&ctx, &sub);
         ctx.status.set_phase(&sub, Phase::Starting);
         let ctx = ctx.clone();
         let stop = stop.clone();
@@ -222,6 +223,9 @@ async fn stream_once(
             replay_id: Vec::new(),
         },
     };
+    if let Err(e) = ctx.load_owed_sweep(sub).await {
+        return Failure::Local(e);
+    }
     let failure = session::run(ctx, sub, channel, current, start, stop.clone()).await;
     if let Failure::ReplayIdCorrupted(detail) = &failure {
         // Past retention: what came after it may be gone. Start over from the earliest event
@@ -232,7 +236,9 @@ async fn stream_once(
             .unwrap_or_else(|| chrono::Utc::now() - chrono::Duration::hours(72));
         metrics::counter!("sfrelay_pubsub_cursor_expired_total", "org" => sub.org.to_string(), "topic" => sub.topic.clone()).increment(1);
         tracing::error!(org = %sub.org, topic = %sub.topic, %since, error = %detail, "the stored cursor is past Salesforce's retention: restarting from the earliest retained event and sweeping for changes since the cursor");
-        ctx.owe_sweep(sub, since);
+        if let Err(e) = ctx.owe_sweep(sub, since).await {
+            return Failure::Local(e);
+        }
         if let Err(e) = cursor::clear(ctx.store.as_ref(), &sub.org, &sub.topic).await {
             return Failure::Local(e.to_string());
         }

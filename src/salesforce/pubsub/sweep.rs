@@ -4,12 +4,38 @@
 //! events; the dedupe absorbs what was also replayed.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::Context;
+use super::{Context, Subscription};
 use crate::config::ReconcileConfig;
 use crate::event::SalesforceId;
 use crate::queue::{Enqueued, now_ms};
 use crate::task::event_jobs;
+
+/// A sweep a subscription owes (see `Key::pubsub_sweep`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Owed {
+    /// Changes since then may be missing: the old cursor's time.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub since: DateTime<Utc>,
+    /// When the stream restarted from the earliest event: an event committed after it shows
+    /// the stream has caught up.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub from: DateTime<Utc>,
+}
+
+/// Runs an owed sweep of `sub`'s object(s), then forgets it; one that failed is owed again.
+pub async fn owed(ctx: &Context, sub: &Subscription, owed: Owed) {
+    let object = topic_object(&sub.topic);
+    let key = crate::keys::Key::pubsub_sweep(&sub.org, &sub.topic);
+    if run(ctx, &sub.org, object.as_deref(), owed.since).await {
+        if let Err(e) = ctx.store.delete(key.as_str()).await {
+            tracing::warn!(org = %sub.org, topic = %sub.topic, error = %e, "the sweep ran but cannot be marked done; it may run again (harmlessly)");
+        }
+    } else {
+        ctx.remember_owed(sub, owed);
+    }
+}
 
 /// The object a topic carries changes of, when it is one object's topic.
 pub fn topic_object(topic: &str) -> Option<String> {
@@ -20,6 +46,15 @@ pub fn topic_object(topic: &str) -> Option<String> {
     name.strip_suffix("ChangeEvent")
         .filter(|o| !o.is_empty())
         .map(str::to_owned)
+}
+
+/// Says at start when a subscription's object could not be swept after its cursor expired:
+/// a sweep compares the fields `[[orgs.reconcile]]` names.
+pub fn warn_if_unsweepable(ctx: &Context, sub: &Subscription) {
+    let object = topic_object(&sub.topic);
+    if specs(ctx, &sub.org, object.as_deref()).is_empty() {
+        tracing::warn!(org = %sub.org, topic = %sub.topic, "no [[orgs.reconcile]] covers this topic's object: if its cursor ever expires (sfrelay down for over 72 hours), changes from that time cannot be swept");
+    }
 }
 
 /// The reconciliation specs of `org` that cover `object` (all of them for `None`).
@@ -33,14 +68,21 @@ fn specs(ctx: &Context, org: &SalesforceId, object: Option<&str>) -> Vec<Reconci
         .collect()
 }
 
-/// Sweeps `object` (every reconciled object of the org for `None`) for changes since `since`.
-pub async fn run(ctx: &Context, org: &SalesforceId, object: Option<&str>, since: DateTime<Utc>) {
+/// Sweeps `object` (every reconciled object of the org for `None`) for changes since `since`;
+/// answers whether it is done (`false`: a read failed and is worth trying again).
+pub async fn run(
+    ctx: &Context,
+    org: &SalesforceId,
+    object: Option<&str>,
+    since: DateTime<Utc>,
+) -> bool {
     let specs = specs(ctx, org, object);
     if specs.is_empty() {
         metrics::counter!("sfrelay_pubsub_sweeps_total", "org" => org.to_string(), "outcome" => "not_configured").increment(1);
         tracing::error!(%org, object = object.unwrap_or("*"), %since, "changes since this time may be missing and cannot be swept: add [[orgs.reconcile]] for the object with the fields its routes watch");
-        return;
+        return true;
     }
+    let mut done = true;
     let now = Utc::now();
     let minutes = ((now - since).num_minutes().max(0) + 2) as u64;
     for mut spec in specs {
@@ -78,11 +120,13 @@ pub async fn run(ctx: &Context, org: &SalesforceId, object: Option<&str>, since:
                 tracing::warn!(%org, object = %spec.object, recovered = n, minutes, "swept for changes the event stream could not carry");
             }
             Err(e) => {
+                done = false;
                 metrics::counter!("sfrelay_pubsub_sweeps_total", "org" => org.to_string(), "outcome" => "failed").increment(1);
-                tracing::error!(%org, object = %spec.object, error = %e, "sweep failed; reconciliation's next pass covers its window");
+                tracing::error!(%org, object = %spec.object, error = %e, "sweep failed; it runs again once the stream has caught up");
             }
         }
     }
+    done
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@
 //!   "LastModifiedDate": "2025-09-30T16:00:00.000Z", …}, "changed"?: [names; default the keys
 //!   of `fields`, `Parent.Child` for compound subfields], "nulled"?: [default the fields given
 //!   as null], "diff"?: [], "transaction_key"?, "sequence_number"?: 1, "commit_timestamp"?: now
-//!   ms, "change_origin"?, "commit_user"?}` → `{"replay_ids": {topic: hex}, "schema_id",
+//!   ms, "change_origin"?, "commit_user"?, "truncate_payload"?: bytes to keep of the datum (an
+//!   undecodable event)}` → `{"replay_ids": {topic: hex}, "schema_id",
 //!   "event_id"}`; an array publishes in order and answers an array. `GAP_*` events take no
 //!   fields; `GAP_OVERFLOW` defaults its record ids to `["000000000000000AAA"]`. A field of the
 //!   wrong type or unknown → 400 `{"error"}` naming it.

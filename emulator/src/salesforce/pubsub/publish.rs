@@ -35,6 +35,8 @@ pub struct Publish {
     pub commit_timestamp: Option<i64>,
     pub change_origin: Option<String>,
     pub commit_user: Option<String>,
+    /// Cuts the encoded datum to this many bytes: an event no reader can decode.
+    pub truncate_payload: Option<usize>,
 }
 
 fn default_change_type() -> String {
@@ -217,7 +219,10 @@ pub fn build(state: &mut State, p: &Publish) -> Result<Built, String> {
         diff: diff_bits,
         changed: changed_bits,
     };
-    let payload = schemas::encode(entity, &header, &values)?;
+    let mut payload = schemas::encode(entity, &header, &values)?;
+    if let Some(keep) = p.truncate_payload {
+        payload.truncate(keep);
+    }
     let event = ProducerEvent {
         id: uuid(),
         schema_id: entity.schema.id.clone(),

@@ -208,3 +208,42 @@ fn a_payload_that_does_not_match_its_schema_is_an_error() {
     assert!(Schema::parse("{\"type\": \"string\"}").is_err());
     assert!(Schema::parse("not json").is_err());
 }
+
+#[test]
+fn a_kept_change_reads_again_into_the_same_events_as_when_it_arrived() {
+    use crate::salesforce::pubsub::RawChange;
+    let text = schema_json(false);
+    let schema = Schema::parse(&text).unwrap();
+    let payload = encode(&text, datum(&["0x68"], 7, None));
+    let org = crate::event::SalesforceId::parse("00D5g000004ABCdEAO").unwrap();
+    let now = chrono::Utc::now();
+    let live = crate::salesforce::pubsub::change_read(&schema, &payload, &org, now).unwrap();
+    let kept = RawChange {
+        org: org.clone(),
+        topic: "/data/AccountChangeEvent".into(),
+        replay_id: "0a0b".into(),
+        event_id: "e-1".into(),
+        schema_id: "s-1".into(),
+        schema: schema.json().to_owned(),
+        payload: base64::engine::general_purpose::STANDARD.encode(&payload),
+    };
+    let again = kept.read(now).unwrap();
+    assert_eq!(again.events.len(), 1);
+    let (first, second) = (&live.events[0], &again.events[0]);
+    assert_eq!(second.dedupe_key(), first.dedupe_key());
+    assert_eq!(
+        second.event_id.as_deref(),
+        Some("cdc:tx-1:2:001000000000001AAA")
+    );
+    assert_eq!(second.record, first.record);
+    // Bytes cut short stay unreadable, with the reason.
+    let cut = RawChange {
+        payload: base64::engine::general_purpose::STANDARD.encode(&payload[..10]),
+        ..kept
+    };
+    assert!(
+        cut.read(now)
+            .unwrap_err()
+            .contains("does not match its schema")
+    );
+}
