@@ -11,6 +11,7 @@ mod credentials;
 mod file;
 mod org;
 mod pubsub;
+mod surfaces;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,7 @@ pub use file::{QueueBackend, ReconcileConfig, SalesforceFile};
 use org::load_org;
 pub use org::{ActAs, ApiKeyConfig, JwtKeyConfig, OrgConfig};
 pub use pubsub::{DEFAULT_PUBSUB_ENDPOINT, PubsubConfig, Start, SubscriptionConfig};
+pub use surfaces::{CardsConfig, DEFAULT_COMMAND};
 
 /// Why the configuration could not be loaded; each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,8 @@ pub struct Config {
     pub encryption_key: Option<Secret<[u8; 32]>>,
     /// The Pub/Sub subscriber's tuning (`[pubsub]`).
     pub pubsub: PubsubConfig,
+    /// What record cards show, per object (`[cards.<Object>]`).
+    pub cards: CardsConfig,
 }
 
 /// Limits at the HTTP edge (`[http]`).
@@ -274,6 +278,8 @@ pub struct SlackConfig {
     pub token_check_interval: Duration,
     /// Verifies the default app's inbound requests; `None` (with no org's own) turns them off.
     pub signing_secret: Option<Secret<String>>,
+    /// The slash command sfrelay answers (`/sf`).
+    pub command: String,
 }
 
 /// Where configuration values come from besides the file: the process environment in
@@ -597,7 +603,9 @@ impl Config {
                 channel_burst: file.slack.channel_burst.max(1),
                 token_check_interval: Duration::from_secs_f64(slack_check),
                 signing_secret,
+                command: surfaces::command(&file.slack.command)?,
             },
+            cards: surfaces::cards(file.cards)?,
             orgs,
             pubsub,
             salesforce,

@@ -159,8 +159,19 @@ pub mod prefix {
     pub const ROUTE_JOB: &str = "r:";
     pub const SCHEDULED_JOB: &str = "s:";
     pub const INTERACTION: &str = "i:";
+    pub const COMMAND: &str = "cmd:";
+    pub const SLACK_EVENT: &str = "sev:";
     /// Dedupe keys (inside `dedupe:`).
-    pub const DEDUPE: [&str; 6] = [EVENT, CONTENT, GAP, ROUTE_JOB, SCHEDULED_JOB, INTERACTION];
+    pub const DEDUPE: [&str; 8] = [
+        EVENT,
+        CONTENT,
+        GAP,
+        ROUTE_JOB,
+        SCHEDULED_JOB,
+        INTERACTION,
+        COMMAND,
+        SLACK_EVENT,
+    ];
 }
 
 /// A state-store key (relative to the namespace) and how long it lives (`None`: until
@@ -556,6 +567,16 @@ impl DedupeKey {
     /// A Slack interaction: a SHA-256 of its verified payload, so a redelivery queues nothing.
     pub fn interaction(payload_sha256: &str) -> Self {
         DedupeKey(format!("{}{payload_sha256}", prefix::INTERACTION))
+    }
+
+    /// A slash command, by its trigger id.
+    pub fn command(trigger_id: &str) -> Self {
+        DedupeKey(format!("{}{trigger_id}", prefix::COMMAND))
+    }
+
+    /// An Events API callback, by its `event_id`: Slack's retries of it queue nothing more.
+    pub fn slack_event(team: &str, event_id: &str) -> Self {
+        DedupeKey(format!("{}{team}:{event_id}", prefix::SLACK_EVENT))
     }
 }
 

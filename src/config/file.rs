@@ -28,6 +28,9 @@ pub(super) struct FileConfig {
     pub(super) orgs: Vec<OrgFile>,
     #[serde(default)]
     pub(super) pubsub: super::pubsub::PubsubFile,
+    /// `[cards.<Object>]`: the fields a record card may show.
+    #[serde(default)]
+    pub(super) cards: std::collections::BTreeMap<String, super::surfaces::CardFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +158,8 @@ pub(super) struct SlackFile {
     pub(super) token_check_interval_secs: f64,
     /// The variable holding the default app's signing secret.
     pub(super) signing_secret_env: String,
+    /// The slash command sfrelay answers.
+    pub(super) command: String,
 }
 
 impl Default for SlackFile {
@@ -169,6 +174,7 @@ impl Default for SlackFile {
             channel_burst: 3,
             token_check_interval_secs: 30.0,
             signing_secret_env: "SLACK_SIGNING_SECRET".into(),
+            command: super::DEFAULT_COMMAND.into(),
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct Jobs {
     pub max_age: Duration,
     /// What one job may hold of Salesforce's answers.
     pub caps: Caps,
+    /// The fields record cards may show, per object.
+    pub cards: Arc<crate::config::CardsConfig>,
     /// Answers to Slack interactions, through their `response_url`.
     pub replies: Arc<crate::actions::replies::Replies>,
     /// Salesforce Users by email, for who clicked (`None` without API credentials).
@@ -239,6 +241,8 @@ pub async fn run(jobs: &Jobs, job: &Job) -> Result<(), JobError> {
         Task::Event { event } => fan_out::run(jobs, &event, false).await,
         Task::Gap { gap } => gap::run(jobs, &gap).await,
         Task::ChangeEvent { change } => change_event::run(jobs, &change).await,
+        Task::Command { command } => crate::surfaces::command::run(jobs, &command).await,
+        Task::SlackEvent { event } => crate::surfaces::run_event(jobs, &event).await,
         Task::GateTimer { route, org, record } => {
             crate::actions::gate::timer(jobs, &route, &org, &record).await
         }
