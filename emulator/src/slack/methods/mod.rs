@@ -46,10 +46,14 @@ pub enum SlackMethod {
     ViewsUpdate,
     /// `chat.postEphemeral`
     PostEphemeral,
+    /// `chat.unfurl`
+    ChatUnfurl,
+    /// `views.publish`
+    ViewsPublish,
 }
 
 impl SlackMethod {
-    const ALL: [SlackMethod; 13] = [
+    const ALL: [SlackMethod; 15] = [
         SlackMethod::AuthTest,
         SlackMethod::PostMessage,
         SlackMethod::Update,
@@ -63,6 +67,8 @@ impl SlackMethod {
         SlackMethod::ViewsOpen,
         SlackMethod::ViewsUpdate,
         SlackMethod::PostEphemeral,
+        SlackMethod::ChatUnfurl,
+        SlackMethod::ViewsPublish,
     ];
 
     /// The method for a URL segment such as `chat.postMessage`.
@@ -86,6 +92,8 @@ impl SlackMethod {
             SlackMethod::ViewsOpen => "views.open",
             SlackMethod::ViewsUpdate => "views.update",
             SlackMethod::PostEphemeral => "chat.postEphemeral",
+            SlackMethod::ChatUnfurl => "chat.unfurl",
+            SlackMethod::ViewsPublish => "views.publish",
         }
     }
 
@@ -167,6 +175,8 @@ pub fn run(method: SlackMethod, p: &Params, ctx: &mut Ctx<'_>) -> MethodResult {
         SlackMethod::ViewsOpen => interactive::views_open(p, ctx),
         SlackMethod::ViewsUpdate => interactive::views_update(p, ctx),
         SlackMethod::PostEphemeral => interactive::post_ephemeral(p, ctx),
+        SlackMethod::ChatUnfurl => interactive::chat_unfurl(p, ctx),
+        SlackMethod::ViewsPublish => interactive::views_publish(p, ctx),
     }
 }
 
