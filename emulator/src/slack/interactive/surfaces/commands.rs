@@ -20,6 +20,7 @@ use super::super::payload::{Refusal, person, refuse};
 use super::super::responses::Origin;
 use super::super::signing::form_encode;
 use super::super::{APP_ID, Ephemeral, Interactive};
+use super::conversation;
 use super::send::{Answer, Outgoing, send};
 
 /// The command a request names when it names none.
@@ -82,30 +83,15 @@ struct Built {
     response_id: String,
 }
 
-/// The name Slack sends for the conversation a command is typed in.
-fn channel_name(workspace: &Workspace, channel: &str) -> Result<String, Refusal> {
-    if let Some(found) = workspace.channel(channel) {
-        return Ok(found.name.clone());
-    }
-    if workspace.dm(channel).is_some() {
-        return Ok("directmessage".to_owned());
-    }
-    Err(refuse(
-        StatusCode::NOT_FOUND,
-        "channel_not_found",
-        format!("{channel} is neither a channel nor an open DM"),
-    ))
-}
-
 fn build(
-    workspace: &Workspace,
+    workspace: &mut Workspace,
     state: &mut Interactive,
     req: &CommandRequest,
     base: &str,
     now_micros: i64,
 ) -> Result<Built, Refusal> {
-    let user = person(workspace, &req.user)?;
-    let channel_name = channel_name(workspace, &req.channel)?;
+    let user = person(workspace, &req.user)?.clone();
+    let (channel_name, _) = conversation(workspace, &req.channel, &req.user)?;
     let valid_command = req.command.len() > 1
         && req.command.starts_with('/')
         && !req.command.contains(char::is_whitespace);
@@ -237,7 +223,7 @@ pub async fn command(State(control): State<Control>, headers: HeaderMap, body: B
         let mut guard = lock(&control.shared);
         let emu = &mut *guard;
         build(
-            &emu.workspace,
+            &mut emu.workspace,
             &mut emu.interactive,
             &req,
             &base_url(&headers),
@@ -330,10 +316,10 @@ mod tests {
 
     #[test]
     fn builds_the_form_slack_posts() {
-        let ws = workspace();
+        let mut ws = workspace();
         let mut state = Interactive::default();
         let built = build(
-            &ws,
+            &mut ws,
             &mut state,
             &request("C0DEALDESK", "/sf"),
             "http://127.0.0.1:9",
@@ -369,7 +355,7 @@ mod tests {
         );
 
         let dm = build(
-            &ws,
+            &mut ws,
             &mut state,
             &request("D0DANA0001", "/sf"),
             "http://x",
@@ -377,13 +363,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(dm.payload["channel_name"], "directmessage");
+        let mut fresh = Workspace::new(vec![], vec![User::new("U0DANA0001", "d@example.com")]);
+        let own_dm = build(
+            &mut fresh,
+            &mut state,
+            &request("D0DANA0001", "/sf"),
+            "x",
+            NOW,
+        );
+        assert!(own_dm.is_ok(), "the person's DM with the app opens");
+        assert_eq!(fresh.dms().len(), 1);
         for (channel, command, error) in [
             ("C0NOPE", "/sf", "channel_not_found"),
             ("C0DEALDESK", "sf", "invalid_arguments"),
             ("C0DEALDESK", "/", "invalid_arguments"),
             ("C0DEALDESK", "/s f", "invalid_arguments"),
         ] {
-            let refused = build(&ws, &mut state, &request(channel, command), "x", NOW);
+            let refused = build(&mut ws, &mut state, &request(channel, command), "x", NOW);
             assert_eq!(
                 refused.err().map(|r| r.error),
                 Some(error),
@@ -392,7 +388,7 @@ mod tests {
         }
         let mut stranger = request("C0DEALDESK", "/sf");
         stranger.user = "U0GHOST001".into();
-        let refused = build(&ws, &mut state, &stranger, "x", NOW);
+        let refused = build(&mut ws, &mut state, &stranger, "x", NOW);
         assert_eq!(refused.err().map(|r| r.error), Some("user_not_found"));
     }
 

@@ -22,6 +22,7 @@ use super::super::control::{Control, bad_request, refusal_response};
 use super::super::interact::loopback_url;
 use super::super::payload::{Refusal, person, refuse, ts_of};
 use super::super::{APP_ID, Interactive};
+use super::conversation;
 use super::send::{Answer, Outgoing, send};
 use super::unfurl::{COMPOSER, Share, Source};
 
@@ -183,17 +184,7 @@ fn link_shared(
             let channel = req.channel.clone().ok_or_else(|| {
                 invalid("a link_shared from a message needs \"channel\" (or source composer)")
             })?;
-            let member = match workspace.channel(&channel) {
-                Some(found) => found.is_member(),
-                None if workspace.dm(&channel).is_some() => true,
-                None => {
-                    return Err(refuse(
-                        StatusCode::NOT_FOUND,
-                        "channel_not_found",
-                        format!("{channel} is neither a channel nor an open DM"),
-                    ));
-                }
-            };
+            let (_, member) = conversation(workspace, &channel, user)?;
             let ts = match &req.message_ts {
                 Some(ts) => ts.clone(),
                 None => workspace.next_ts(now_micros),

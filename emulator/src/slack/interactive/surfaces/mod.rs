@@ -33,6 +33,10 @@ pub use control::routes;
 pub use home::views_publish;
 pub use unfurl::chat_unfurl;
 
+use axum::http::StatusCode;
+
+use super::super::workspace::Workspace;
+use super::payload::{Refusal, refuse};
 use commands::CommandRecord;
 use events::SentEvent;
 use home::Home;
@@ -56,4 +60,27 @@ impl Surfaces {
         *self = Surfaces::default();
         self.home.enabled = enabled;
     }
+}
+
+/// Where a person typed or posted something: a channel (its name, and whether the bot is in
+/// it) or a DM, theirs with the app opened on the way if need be (`directmessage`, in).
+fn conversation(
+    workspace: &mut Workspace,
+    channel: &str,
+    user: &str,
+) -> Result<(String, bool), Refusal> {
+    if let Some(found) = workspace.channel(channel) {
+        return Ok((found.name.clone(), found.is_member()));
+    }
+    if workspace.dm(channel).is_none() && workspace.dm_id_for(user) == channel {
+        workspace.open_dm(user);
+    }
+    if workspace.dm(channel).is_some() {
+        return Ok(("directmessage".to_owned(), true));
+    }
+    Err(refuse(
+        StatusCode::NOT_FOUND,
+        "channel_not_found",
+        format!("{channel} is neither a channel nor a DM"),
+    ))
 }
