@@ -45,7 +45,9 @@ pub fn command(text: &str) -> Result<String, ConfigError> {
     } else {
         Err(invalid(
             "slack.command",
-            format!("{text:?} is not a slash command like \"/sf\" (lower case, at most 32 characters)"),
+            format!(
+                "{text:?} is not a slash command like \"/sf\" (lower case, at most 32 characters)"
+            ),
         ))
     }
 }
@@ -86,7 +88,13 @@ mod tests {
     fn a_command_is_a_slash_and_a_short_lower_case_name() {
         assert_eq!(command("/sf").unwrap(), "/sf");
         assert_eq!(command("/acme-crm").unwrap(), "/acme-crm");
-        for bad in ["sf", "/", "/SF", "/s f", "/a234567890123456789012345678901x"] {
+        for bad in [
+            "sf",
+            "/",
+            "/SF",
+            "/s f",
+            "/a234567890123456789012345678901x",
+        ] {
             let e = command(bad).unwrap_err().to_string();
             assert!(e.contains("slack.command"), "{bad}: {e}");
         }

@@ -39,7 +39,8 @@ impl Ask {
 fn looks_like_record(word: &str) -> bool {
     let word = word.trim_start_matches('<').trim_end_matches('>');
     word.starts_with("https://")
-        || ((word.len() == 15 || word.len() == 18) && word.chars().all(|c| c.is_ascii_alphanumeric()))
+        || ((word.len() == 15 || word.len() == 18)
+            && word.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// The answer given in the acknowledgement itself, for asks that need no lookup.

@@ -50,7 +50,9 @@ pub async fn read(
     fields: &[String],
 ) -> Result<Option<Map<String, Value>>, WorkError> {
     let client = jobs.salesforce.as_ref().ok_or_else(|| {
-        WorkError::Permanent(format!("org {org} has no [orgs.salesforce] API credentials"))
+        WorkError::Permanent(format!(
+            "org {org} has no [orgs.salesforce] API credentials"
+        ))
     })?;
     let title = title_field(&record.object);
     let mut select = vec!["Id".to_owned(), title.to_owned()];
@@ -106,7 +108,10 @@ pub fn render(
     let routes = jobs.routes.load_full();
     routes
         .templates
-        .render(super::CARD_TEMPLATE, &jobs.orgs.context(&event, &users, &extra))
+        .render(
+            super::CARD_TEMPLATE,
+            &jobs.orgs.context(&event, &users, &extra),
+        )
         .map_err(|e| WorkError::Permanent(format!("the record card cannot be drawn: {e}")))
 }
 

@@ -16,7 +16,12 @@ pub async fn run(jobs: &Jobs, command: &SlashCommand) -> Result<(), JobError> {
         Ask::Help => ask::help(&command.command, None),
         Ask::Unknown(text) => ask::help(&command.command, Some(&text)),
     };
-    respond(&jobs.replies, Some(&command.response_url), &replacing(reply)).await
+    respond(
+        &jobs.replies,
+        Some(&command.response_url),
+        &replacing(reply),
+    )
+    .await
 }
 
 /// A reply that takes the acknowledgement's place.
@@ -26,14 +31,22 @@ fn replacing(mut reply: Value) -> Value {
 }
 
 /// The org a command without a record link works in: the org of the app it came through, else
-/// the only org.
+/// the only org sfrelay can read Salesforce in.
 pub(super) fn command_org(jobs: &Jobs, command: &SlashCommand) -> Result<SalesforceId, String> {
     if let Some(org) = &command.app_org {
         return Ok(org.clone());
     }
-    match jobs.replies.orgs() {
-        [only] => Ok(only.clone()),
-        [] => Err("sfrelay serves no Salesforce org yet.".into()),
+    let readable: Vec<&SalesforceId> = jobs
+        .replies
+        .orgs()
+        .iter()
+        .filter(|o| jobs.salesforce.as_ref().is_some_and(|sf| sf.has_org(o)))
+        .collect();
+    match readable.as_slice() {
+        [only] => Ok((*only).clone()),
+        [] => Err(
+            "sfrelay reads no Salesforce org yet: its admin has not set API credentials.".into(),
+        ),
         _ => Err("sfrelay serves several orgs: paste the record's link, so I know which.".into()),
     }
 }
@@ -45,7 +58,11 @@ async fn record(jobs: &Jobs, command: &SlashCommand, text: &str) -> Result<Value
         Ok(found) => found,
         Err(why) => return Ok(ask::ephemeral(&why)),
     };
-    let org = match found.org.clone().map_or_else(|| command_org(jobs, command), Ok) {
+    let org = match found
+        .org
+        .clone()
+        .map_or_else(|| command_org(jobs, command), Ok)
+    {
         Ok(org) => org,
         Err(why) => return Ok(ask::ephemeral(&why)),
     };

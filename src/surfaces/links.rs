@@ -77,7 +77,8 @@ pub fn parse(text: &str, hosts: &OrgHosts) -> Result<RecordRef, String> {
     let text = text.trim().trim_start_matches('<').trim_end_matches('>');
     let text = text.split('|').next().unwrap_or(text);
     if !text.contains('/') {
-        let id = SalesforceId::parse(text).map_err(|e| format!("“{text}” is not a record Id: {e}"))?;
+        let id =
+            SalesforceId::parse(text).map_err(|e| format!("“{text}” is not a record Id: {e}"))?;
         let object = object_of_prefix(&id).ok_or_else(|| {
             format!("sfrelay cannot tell which object {id} is; paste the record's Lightning link instead")
         })?;
@@ -129,7 +130,10 @@ mod tests {
         let sandbox = SalesforceId::parse("00D000000000001AAA").unwrap();
         let hosts = OrgHosts::new([
             (&prod, Some("https://acme.my.salesforce.com")),
-            (&sandbox, Some("https://acme--uat.sandbox.my.salesforce.com")),
+            (
+                &sandbox,
+                Some("https://acme--uat.sandbox.my.salesforce.com"),
+            ),
         ]);
         (prod, sandbox, hosts)
     }
@@ -142,15 +146,25 @@ mod tests {
             &hosts,
         )
         .unwrap();
-        assert_eq!((r.org.as_ref(), r.object.as_str()), (Some(&prod), "Opportunity"));
-        let r = parse("<https://acme.my.salesforce.com/500000000000001AAA|Case 42>", &hosts).unwrap();
+        assert_eq!(
+            (r.org.as_ref(), r.object.as_str()),
+            (Some(&prod), "Opportunity")
+        );
+        let r = parse(
+            "<https://acme.my.salesforce.com/500000000000001AAA|Case 42>",
+            &hosts,
+        )
+        .unwrap();
         assert_eq!((r.org.as_ref(), r.object.as_str()), (Some(&prod), "Case"));
         let r = parse(
             "https://acme--uat.sandbox.lightning.force.com/lightning/r/Invoice__c/a01000000000001AAA/view",
             &hosts,
         )
         .unwrap();
-        assert_eq!((r.org.as_ref(), r.object.as_str()), (Some(&sandbox), "Invoice__c"));
+        assert_eq!(
+            (r.org.as_ref(), r.object.as_str()),
+            (Some(&sandbox), "Invoice__c")
+        );
     }
 
     #[test]

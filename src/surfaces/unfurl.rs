@@ -35,7 +35,11 @@ pub async fn run(jobs: &Jobs, event: &SlackEvent) -> Result<(), JobError> {
             channel: channel.clone(),
             ts: ts.clone(),
         },
-        _ => return Err(JobError::dead("link_shared names no message and no composer".into())),
+        _ => {
+            return Err(JobError::dead(
+                "link_shared names no message and no composer".into(),
+            ));
+        }
     };
     let hosts = OrgHosts::new(jobs.orgs.instance_urls().map(|(o, u)| (o, Some(u))));
     let mut unfurls = Map::new();
@@ -47,7 +51,10 @@ pub async fn run(jobs: &Jobs, event: &SlackEvent) -> Result<(), JobError> {
         }
     }
     let Some(org) = app_org else {
-        tracing::info!(links = links.len(), "no shared link names a record sfrelay may show");
+        tracing::info!(
+            links = links.len(),
+            "no shared link names a record sfrelay may show"
+        );
         return Ok(());
     };
     let body = unfurl_body(&target, &Value::Object(unfurls), &Value::Null);

@@ -83,8 +83,7 @@ async fn accept(
     let command = SlashCommand::from_form(&body, app_org).map_err(InboundError::Invalid)?;
     let name = &state.config.slack.command;
     if &command.command != name {
-        metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "other_command")
-            .increment(1);
+        metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "other_command").increment(1);
         return Ok(Some(crate::surfaces::ask::ephemeral(&format!(
             "sfrelay answers {name} here, not {}: check the app's slash command settings.",
             command.command
@@ -113,7 +112,9 @@ async fn accept(
     )
     .await?;
     metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "accepted").increment(1);
-    Ok(Some(json!({"response_type": "ephemeral", "text": acknowledgement})))
+    Ok(Some(
+        json!({"response_type": "ephemeral", "text": acknowledgement}),
+    ))
 }
 
 #[cfg(test)]
