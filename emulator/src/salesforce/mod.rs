@@ -16,9 +16,9 @@
 //!   `sub` that is no active User or is not pre-authorised; `grant_type=authorization_code`
 //!   with `code`, `client_id`, `client_secret`?, `redirect_uri`, `code_verifier`; a person's
 //!   `refresh_token`)
-//! - `GET /services/oauth2/authorize?response_type=code&client_id&redirect_uri&state&\
-//!   code_challenge&code_challenge_method=S256&scope&login_as=<username or Id>&decision=deny?`:
-//!   302 to `redirect_uri` with `code` and `state` (or `error=access_denied`); 400 for an
+//! - `GET /services/oauth2/authorize` with `response_type=code`, `client_id`, `redirect_uri`,
+//!   `state`, `code_challenge`, `code_challenge_method=S256`, `scope`, and for the emulator
+//!   `login_as=<username or Id>` and `decision=deny` (optional): 302 to `redirect_uri` with `code` and `state` (or `error=access_denied`); 400 for an
 //!   unknown `client_id` or a `redirect_uri` the app does not list; the login page (200) when
 //!   nobody logs in
 //! - `POST /services/oauth2/revoke` `token=…` (or `GET ?token=`): an access token, or a refresh
