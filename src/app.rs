@@ -342,6 +342,7 @@ pub fn build_jobs(
         max_age: config.queue.max_age,
         caps: config.workers.caps,
         cards: Arc::new(config.cards.clone()),
+        last_events: Arc::default(),
         replies: Arc::new(crate::actions::replies::Replies::new(
             &config.slack.api_base,
             config.orgs.iter().map(|o| o.id.clone()).collect(),

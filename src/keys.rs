@@ -104,8 +104,9 @@ pub mod prefix {
     pub const PUBSUB_CURSOR: &str = "pubsub-cursor:";
     pub const PUBSUB_LEASE: &str = "pubsub-lease:";
     pub const PUBSUB_SWEEP: &str = "pubsub-sweep:";
+    pub const LAST_EVENT: &str = "last-event:";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 25] = [
+    pub const STORE: [&str; 26] = [
         DONE,
         PENDING,
         ONCE,
@@ -131,6 +132,7 @@ pub mod prefix {
         PUBSUB_CURSOR,
         PUBSUB_LEASE,
         PUBSUB_SWEEP,
+        LAST_EVENT,
     ];
     pub const CHANNEL_NAME: &str = "chan:";
     pub const CHANNEL_SCAN: &str = "chan-scan-cursor";
@@ -306,6 +308,15 @@ impl Key {
     /// losing it would mean starting over from the configured start.
     pub fn pubsub_cursor(org: impl Display, topic: &str) -> Key {
         Key::new(format!("{}{org}:{topic}", prefix::PUBSUB_CURSOR), None)
+    }
+
+    /// When an org's last event was routed (Unix ms), for its health on the Home tab. Kept a
+    /// week: an org silent for longer shows "none for a week or more".
+    pub fn last_event(org: impl Display) -> Key {
+        Key::new(
+            format!("{}{org}", prefix::LAST_EVENT),
+            Some(Duration::from_secs(7 * 24 * 3600)),
+        )
     }
 
     /// A sweep a subscription owes: it restarted from the earliest retained event because its

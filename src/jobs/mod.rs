@@ -54,6 +54,8 @@ pub struct Jobs {
     pub max_age: Duration,
     /// What one job may hold of Salesforce's answers.
     pub caps: Caps,
+    /// When each org's last event was routed (for its health on the Home tab).
+    pub last_events: Arc<crate::surfaces::health::LastEvents>,
     /// The fields record cards may show, per object.
     pub cards: Arc<crate::config::CardsConfig>,
     /// Answers to Slack interactions, through their `response_url`.

@@ -9,6 +9,7 @@
 pub mod ask;
 mod card;
 pub mod command;
+pub mod health;
 pub mod links;
 pub mod unfurl;
 
