@@ -130,7 +130,7 @@ pub fn blocks(health: &OrgHealth, dead_letters: Option<u64>, now_ms: i64) -> Vec
     let api = health.api_used.map_or_else(
         || "not read yet today".to_owned(),
         |(used, limit)| {
-            let share = if limit == 0 { 0 } else { used * 100 / limit };
+            let share = (used * 100).checked_div(limit).unwrap_or(0);
             format!("{used} of {limit} ({share} %)")
         },
     );
