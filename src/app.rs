@@ -343,6 +343,18 @@ pub fn build_jobs(
         caps: config.workers.caps,
         cards: Arc::new(config.cards.clone()),
         last_events: Arc::default(),
+        topics: Arc::new(
+            config
+                .orgs
+                .iter()
+                .map(|o| {
+                    (
+                        o.id.clone(),
+                        o.subscribe.iter().map(|s| s.topic.clone()).collect(),
+                    )
+                })
+                .collect(),
+        ),
         replies: Arc::new(crate::actions::replies::Replies::new(
             &config.slack.api_base,
             config.orgs.iter().map(|o| o.id.clone()).collect(),

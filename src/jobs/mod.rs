@@ -54,6 +54,8 @@ pub struct Jobs {
     pub max_age: Duration,
     /// What one job may hold of Salesforce's answers.
     pub caps: Caps,
+    /// The Pub/Sub topics each org subscribes to (for its health on the Home tab).
+    pub topics: Arc<std::collections::HashMap<crate::event::SalesforceId, Vec<String>>>,
     /// When each org's last event was routed (for its health on the Home tab).
     pub last_events: Arc<crate::surfaces::health::LastEvents>,
     /// The fields record cards may show, per object.
@@ -64,6 +66,13 @@ pub struct Jobs {
     pub users: Option<Arc<crate::salesforce::UserDirectory>>,
     /// Picklist values for the selects on cards (`None` without API credentials).
     pub picklists: Option<Arc<crate::salesforce::Picklists>>,
+}
+
+impl Jobs {
+    /// The Pub/Sub topics `org` subscribes to.
+    pub fn topics_of(&self, org: &crate::event::SalesforceId) -> Vec<String> {
+        self.topics.get(org).cloned().unwrap_or_default()
+    }
 }
 
 /// What one job may hold of Salesforce's answers, so that one large answer is cut or refused
