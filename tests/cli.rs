@@ -55,7 +55,7 @@ fn check_passes_on_the_shipped_routes_and_templates() {
     let (ok, out) = sfrelay(dir.path(), &["check"], &[]);
     assert!(ok, "{out}");
     assert!(
-        out.starts_with("ok: 10 route(s), 6 button(s), 10 template(s)"),
+        out.starts_with("ok: 10 route(s), 6 button(s), 11 template(s)"),
         "{out}"
     );
 }
