@@ -60,6 +60,8 @@ pub struct Jobs {
     pub users: Option<Arc<crate::salesforce::UserDirectory>>,
     /// Picklist values for the selects on cards (`None` without API credentials).
     pub picklists: Option<Arc<crate::salesforce::Picklists>>,
+    /// People's own connections, Preferred and Default orgs.
+    pub people: Arc<crate::people::People>,
 }
 
 /// What one job may hold of Salesforce's answers, so that one large answer is cut or refused
