@@ -523,7 +523,8 @@ if "$PY" - "$ROOT/deploy/slack-app-manifest.yaml" <<'PY'
 import sys, yaml
 m = yaml.safe_load(open(sys.argv[1]))
 want = {"chat:write", "chat:write.public", "channels:read", "groups:read", "users:read", "users:read.email",
-        "im:write", "channels:history", "groups:history", "im:history", "groups:write"}
+        "im:write", "channels:history", "groups:history", "im:history", "groups:write",
+        "commands", "links:read", "links:write"}
 problems = []
 if m.get("_metadata", {}).get("major_version") != 1:
     problems.append("_metadata.major_version must be 1")
@@ -547,6 +548,20 @@ if scopes.get("user"):
     problems.append("sfrelay needs no user scopes")
 if "settings" not in m:
     problems.append("settings is required")
+features = m.get("features", {})
+commands = features.get("slash_commands", [])
+if not any(c.get("command") == "/sf" and c.get("url", "").endswith("/slack/commands") for c in commands):
+    problems.append("features.slash_commands: /sf pointing at /slack/commands")
+domains = features.get("unfurl_domains", [])
+if not 1 <= len(domains) <= 5:
+    problems.append("features.unfurl_domains: 1 to 5 domains")
+events = m.get("settings", {}).get("event_subscriptions", {})
+if not events.get("request_url", "").endswith("/slack/events"):
+    problems.append("settings.event_subscriptions.request_url must be /slack/events")
+if set(events.get("bot_events", [])) != {"link_shared", "app_home_opened"}:
+    problems.append("settings.event_subscriptions.bot_events: link_shared and app_home_opened")
+if not features.get("app_home", {}).get("home_tab_enabled"):
+    problems.append("features.app_home.home_tab_enabled must be true")
 print("\n".join(problems) or f"{len(bot_scopes)} bot scopes, exactly sfrelay's")
 sys.exit(1 if problems else 0)
 PY

@@ -126,7 +126,10 @@ pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let mut ingest = Router::new().route("/v1/events", post(ingest::post_events));
     if !state.slack_inbound.is_off() {
-        ingest = ingest.route("/slack/interactions", post(inbound::post_interactions));
+        ingest = ingest
+            .route("/slack/interactions", post(inbound::post_interactions))
+            .route("/slack/commands", post(inbound::commands::post_commands))
+            .route("/slack/events", post(inbound::events::post_events));
     }
     let ingest = ingest
         .route("/v1/cdc", post(ingest::post_cdc))
@@ -356,6 +359,20 @@ pub fn build_jobs(
         dedupe_window: config.dedupe_window,
         max_age: config.queue.max_age,
         caps: config.workers.caps,
+        cards: Arc::new(config.cards.clone()),
+        last_events: Arc::default(),
+        topics: Arc::new(
+            config
+                .orgs
+                .iter()
+                .map(|o| {
+                    (
+                        o.id.clone(),
+                        o.subscribe.iter().map(|s| s.topic.clone()).collect(),
+                    )
+                })
+                .collect(),
+        ),
         replies: Arc::new(crate::actions::replies::Replies::new(
             &config.slack.api_base,
             config.orgs.iter().map(|o| o.id.clone()).collect(),

@@ -12,6 +12,7 @@ mod file;
 mod org;
 mod people;
 mod pubsub;
+mod surfaces;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +24,7 @@ use org::load_org;
 pub use org::{ActAs, ApiKeyConfig, JwtKeyConfig, OrgConfig};
 pub use people::{DEFAULT_STATE_TTL, PeopleConfig, WebApp, is_user_id};
 pub use pubsub::{DEFAULT_PUBSUB_ENDPOINT, PubsubConfig, Start, SubscriptionConfig};
+pub use surfaces::{CardsConfig, DEFAULT_COMMAND};
 
 /// Why the configuration could not be loaded; each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,8 @@ pub struct Config {
     /// Per-person connections, Preferred and Default orgs (`public_url`, `[slack]
     /// default_org` and `admins`).
     pub people: PeopleConfig,
+    /// What record cards show, per object (`[cards.<Object>]`).
+    pub cards: CardsConfig,
 }
 
 /// Limits at the HTTP edge (`[http]`).
@@ -279,6 +283,8 @@ pub struct SlackConfig {
     pub token_check_interval: Duration,
     /// Verifies the default app's inbound requests; `None` (with no org's own) turns them off.
     pub signing_secret: Option<Secret<String>>,
+    /// The slash command sfrelay answers (`/sf`).
+    pub command: String,
 }
 
 /// Where configuration values come from besides the file: the process environment in
@@ -613,7 +619,9 @@ impl Config {
                 channel_burst: file.slack.channel_burst.max(1),
                 token_check_interval: Duration::from_secs_f64(slack_check),
                 signing_secret,
+                command: surfaces::command(&file.slack.command)?,
             },
+            cards: surfaces::cards(file.cards)?,
             orgs,
             pubsub,
             salesforce,

@@ -113,8 +113,9 @@ pub mod prefix {
     pub const OAUTH_STATE: &str = "oauth-state:";
     pub const OAUTH_STARTED: &str = "oauth-started:";
     pub const OAUTH_USED: &str = "oauth-used:";
+    pub const LAST_EVENT: &str = "last-event:";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 31] = [
+    pub const STORE: [&str; 32] = [
         DONE,
         PENDING,
         ONCE,
@@ -146,6 +147,7 @@ pub mod prefix {
         OAUTH_STATE,
         OAUTH_STARTED,
         OAUTH_USED,
+        LAST_EVENT,
     ];
     pub const CHANNEL_NAME: &str = "chan:";
     pub const CHANNEL_SCAN: &str = "chan-scan-cursor";
@@ -174,8 +176,19 @@ pub mod prefix {
     pub const ROUTE_JOB: &str = "r:";
     pub const SCHEDULED_JOB: &str = "s:";
     pub const INTERACTION: &str = "i:";
+    pub const COMMAND: &str = "cmd:";
+    pub const SLACK_EVENT: &str = "sev:";
     /// Dedupe keys (inside `dedupe:`).
-    pub const DEDUPE: [&str; 6] = [EVENT, CONTENT, GAP, ROUTE_JOB, SCHEDULED_JOB, INTERACTION];
+    pub const DEDUPE: [&str; 8] = [
+        EVENT,
+        CONTENT,
+        GAP,
+        ROUTE_JOB,
+        SCHEDULED_JOB,
+        INTERACTION,
+        COMMAND,
+        SLACK_EVENT,
+    ];
 }
 
 /// A state-store key (relative to the namespace) and how long it lives (`None`: until
@@ -310,6 +323,15 @@ impl Key {
     /// losing it would mean starting over from the configured start.
     pub fn pubsub_cursor(org: impl Display, topic: &str) -> Key {
         Key::new(format!("{}{org}:{topic}", prefix::PUBSUB_CURSOR), None)
+    }
+
+    /// When an org's last event was routed (Unix ms), for its health on the Home tab. Kept a
+    /// week: an org silent for longer shows "none for a week or more".
+    pub fn last_event(org: impl Display) -> Key {
+        Key::new(
+            format!("{}{org}", prefix::LAST_EVENT),
+            Some(Duration::from_secs(7 * 24 * 3600)),
+        )
     }
 
     /// A sweep a subscription owes: it restarted from the earliest retained event because its
@@ -571,6 +593,16 @@ impl DedupeKey {
     /// A Slack interaction: a SHA-256 of its verified payload, so a redelivery queues nothing.
     pub fn interaction(payload_sha256: &str) -> Self {
         DedupeKey(format!("{}{payload_sha256}", prefix::INTERACTION))
+    }
+
+    /// A slash command, by its trigger id.
+    pub fn command(trigger_id: &str) -> Self {
+        DedupeKey(format!("{}{trigger_id}", prefix::COMMAND))
+    }
+
+    /// An Events API callback, by its `event_id`: Slack's retries of it queue nothing more.
+    pub fn slack_event(team: &str, event_id: &str) -> Self {
+        DedupeKey(format!("{}{team}:{event_id}", prefix::SLACK_EVENT))
     }
 }
 

@@ -24,6 +24,7 @@ pub mod routing;
 pub mod salesforce;
 pub mod slack;
 pub mod store;
+pub mod surfaces;
 pub mod task;
 pub mod telemetry;
 pub mod worker;

@@ -34,6 +34,14 @@ pub enum Task {
     ChangeEvent {
         change: Box<crate::salesforce::pubsub::RawChange>,
     },
+    /// Answer one verified slash command.
+    Command {
+        command: Box<crate::slack::inbound::SlashCommand>,
+    },
+    /// Act on one verified Events API callback (a link shared, Home opened).
+    SlackEvent {
+        event: Box<crate::slack::inbound::SlackEvent>,
+    },
     /// Answer one verified Slack interaction (a button click, a modal submitted or closed).
     Interaction {
         interaction: Box<crate::slack::inbound::Interaction>,

@@ -4,8 +4,10 @@
 //! Each emulated service is a subcommand of the binary: it prints one line,
 //! `listening on http://ADDR`, to stdout once ready, logs to stderr, and serves until SIGINT or
 //! SIGTERM. Tests start the same services in their own process with [`spawn_slack`] and
-//! [`spawn_salesforce`], from the same command-line arguments.
+//! [`spawn_salesforce`], from the same command-line arguments, and may drive their control
+//! APIs with [`SlackControl`] and [`SalesforceControl`].
 
+pub mod client;
 mod gcra;
 mod params;
 mod running;
@@ -15,6 +17,10 @@ mod slack;
 
 use clap::{Parser, Subcommand};
 
+pub use client::{
+    Authorized, CommandAnswer, ControlError, EventAnswer, SalesforceControl, SlackControl,
+    TokenAction, pkce_challenge,
+};
 pub use running::{Running, spawn_salesforce, spawn_slack};
 pub use salesforce::{
     DEFAULT_CLIENT_ID, DEFAULT_INTEGRATION_USERNAME, Fault as PubSubFault, PubSubControl,

@@ -134,6 +134,12 @@ pub fn resolve(
 /// One verified interaction's job.
 pub async fn run(jobs: &Jobs, job_id: &str, interaction: &Interaction) -> Result<(), JobError> {
     let outcome = match interaction.kind.as_str() {
+        // A link button ("Open in Salesforce", "Connect") carries no value: Slack tells the
+        // app it was clicked, and its URL already did what it does.
+        "block_actions" if interaction.value.is_none() => {
+            tracing::debug!(action = ?interaction.action_id, "a link button was clicked");
+            Ok(())
+        }
         "block_actions" => perform::click(jobs, job_id, interaction).await,
         "view_submission" => perform::submitted(jobs, job_id, interaction).await,
         _ => {

@@ -32,6 +32,9 @@ pub(super) struct FileConfig {
     pub(super) orgs: Vec<OrgFile>,
     #[serde(default)]
     pub(super) pubsub: super::pubsub::PubsubFile,
+    /// `[cards.<Object>]`: the fields a record card may show.
+    #[serde(default)]
+    pub(super) cards: std::collections::BTreeMap<String, super::surfaces::CardFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +166,8 @@ pub(super) struct SlackFile {
     pub(super) default_org: Option<String>,
     /// Slack user Ids that may set the Default org.
     pub(super) admins: Vec<String>,
+    /// The slash command sfrelay answers.
+    pub(super) command: String,
 }
 
 impl Default for SlackFile {
@@ -179,6 +184,7 @@ impl Default for SlackFile {
             signing_secret_env: "SLACK_SIGNING_SECRET".into(),
             default_org: None,
             admins: Vec::new(),
+            command: super::DEFAULT_COMMAND.into(),
         }
     }
 }

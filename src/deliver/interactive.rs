@@ -27,6 +27,20 @@ impl Deliverer {
         .await
     }
 
+    /// `chat.unfurl` (see [`crate::slack::surfaces::unfurl_body`]).
+    pub async fn unfurl(&self, body: &Value) -> Result<(), DeliverError> {
+        self.call("chat.unfurl", None, || self.slack.unfurl(body))
+            .await
+    }
+
+    /// `views.publish`: `user`'s Home tab.
+    pub async fn publish_view(&self, user: &str, view: &Value) -> Result<(), DeliverError> {
+        self.call("views.publish", None, || {
+            self.slack.publish_view(user, view)
+        })
+        .await
+    }
+
     /// The verified email of a Slack user (`users.info`, cached), when their profile shows one.
     pub async fn user_email(&self, user: &str) -> Result<Option<String>, DeliverError> {
         Ok(self.resolver.email_of(user).await?)

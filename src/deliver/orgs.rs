@@ -30,6 +30,11 @@ impl OrgDirectory {
         self.act_as.get(org).copied().unwrap_or_default()
     }
 
+    /// Every org with an instance URL, and that URL.
+    pub fn instance_urls(&self) -> impl Iterator<Item = (&SalesforceId, &str)> {
+        self.instance_urls.iter().map(|(o, u)| (o, u.as_str()))
+    }
+
     pub fn instance_url(&self, org: &SalesforceId) -> Option<&str> {
         self.instance_urls.get(org).map(String::as_str)
     }

@@ -43,6 +43,9 @@ pub(super) async fn run(jobs: &Jobs, event: &Event, from_gap: bool) -> Result<()
         }
         fired.retain(|r| !skip.contains(&r.name));
     }
+    jobs.last_events
+        .note(jobs.store.as_ref(), &event.org_id)
+        .await;
     if let Err(e) = super::reconcile::note_seen(jobs.store.as_ref(), &jobs.watched, event).await {
         return Err(JobError::later(format!(
             "cannot note the record as seen: {e}"

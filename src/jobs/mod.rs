@@ -54,6 +54,12 @@ pub struct Jobs {
     pub max_age: Duration,
     /// What one job may hold of Salesforce's answers.
     pub caps: Caps,
+    /// The Pub/Sub topics each org subscribes to (for its health on the Home tab).
+    pub topics: Arc<std::collections::HashMap<crate::event::SalesforceId, Vec<String>>>,
+    /// When each org's last event was routed (for its health on the Home tab).
+    pub last_events: Arc<crate::surfaces::health::LastEvents>,
+    /// The fields record cards may show, per object.
+    pub cards: Arc<crate::config::CardsConfig>,
     /// Answers to Slack interactions, through their `response_url`.
     pub replies: Arc<crate::actions::replies::Replies>,
     /// Salesforce Users by email, for who clicked (`None` without API credentials).
@@ -62,6 +68,13 @@ pub struct Jobs {
     pub picklists: Option<Arc<crate::salesforce::Picklists>>,
     /// People's own connections, Preferred and Default orgs.
     pub people: Arc<crate::people::People>,
+}
+
+impl Jobs {
+    /// The Pub/Sub topics `org` subscribes to.
+    pub fn topics_of(&self, org: &crate::event::SalesforceId) -> Vec<String> {
+        self.topics.get(org).cloned().unwrap_or_default()
+    }
 }
 
 /// What one job may hold of Salesforce's answers, so that one large answer is cut or refused
@@ -241,6 +254,8 @@ pub async fn run(jobs: &Jobs, job: &Job) -> Result<(), JobError> {
         Task::Event { event } => fan_out::run(jobs, &event, false).await,
         Task::Gap { gap } => gap::run(jobs, &gap).await,
         Task::ChangeEvent { change } => change_event::run(jobs, &change).await,
+        Task::Command { command } => crate::surfaces::command::run(jobs, &command).await,
+        Task::SlackEvent { event } => crate::surfaces::run_event(jobs, &event).await,
         Task::GateTimer { route, org, record } => {
             crate::actions::gate::timer(jobs, &route, &org, &record).await
         }

@@ -14,6 +14,7 @@ pub mod pause;
 pub mod ratelimit;
 pub mod resolve;
 pub mod sink;
+pub mod surfaces;
 
 pub use client::{
     Channel, ChannelPage, HistoryMessage, HistoryPage, Identity, Message, Posted, ResponseMetadata,

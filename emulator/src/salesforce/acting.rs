@@ -31,6 +31,8 @@ pub struct Caller {
 pub struct Issued {
     pub at: Instant,
     pub caller: Caller,
+    /// The refresh token it was bought with, if any: revoking that ends it too.
+    pub refresh: Option<String>,
 }
 
 /// The emulated connected app's users.

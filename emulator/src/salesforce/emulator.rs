@@ -11,8 +11,11 @@ use serde_json::{Map, Value, json};
 
 use super::acting::{Acting, Issued};
 use super::approvals::Approvals;
+use super::search::Searches;
 use super::soql::{self, Query};
 use super::store::{Record, Store, field_value, record_id};
+use super::visibility::Visibility;
+use super::webflow::{Granted, WebFlow, random_hex, signature};
 
 /// The org the emulator pretends to be.
 pub const ORG_ID: &str = "00D000000000001";
@@ -146,7 +149,14 @@ pub struct Emulator {
     /// Records in approval ([`super::approvals`]).
     pub approvals: Approvals,
     pub stats: Stats,
-    tokens: HashMap<String, Issued>,
+    /// Access tokens handed out, and whom they run as.
+    pub tokens: HashMap<String, Issued>,
+    /// The web-server flow's settings, codes and people's refresh tokens ([`super::webflow`]).
+    pub web: WebFlow,
+    /// What each person may not see ([`super::visibility`]).
+    pub visibility: Visibility,
+    /// Searches made ([`super::search`]).
+    pub searches: Searches,
     /// The org's Id (15 characters), as the Pub/Sub API's `tenantid`.
     pub org_id: String,
     cursors: VecDeque<(String, Cursor)>,
@@ -165,12 +175,6 @@ struct AssertionClaims {
 /// Salesforce's datetime format.
 pub fn sf_now() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
 }
 
 impl Emulator {
@@ -202,6 +206,9 @@ impl Emulator {
             approvals: Approvals::default(),
             stats: Stats::default(),
             tokens: HashMap::new(),
+            web: WebFlow::default(),
+            visibility: Visibility::default(),
+            searches: Searches::default(),
             org_id: ORG_ID.to_owned(),
             cursors: VecDeque::new(),
             next_cursor: 1,
@@ -301,8 +308,7 @@ impl Emulator {
             return fault;
         }
         let grant = form.get("grant_type").map(String::as_str).unwrap_or("");
-        let mut rotated = None;
-        let caller = match grant {
+        let granted = match grant {
             JWT_BEARER_GRANT => {
                 let Some(assertion) = form.get("assertion") else {
                     return Reply::oauth_error("invalid_request", "assertion is missing");
@@ -312,47 +318,56 @@ impl Emulator {
                     Err(reply) => return reply,
                 };
                 match self.authorise_sub(&sub) {
-                    Ok(caller) => caller,
+                    Ok(caller) => Granted {
+                        caller,
+                        scope: "api".into(),
+                        refresh_from: None,
+                        new_refresh: None,
+                        signed: false,
+                    },
                     Err(reply) => return reply,
                 }
             }
-            "refresh_token" => {
-                if form.get("client_id") != Some(&self.client_id) {
-                    return Reply::oauth_error("invalid_client_id", "client identifier invalid");
-                }
-                let given = form.get("refresh_token");
-                match &self.refresh_token {
-                    Some(expected) if given == Some(expected) => {}
-                    _ => {
-                        return Reply::oauth_error("invalid_grant", "expired access/refresh token");
-                    }
-                }
-                if self.rotate_refresh_tokens {
-                    let next = format!("5Aep{}", random_hex(24));
-                    self.refresh_token = Some(next.clone());
-                    rotated = Some(next);
-                }
-                self.integration_caller()
-            }
+            "refresh_token" => match self.refresh_grant(form) {
+                Ok(granted) => granted,
+                Err(reply) => return reply,
+            },
+            "authorization_code" => match self.code_grant(form) {
+                Ok(granted) => granted,
+                Err(reply) => return reply,
+            },
             "" => return Reply::oauth_error("invalid_request", "grant_type is missing"),
             _ => return Reply::oauth_error("unsupported_grant_type", "grant type not supported"),
         };
+        self.issue(granted, own_url)
+    }
+
+    /// Mints an access token for a grant and answers the token endpoint's body.
+    fn issue(&mut self, granted: Granted, own_url: &str) -> Reply {
         let access_token = format!("{ORG_ID}!{}", random_hex(32));
-        let id_url = format!("{own_url}/id/{ORG_ID}/{}", caller.user_id);
-        let issued = Issued {
-            at: Instant::now(),
-            caller,
-        };
-        self.tokens.insert(access_token.clone(), issued);
+        let id_url = format!("{own_url}/id/{ORG_ID}/{}", granted.caller.user_id);
+        let issued_at = Utc::now().timestamp_millis().to_string();
+        self.tokens.insert(
+            access_token.clone(),
+            Issued {
+                at: Instant::now(),
+                caller: granted.caller,
+                refresh: granted.refresh_from,
+            },
+        );
         let mut body = json!({
             "access_token": access_token,
             "instance_url": own_url,
             "id": id_url,
             "token_type": "Bearer",
-            "issued_at": Utc::now().timestamp_millis().to_string(),
-            "scope": "api",
+            "issued_at": issued_at,
+            "scope": granted.scope,
         });
-        if let Some(next) = rotated {
+        if granted.signed {
+            let key = self.web.client_secret.as_deref().unwrap_or(&self.client_id);
+            body["signature"] = signature(key, &id_url, &issued_at).into();
+        }
+        if let Some(next) = granted.new_refresh {
             body["refresh_token"] = next.into();
         }
         Reply::ok(body)
@@ -527,7 +542,22 @@ impl Emulator {
 
     /// Filters, orders, limits and projects the records `query` asks for.
     fn run(&self, query: &Query, version: &str) -> Result<Vec<Value>, Reply> {
-        let Some((object, records)) = self.store.object(&query.object) else {
+        self.select(query, version, &|_| true)
+    }
+
+    /// [`Self::run`], keeping only records `keep` accepts (before ordering and the limit) and
+    /// those the caller may see; an object hidden from the caller is an unknown type.
+    pub fn select(
+        &self,
+        query: &Query,
+        version: &str,
+        keep: &dyn Fn(&Record) -> bool,
+    ) -> Result<Vec<Value>, Reply> {
+        let found = self
+            .store
+            .object(&query.object)
+            .filter(|_| !self.hidden_object(&query.object));
+        let Some((object, records)) = found else {
             return Err(Reply::api_error(
                 400,
                 "INVALID_TYPE",
@@ -546,6 +576,7 @@ impl Emulator {
         }
         let mut selected: Vec<&Record> = records
             .iter()
+            .filter(|record| keep(record) && !self.hidden_record(object, record))
             .filter(|record| {
                 query.conditions.iter().all(|c| {
                     let value = self.store.resolve(record, &c.field);
@@ -660,6 +691,7 @@ impl Emulator {
         let Some(record) = records
             .iter()
             .find(|r| super::store::same_id(record_id(r), id))
+            .filter(|r| !self.hidden_record(object, r))
         else {
             return not_found();
         };

@@ -1,15 +1,18 @@
-//! Held replies: a test asks the emulator to hold its answers to some API requests (the write
-//! itself is made at once, as Salesforce would) until it lets them go. It shows that a service
-//! answers its own callers without waiting for Salesforce, and lets a test stop the service
-//! while a write it made is still unanswered.
+//! Held replies: a test asks the emulator to hold its answers to some requests under
+//! `/services/` (REST API, search, token and revoke; the write itself is made at once, as
+//! Salesforce would) until it lets them go, or to delay them. It shows that a service answers
+//! its own callers without waiting for Salesforce, and lets a test stop the service while a
+//! write it made is still unanswered.
 //!
-//! - `POST /_emulator/hold` `{"method": "PATCH", "path_contains": "/sobjects/Case/"}`: hold the
-//!   replies of matching requests (`method` optional)
+//! - `POST /_emulator/hold` `{"method": "PATCH", "path_contains": "/sobjects/Case/",
+//!   "delay_ms"?: 4000}`: hold the replies of matching requests (`method` optional) until the
+//!   release, or for `delay_ms` at most (a slow Salesforce rather than a stuck one)
 //! - `GET /_emulator/hold`: `{"rules": […], "held": <requests waiting now>, "total": <ever held>}`
 //! - `POST /_emulator/release`: drop every rule and send every held reply
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -26,6 +29,9 @@ use tokio::sync::watch;
 pub struct HoldRule {
     pub method: Option<String>,
     pub path_contains: String,
+    /// Lets each matching reply go after this long, if no release came first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
 }
 
 /// The rules, and the signal that lets held replies go.
@@ -52,13 +58,23 @@ impl Holds {
         self.rules.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The first rule matching the request: `Some(delay)`, where no delay holds until the
+    /// release.
+    fn matching(&self, method: &str, path: &str) -> Option<Option<u64>> {
+        self.rules()
+            .iter()
+            .find(|r| {
+                r.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                    && path.contains(&r.path_contains)
+            })
+            .map(|r| r.delay_ms)
+    }
+
+    #[cfg(test)]
     fn matches(&self, method: &str, path: &str) -> bool {
-        self.rules().iter().any(|r| {
-            r.method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method))
-                && path.contains(&r.path_contains)
-        })
+        self.matching(method, path).is_some()
     }
 
     pub fn release(&self) {
@@ -74,15 +90,25 @@ pub async fn hold_layer(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_owned();
-    let held =
-        path.starts_with("/services/data/") && holds.matches(request.method().as_str(), &path);
+    let held = if path.starts_with("/services/") {
+        holds.matching(request.method().as_str(), &path)
+    } else {
+        None
+    };
     let mut released = holds.released.subscribe();
     let response = next.run(request).await;
-    if held {
+    if let Some(delay) = held {
         holds.held.fetch_add(1, Ordering::SeqCst);
         holds.total.fetch_add(1, Ordering::SeqCst);
-        // Waits for the next release (a closed channel lets it go too).
-        let _ = released.changed().await;
+        // Waits for the next release (a closed channel lets it go too), or the delay.
+        match delay {
+            Some(ms) => {
+                let _ = tokio::time::timeout(Duration::from_millis(ms), released.changed()).await;
+            }
+            None => {
+                let _ = released.changed().await;
+            }
+        }
         holds.held.fetch_sub(1, Ordering::SeqCst);
     }
     response
@@ -128,6 +154,7 @@ mod tests {
         holds.rules().push(HoldRule {
             method: Some("PATCH".into()),
             path_contains: "/sobjects/Case/".into(),
+            delay_ms: None,
         });
         assert!(holds.matches("patch", "/services/data/v62.0/sobjects/Case/500"));
         assert!(!holds.matches("GET", "/services/data/v62.0/sobjects/Case/500"));

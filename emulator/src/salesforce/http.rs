@@ -61,17 +61,18 @@ pub fn router(shared: Shared) -> Router {
         .route("/_emulator/requests", get(requests))
         .route("/_emulator/records", post(add_records))
         .route("/_emulator/stats", get(stats))
+        .merge(super::http_people::routes())
         .fallback(fallback)
         .with_state(shared)
         .merge(control)
         .layer(axum::middleware::from_fn_with_state(holds, hold_layer))
 }
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Emulator> {
+pub(super) fn lock(shared: &Shared) -> MutexGuard<'_, Emulator> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn json_response(status: u16, body: &Value, limit_info: Option<String>) -> Response {
+pub(super) fn json_response(status: u16, body: &Value, limit_info: Option<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     // 204 No Content (an update) has no body.
     let mut response = if status == StatusCode::NO_CONTENT {
@@ -86,7 +87,7 @@ fn json_response(status: u16, body: &Value, limit_info: Option<String>) -> Respo
 }
 
 /// The emulator's base URL as the caller reached it.
-fn own_url(headers: &HeaderMap) -> String {
+pub(super) fn own_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -99,9 +100,32 @@ fn own_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+/// Journals one request for `/_emulator/requests`.
+pub(super) fn journal(
+    emu: &mut Emulator,
+    method: &Method,
+    uri: &Uri,
+    q: Option<&str>,
+    extra: Option<(&str, Value)>,
+    status: u16,
+) {
+    let mut entry = json!({
+        "at": now_rfc3339(),
+        "method": method.as_str(),
+        "path": uri.path(),
+        "q": q,
+        "status": status,
+    });
+    if let Some((key, value)) = extra {
+        entry[key] = value;
+    }
+    tracing::debug!(method = %method, path = uri.path(), status, "salesforce request");
+    emu.record_request(entry);
+}
+
 /// Journals the request and turns the reply into a response; REST API answers carry
 /// `Sforce-Limit-Info`.
-fn finish(
+pub(super) fn finish(
     emu: &mut Emulator,
     method: &Method,
     uri: &Uri,
@@ -109,18 +133,7 @@ fn finish(
     extra: Option<(&str, Value)>,
     reply: Reply,
 ) -> Response {
-    let mut entry = json!({
-        "at": now_rfc3339(),
-        "method": method.as_str(),
-        "path": uri.path(),
-        "q": q,
-        "status": reply.status,
-    });
-    if let Some((key, value)) = extra {
-        entry[key] = value;
-    }
-    tracing::debug!(method = %method, path = uri.path(), status = reply.status, "salesforce request");
-    emu.record_request(entry);
+    journal(emu, method, uri, q, extra, reply.status);
     let limit_info = uri
         .path()
         .starts_with("/services/data/")
@@ -128,7 +141,7 @@ fn finish(
     json_response(reply.status, &reply.body, limit_info)
 }
 
-fn valid_version(v: &str) -> bool {
+pub(super) fn valid_version(v: &str) -> bool {
     v.strip_prefix('v')
         .and_then(|r| r.split_once('.'))
         .is_some_and(|(a, b)| {
@@ -139,11 +152,11 @@ fn valid_version(v: &str) -> bool {
         })
 }
 
-fn not_found() -> Reply {
+pub(super) fn not_found() -> Reply {
     Reply::api_error(404, "NOT_FOUND", "The requested resource does not exist")
 }
 
-fn authorization(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn authorization(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
@@ -173,7 +186,12 @@ async fn token(
 
 /// Decodes `application/x-www-form-urlencoded` pairs (a repeated key keeps its last value);
 /// undecodable input yields what could be read, which the token checks then refuse.
-fn url_decode_form(body: &[u8]) -> HashMap<String, String> {
+pub(super) fn url_decode_form(body: &[u8]) -> HashMap<String, String> {
+    url_decode_pairs(body).into_iter().collect()
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs in order, repeated keys kept.
+pub(super) fn url_decode_pairs(body: &[u8]) -> Vec<(String, String)> {
     let decode = |s: &[u8]| -> Option<String> {
         let mut out = Vec::with_capacity(s.len());
         let mut i = 0;
@@ -450,7 +468,7 @@ async fn fallback(State(shared): State<Shared>, method: Method, uri: Uri) -> Res
     finish(&mut emu, &method, &uri, None, None, not_found())
 }
 
-fn control_error(message: impl Into<String>) -> Response {
+pub(super) fn control_error(message: impl Into<String>) -> Response {
     json_response(400, &json!({ "error": message.into() }), None)
 }
 

@@ -1,15 +1,30 @@
 //! `sfrelay-emulator salesforce`: a local Salesforce org — the OAuth token endpoint (JWT
-//! bearer and refresh-token flows), a small SOQL subset over in-memory records with paging,
-//! single records by Id, API usage headers — plus a control API for tests.
+//! bearer, refresh-token and web-server with PKCE flows), revocation, a small SOQL and SOSL
+//! subset over in-memory records with paging, single records by Id, API usage headers — plus
+//! a control API for tests.
 //!
 //! Tokens are bound to a user: the integration user (`--integration-user`, always authorised;
 //! also the refresh-token flow's user) or the active User whose `Username` a JWT `sub` names,
 //! if pre-authorised. Writes stamp `CreatedById`/`LastModifiedById` (and a missing `OwnerId`)
 //! with that user; a User with `UserPermissionsApiEnabled = false` gets `API_DISABLED_FOR_ORG`.
 //!
+//! A person can also connect their own account ([`webflow`]): their tokens run as them, and
+//! what they may not see ([`visibility`]) is left out of what those calls answer.
+//!
 //! Endpoints:
 //! - `POST /services/oauth2/token` (`invalid_grant` "user hasn't approved this consumer" for a
-//!   `sub` that is no active User or is not pre-authorised)
+//!   `sub` that is no active User or is not pre-authorised; `grant_type=authorization_code`
+//!   with `code`, `client_id`, `client_secret`?, `redirect_uri`, `code_verifier`; a person's
+//!   `refresh_token`)
+//! - `GET /services/oauth2/authorize` with `response_type=code`, `client_id`, `redirect_uri`,
+//!   `state`, `code_challenge`, `code_challenge_method=S256`, `scope`, and for the emulator
+//!   `login_as=<username or Id>` and `decision=deny` (optional): 302 to `redirect_uri` with `code` and `state` (or `error=access_denied`); 400 for an
+//!   unknown `client_id` or a `redirect_uri` the app does not list; the login page (200) when
+//!   nobody logs in
+//! - `POST /services/oauth2/revoke` `token=…` (or `GET ?token=`): an access token, or a refresh
+//!   token and its access tokens; 400 `invalid_token` for anything else
+//! - `GET /services/data/:version/search?q=FIND {…} …` and `…/parameterizedSearch?q=…&sobject=…`
+//!   ([`sosl`]): `{"searchRecords": […]}`, `MALFORMED_SEARCH` for unescaped reserved characters
 //! - `GET /services/data/:version/query?q=…` and `…/query/<cursor>` (`nextRecordsUrl`)
 //! - `GET /services/data/:version/sobjects/:object/:id?fields=…`
 //! - `POST /services/data/:version/sobjects/:object/` (create), `PATCH …/:object/:id` (update,
@@ -38,9 +53,19 @@
 //!   and the journal of writes with the acting user's Id and username
 //! - `POST /_emulator/records` `{"Opportunity": [records…]}`: adds or replaces by Id
 //! - `GET /_emulator/stats`
-//! - `POST /_emulator/hold` `{"method"?, "path_contains"}`, `POST /_emulator/release`,
-//!   `GET /_emulator/hold`: replies to matching API requests held (the write made) until
-//!   released
+//! - `POST /_emulator/hold` `{"method"?, "path_contains", "delay_ms"?}`,
+//!   `POST /_emulator/release`, `GET /_emulator/hold`: replies to matching API, token, revoke
+//!   and search requests held (the write made) until released, or delayed by `delay_ms`
+//! - `POST /_emulator/oauth/app` `{"callback_urls"?, "client_secret"?, "code_ttl_secs"?}`: the
+//!   connected app's web-server flow settings; `GET /_emulator/oauth` shows them, who holds
+//!   tokens and every authorize request
+//! - `POST /_emulator/oauth/login` `{"login_as": "<username or Id>"|null, "decision"?:
+//!   "approve"|"deny"}`: who logs in when an authorize request names nobody
+//! - `POST /_emulator/oauth/tokens` `{"user", "action": "expire"|"revoke"}`: ends a person's
+//!   access tokens (their refresh token still works), or all their tokens
+//! - `POST /_emulator/visibility` `{"user", "hidden_ids"?: […], "hidden_objects"?: […]}`: what
+//!   that person may not see; `GET` shows every rule
+//! - `GET /_emulator/searches`: every search with who made it, its status and what it found
 //! - gRPC `/eventbus.v1.PubSub/{Subscribe,GetSchema,GetTopic}` on the same port (h2c), and its
 //!   control API ([`pubsub`] documents both): `POST /_emulator/pubsub/publish`,
 //!   `POST /_emulator/pubsub/fields`, `POST /_emulator/pubsub/channels`,
@@ -53,9 +78,14 @@ mod approvals;
 mod emulator;
 mod holds;
 mod http;
+mod http_people;
 pub mod pubsub;
+mod search;
 mod soql;
+mod sosl;
 mod store;
+mod visibility;
+pub mod webflow;
 mod writes;
 
 use std::net::SocketAddr;
@@ -123,6 +153,16 @@ pub struct SalesforceArgs {
     /// Most events in one Pub/Sub batch.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub pubsub_batch_max: u32,
+    /// The connected app's consumer secret: a token request sending another one is refused.
+    #[arg(long, env = "SFRELAY_EMULATOR_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// A callback URL the connected app lists for the web-server flow (repeatable; none
+    /// accepts any loopback URL).
+    #[arg(long = "callback-url", value_name = "URL")]
+    pub callback_urls: Vec<String>,
+    /// Seconds an authorization code from the web-server flow stays usable.
+    #[arg(long, default_value_t = webflow::DEFAULT_CODE_TTL_SECS)]
+    pub auth_code_ttl_secs: u64,
 }
 
 /// Runs the Salesforce emulator until SIGINT or SIGTERM.
@@ -193,6 +233,9 @@ fn build(args: &SalesforceArgs) -> anyhow::Result<Emulator> {
         args.api_limit,
         store,
     );
+    emulator.web.client_secret = args.client_secret.clone().filter(|s| !s.is_empty());
+    emulator.web.callback_urls = args.callback_urls.clone();
+    emulator.web.code_ttl = Duration::from_secs(args.auth_code_ttl_secs);
     emulator.acting.integration_username = args.integration_user.trim().to_owned();
     emulator.acting.caller = emulator.integration_caller();
     emulator.org_id = args

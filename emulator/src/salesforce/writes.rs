@@ -314,7 +314,7 @@ fn record_type_of(fields: &Map<String, Value>, existing: Option<&Map<String, Val
 impl Emulator {
     /// `POST /services/data/<version>/sobjects/<object>/`: 201 `{"id", "success", "errors"}`.
     pub fn create(&mut self, object: &str, body: &[u8]) -> Reply {
-        if !valid_name(object) {
+        if !valid_name(object) || self.hidden_object(object) {
             return Reply::api_error(404, "NOT_FOUND", "The requested resource does not exist");
         }
         let fields = match write_fields(body) {
@@ -374,6 +374,7 @@ impl Emulator {
         let Some(existing) = records
             .iter()
             .find(|r| same_id(r.get("Id").and_then(Value::as_str).unwrap_or_default(), id))
+            .filter(|r| !self.hidden_record(name, r))
         else {
             return not_found();
         };

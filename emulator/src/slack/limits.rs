@@ -1,5 +1,6 @@
 //! Slack's rate limits: `chat.*` writes per channel, everything else per method, with the
-//! Tier 4 methods (modals, ephemeral messages, `users.info`) allowed twice the budget.
+//! Tier 4 methods (modals, the Home tab, ephemeral messages, `users.info`) allowed twice the
+//! budget.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ fn is_tier4(method: SlackMethod) -> bool {
         method,
         SlackMethod::ViewsOpen
             | SlackMethod::ViewsUpdate
+            | SlackMethod::ViewsPublish
             | SlackMethod::PostEphemeral
             | SlackMethod::UsersInfo
     )

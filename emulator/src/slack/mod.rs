@@ -1,5 +1,7 @@
 //! `sfrelay-emulator slack`: a local Slack Web API with Slack's limits, errors and rate
-//! limits, plus a control API, so the service can be tested without a real workspace.
+//! limits, plus a control API, so the service can be tested without a real workspace. The
+//! emulator also plays the people in it: clicks and modals, slash commands, Events API
+//! callbacks (`interactive` and its `surfaces` document those control routes).
 
 mod blocks;
 mod emulator;

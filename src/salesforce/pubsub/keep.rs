@@ -120,7 +120,6 @@ impl Keeper {
         }
         self.save_cursor(&last).await?;
         self.ctx.caught_up_with(&self.sub, &events);
-        self.ctx.status.kept(&self.sub, events.len());
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 pub mod bitmap;
 mod change;
 mod connect;
-mod cursor;
+pub mod cursor;
 pub mod decode;
 mod failure;
 mod keep;

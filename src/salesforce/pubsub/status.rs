@@ -117,8 +117,6 @@ impl Statuses {
         self.update(sub, |s| s.cursor_at_ms = Some(at_ms));
     }
 
-    pub fn kept(&self, _sub: &Subscription, _events: usize) {}
-
     /// The `/readyz` detail: one entry per subscription.
     pub fn json(&self) -> Value {
         let states = self.states.lock().unwrap_or_else(|e| e.into_inner());

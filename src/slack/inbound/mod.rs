@@ -2,6 +2,8 @@
 //! verified (v0 signature over the raw bytes) before anything in it is decoded, and answered
 //! 200 at once: the work is a queued job, so Slack's 3 s limit never depends on Salesforce.
 
+pub mod commands;
+pub mod events;
 pub mod interactions;
 mod modals;
 pub mod signature;
@@ -21,6 +23,8 @@ use crate::ingest::problem::Problem;
 use crate::keys::DedupeKey;
 use crate::queue::{NewJob, Queue, QueueError, now_ms};
 use crate::task::Task;
+pub use commands::SlashCommand;
+pub use events::SlackEvent;
 pub use interactions::{ButtonValue, Interaction};
 use signature::{SignatureError, Signed};
 
@@ -105,24 +109,24 @@ pub async fn post_interactions(
     match accept_interaction(&state, &headers, body).await {
         Ok(modals::Answer::Empty) => StatusCode::OK.into_response(),
         Ok(modals::Answer::Refused(body)) => (StatusCode::OK, axum::Json(body)).into_response(),
-        Err(e) => {
-            let outcome = match &e {
-                InboundError::Signature(_) => "unauthenticated",
-                InboundError::Body(_) | InboundError::Invalid(_) => "invalid",
-                InboundError::Queue(_) => "queue_unavailable",
-            };
-            metrics::counter!("sfrelay_slack_inbound_total", "outcome" => outcome).increment(1);
-            tracing::warn!(error = %e, "Slack interaction refused");
-            e.into_response()
-        }
+        Err(e) => refused("interaction", e),
     }
 }
 
-async fn accept_interaction(
+/// A request whose signature verified: its raw body, and whose app it came from.
+pub(crate) struct Verified {
+    pub body: axum::body::Bytes,
+    /// `None` for the default app, else the org whose own app signed it.
+    pub app_org: Option<SalesforceId>,
+}
+
+/// Reads a `/slack/*` body under the edge's limits and verifies its signature before anything
+/// in it is decoded. `Ok(None)`: Slack's unsigned `ssl_check=1`, answered empty and not read.
+pub(crate) async fn verify(
     state: &InboundState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<modals::Answer, InboundError> {
+) -> Result<Option<Verified>, InboundError> {
     let body = crate::ingest::body::read_limited(
         headers,
         body,
@@ -134,11 +138,61 @@ async fn accept_interaction(
     // Slack's certificate check is unsigned: answered, and nothing else in it is looked at.
     if interactions::is_ssl_check(&body) {
         metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "ssl_check").increment(1);
-        return Ok(modals::Answer::Empty);
+        return Ok(None);
     }
     let signed = Signed::from_headers(headers, chrono::Utc::now().timestamp())?;
     let app = signed.first_verifying(state.apps.apps.iter().map(|(_, s)| s), &body)?;
     let app_org = state.apps.apps[app].0.clone();
+    Ok(Some(Verified { body, app_org }))
+}
+
+/// Counts and logs a refused request, and answers it.
+pub(crate) fn refused(what: &str, e: InboundError) -> Response {
+    let outcome = match &e {
+        InboundError::Signature(_) => "unauthenticated",
+        InboundError::Body(_) | InboundError::Invalid(_) => "invalid",
+        InboundError::Queue(_) => "queue_unavailable",
+    };
+    metrics::counter!("sfrelay_slack_inbound_total", "outcome" => outcome).increment(1);
+    tracing::warn!(error = %e, "Slack {what} refused");
+    e.into_response()
+}
+
+/// Queues one job for a verified request in the high lane (a person is waiting on the other
+/// end), deduplicated by `key`, and answers only once the queue has it.
+pub(crate) async fn queue_for_person(
+    state: &InboundState,
+    key: DedupeKey,
+    task: &Task,
+    dedupe_for: std::time::Duration,
+) -> Result<crate::queue::Enqueued, InboundError> {
+    let job = NewJob::with_lane(
+        uuid::Uuid::now_v7().to_string(),
+        key.into(),
+        task,
+        now_ms(),
+        crate::queue::Lane::High,
+    )
+    .map_err(|e| InboundError::Invalid(e.to_string()))?;
+    let mut outcome = state
+        .queue
+        .enqueue_replicated(&[job], dedupe_for)
+        .await
+        .map_err(InboundError::Queue)?;
+    outcome
+        .results
+        .pop()
+        .ok_or_else(|| InboundError::Invalid("the queue answered nothing".into()))
+}
+
+async fn accept_interaction(
+    state: &InboundState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<modals::Answer, InboundError> {
+    let Some(Verified { body, app_org }) = verify(state, headers, body).await? else {
+        return Ok(modals::Answer::Empty);
+    };
     let payload = interactions::payload_json(&body).map_err(InboundError::Invalid)?;
     let mut interaction =
         Interaction::from_payload(&payload, app_org).map_err(InboundError::Invalid)?;
@@ -161,23 +215,16 @@ async fn accept_interaction(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let now = now_ms();
-    // A person is waiting on the other end: the high lane, ahead of routine posts.
-    let job = NewJob::with_lane(
-        uuid::Uuid::now_v7().to_string(),
-        DedupeKey::interaction(&digest).into(),
-        &Task::Interaction {
-            interaction: Box::new(interaction),
-        },
-        now,
-        crate::queue::Lane::High,
+    let task = Task::Interaction {
+        interaction: Box::new(interaction),
+    };
+    queue_for_person(
+        state,
+        DedupeKey::interaction(&digest),
+        &task,
+        state.config.dedupe_window,
     )
-    .map_err(|e| InboundError::Invalid(e.to_string()))?;
-    state
-        .queue
-        .enqueue_replicated(&[job], state.config.dedupe_window)
-        .await
-        .map_err(InboundError::Queue)?;
+    .await?;
     metrics::counter!("sfrelay_slack_inbound_total", "outcome" => "accepted").increment(1);
     Ok(answer)
 }

@@ -1,7 +1,7 @@
 //! The interactive control routes: the signed interactions the emulator sends
 //! (`/_emulator/interact`), what it holds (`/_emulator/views`, `/_emulator/ephemerals`),
 //! triggers on demand (`/_emulator/triggers`) and the `response_url` sink
-//! (`/_emulator/response/{id}`).
+//! (`/_emulator/response/{id}`); with them, the surfaces' routes ([`super::surfaces`]).
 
 use std::time::Duration;
 
@@ -43,6 +43,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/_emulator/ephemerals", get(ephemerals))
         .route("/_emulator/triggers", post(issue_trigger))
         .route("/_emulator/response/{id}", get(responses).post(respond))
+        .merge(super::surfaces::routes())
         .with_state(Control { shared, http })
 }
 

@@ -50,7 +50,7 @@ struct InteractRequest {
 }
 
 /// The app's URL, refused unless its host is loopback (`127.0.0.1`, `localhost`, `::1`).
-fn loopback_url(raw: &str) -> Result<Url, String> {
+pub(super) fn loopback_url(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{raw:?} is not http(s)"));
@@ -69,7 +69,7 @@ fn loopback_url(raw: &str) -> Result<Url, String> {
 }
 
 /// The emulator's own base URL as the caller reached it, for the `response_url`s it issues.
-fn base_url(headers: &HeaderMap) -> String {
+pub(super) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
@@ -164,7 +164,7 @@ fn build(
 }
 
 /// The app's answer body: JSON when it is JSON, else the text ("" when empty).
-fn answer_body(bytes: &[u8]) -> Value {
+pub(super) fn answer_body(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }

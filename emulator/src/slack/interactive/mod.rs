@@ -1,7 +1,8 @@
 //! What an interactive Slack app needs beyond posting: modals (`views.open`, `views.update`),
 //! ephemeral messages, `users.info`, the `response_url`s Slack hands out with each click, and
 //! the emulator playing the person who clicks, submits or closes (`POST /_emulator/interact`),
-//! signing what it sends with Slack's v0 scheme.
+//! signing what it sends with Slack's v0 scheme; and the app's other surfaces ([`surfaces`]):
+//! slash commands, Events API callbacks, link unfurls and the Home tab.
 //!
 //! Triggers and `response_url`s are issued here, by the clicks the emulator sends, so the
 //! service under test can only use the ones a click gave it, within Slack's limits.
@@ -15,6 +16,7 @@ mod interact;
 mod payload;
 mod responses;
 mod signing;
+pub mod surfaces;
 mod users;
 mod views;
 
@@ -22,6 +24,7 @@ use std::collections::HashMap;
 
 pub use control::router;
 pub use ephemeral::{Ephemeral, post_ephemeral};
+pub use surfaces::{chat_unfurl, views_publish};
 pub use users::users_info;
 pub use views::{OpenView, views_open, views_update};
 
@@ -69,17 +72,23 @@ pub struct Interactive {
     views: Vec<OpenView>,
     ephemerals: Vec<Ephemeral>,
     responses: responses::ResponseUrls,
+    /// Slash commands, events, link unfurls and Home views.
+    surfaces: surfaces::Surfaces,
     /// Ids handed out so far (triggers, views, hashes, response URLs); never reset, so an id
     /// from before a reset is never handed out again.
     issued: u64,
 }
 
 impl Interactive {
-    /// Forgets triggers, views, ephemeral messages and `response_url`s (ids keep counting).
+    /// Forgets triggers, views, ephemeral messages, `response_url`s, commands, events,
+    /// unfurls and Home views (ids keep counting, the Home tab setting stays).
     pub fn clear(&mut self) {
         let issued = self.issued;
+        let mut surfaces = std::mem::take(&mut self.surfaces);
+        surfaces.clear();
         *self = Interactive {
             issued,
+            surfaces,
             ..Interactive::default()
         };
     }

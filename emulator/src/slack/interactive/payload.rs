@@ -18,7 +18,11 @@ pub struct Refusal {
     pub detail: String,
 }
 
-fn refuse(status: StatusCode, error: &'static str, detail: impl Into<String>) -> Refusal {
+pub(super) fn refuse(
+    status: StatusCode,
+    error: &'static str,
+    detail: impl Into<String>,
+) -> Refusal {
     Refusal {
         status,
         error,
@@ -46,7 +50,7 @@ pub struct Click<'a> {
     pub option: Option<&'a str>,
 }
 
-fn person<'a>(workspace: &'a Workspace, user: &str) -> Result<&'a User, Refusal> {
+pub(super) fn person<'a>(workspace: &'a Workspace, user: &str) -> Result<&'a User, Refusal> {
     workspace.user(user).ok_or_else(|| {
         refuse(
             StatusCode::NOT_FOUND,
@@ -56,16 +60,16 @@ fn person<'a>(workspace: &'a Workspace, user: &str) -> Result<&'a User, Refusal>
     })
 }
 
-fn user_json(user: &User) -> Value {
+pub(super) fn user_json(user: &User) -> Value {
     json!({"id": user.id, "username": user.name, "name": user.name, "team_id": TEAM_ID})
 }
 
-fn team_json() -> Value {
+pub(super) fn team_json() -> Value {
     json!({"id": TEAM_ID, "domain": TEAM_DOMAIN})
 }
 
 /// Slack's `action_ts`/message ts format for a moment in microseconds.
-fn ts_of(micros: i64) -> String {
+pub(super) fn ts_of(micros: i64) -> String {
     format!(
         "{}.{:06}",
         micros.div_euclid(1_000_000),
@@ -231,7 +235,7 @@ pub fn block_actions(
     let trigger_id = state.issue_trigger(click.user, now_micros);
     let origin = Origin {
         channel: click.channel.to_owned(),
-        message_ts: click.ts.to_owned(),
+        message_ts: Some(click.ts.to_owned()),
         user: click.user.to_owned(),
     };
     let response_id = state.issue_response_url(origin, now_micros / 1000);

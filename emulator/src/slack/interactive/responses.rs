@@ -4,6 +4,8 @@
 //! A URL the emulator handed out with a click acts on that click's message like Slack:
 //! `replace_original` rewrites it, `delete_original` deletes it, `response_type: in_channel`
 //! posts a new message, anything else is an ephemeral message for the person who clicked.
+//! A URL handed out with a slash command has no message of its own: its "original" is the
+//! last message it posted `in_channel` (else `replace_original` shows a fresh ephemeral one).
 //! Any other id only records what it gets. Either way a URL takes five answers within thirty
 //! minutes of its first use (or of the click), then is refused.
 
@@ -21,14 +23,14 @@ pub const MAX_USES: usize = 5;
 /// How long a `response_url` works: 30 minutes.
 pub const LIFETIME_MS: i64 = 30 * 60 * 1000;
 
-/// The click a `response_url` answers.
+/// The click or slash command a `response_url` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    /// The conversation the clicked message is in.
+    /// The conversation the clicked message is in, or the command was typed in.
     pub channel: String,
-    /// The clicked message.
-    pub message_ts: String,
-    /// Who clicked.
+    /// The clicked message; none for a slash command.
+    pub message_ts: Option<String>,
+    /// Who clicked or typed the command.
     pub user: String,
 }
 
@@ -38,6 +40,9 @@ struct ResponseUrl {
     origin: Option<Origin>,
     bodies: Vec<Value>,
     created_at_ms: i64,
+    /// The last message a command's URL posted `in_channel`: what its `replace_original` and
+    /// `delete_original` act on.
+    posted: Option<String>,
 }
 
 /// Every `response_url` handed out or used.
@@ -79,6 +84,7 @@ impl Interactive {
                 origin: Some(origin),
                 bodies: Vec::new(),
                 created_at_ms: now_ms,
+                posted: None,
             },
         );
         id
@@ -114,6 +120,7 @@ impl Interactive {
                 origin: None,
                 bodies: Vec::new(),
                 created_at_ms: now_ms,
+                posted: None,
             });
         if now_ms - url.created_at_ms > LIFETIME_MS {
             return Err(Refused::new(StatusCode::NOT_FOUND, "expired_url"));
@@ -144,11 +151,15 @@ impl Interactive {
         let Some(origin) = url.origin.clone() else {
             return Ok(());
         };
+        // A click's original is the clicked message; a command's, what it last posted.
+        let original = origin.message_ts.clone().or_else(|| url.posted.clone());
         let blocks = blocks.map(Value::Array);
         if delete {
-            workspace.remove_message(&origin.channel, &origin.message_ts);
-        } else if replace {
-            if let Some(message) = workspace.message_mut(&origin.channel, &origin.message_ts) {
+            if let Some(ts) = &original {
+                workspace.remove_message(&origin.channel, ts);
+            }
+        } else if let Some(ts) = original.as_ref().filter(|_| replace) {
+            if let Some(message) = workspace.message_mut(&origin.channel, ts) {
                 message.text = text;
                 message.blocks = blocks;
                 message.updated = true;
@@ -158,7 +169,7 @@ impl Interactive {
             let ts = workspace.next_ts(now_micros);
             workspace.push_message(Message {
                 channel: origin.channel,
-                ts,
+                ts: ts.clone(),
                 text,
                 blocks,
                 thread_ts: None,
@@ -167,6 +178,11 @@ impl Interactive {
                 received_at_ms: now_ms,
                 updated_at_ms: None,
             });
+            if origin.message_ts.is_none()
+                && let Some(url) = self.responses.urls.get_mut(id)
+            {
+                url.posted = Some(ts);
+            }
         } else {
             let message_ts = workspace.next_ts(now_micros);
             self.push_ephemeral(Ephemeral {
@@ -216,7 +232,7 @@ mod tests {
     fn origin(ts: &str) -> Origin {
         Origin {
             channel: "C0DEALDESK".into(),
-            message_ts: ts.into(),
+            message_ts: Some(ts.into()),
             user: "U0DANA0001".into(),
         }
     }
@@ -295,6 +311,51 @@ mod tests {
             "five answers, refused ones not counted"
         );
         assert_eq!(state.responses_to(&id).len(), 5);
+    }
+
+    #[test]
+    fn a_commands_url_acts_on_what_it_posted() {
+        let (mut ws, _) = workspace_with_card();
+        let mut state = Interactive::default();
+        let command = Origin {
+            channel: "C0DEALDESK".into(),
+            message_ts: None,
+            user: "U0DANA0001".into(),
+        };
+        let id = state.issue_response_url(command, NOW / 1000);
+        post(
+            &mut state,
+            &mut ws,
+            &id,
+            json!({"replace_original": true, "text": "a"}),
+        )
+        .unwrap();
+        assert_eq!(
+            state.ephemerals().len(),
+            1,
+            "nothing posted yet: shown to the person"
+        );
+        post(&mut state, &mut ws, &id, json!({"delete_original": true})).unwrap();
+        assert_eq!(ws.messages(None).count(), 1, "nothing of its own to delete");
+        post(
+            &mut state,
+            &mut ws,
+            &id,
+            json!({"response_type": "in_channel", "text": "b"}),
+        )
+        .unwrap();
+        let posted = ws.messages(None).last().unwrap().ts.clone();
+        post(
+            &mut state,
+            &mut ws,
+            &id,
+            json!({"replace_original": "true", "text": "c"}),
+        )
+        .unwrap();
+        assert_eq!(ws.message("C0DEALDESK", &posted).unwrap().text, "c");
+        post(&mut state, &mut ws, &id, json!({"delete_original": true})).unwrap();
+        assert!(ws.message("C0DEALDESK", &posted).is_none());
+        assert_eq!(ws.messages(None).count(), 1, "the card is untouched");
     }
 
     #[test]

@@ -144,14 +144,14 @@ impl Interactive {
 }
 
 /// `invalid_arguments` with Slack's `[ERROR] … [json-pointer:…]` line.
-fn invalid(message: String) -> ApiError {
+pub(super) fn invalid(message: String) -> ApiError {
     ApiError {
         code: "invalid_arguments",
         messages: vec![message],
     }
 }
 
-fn at(message: &str, pointer: &str) -> String {
+pub(super) fn at(message: &str, pointer: &str) -> String {
     format!("[ERROR] {message} [json-pointer:{pointer}]")
 }
 
@@ -196,7 +196,7 @@ fn plain_text(value: &Value, pointer: &str, max: usize) -> Result<(), String> {
 }
 
 /// An optional string field of at most `max` characters.
-fn short_string(view: &Map<String, Value>, key: &str, max: usize) -> Result<(), String> {
+pub(super) fn short_string(view: &Map<String, Value>, key: &str, max: usize) -> Result<(), String> {
     let pointer = format!("/view/{key}");
     match view.get(key) {
         None | Some(Value::Null) => Ok(()),
@@ -257,7 +257,7 @@ pub fn check_view(view: &Map<String, Value>) -> Result<(), String> {
 
 /// Gives every block a `block_id` and every input element an `action_id`, as Slack does for
 /// those sent without, so submissions can name them.
-fn fill_ids(view: &mut Map<String, Value>) {
+pub(super) fn fill_ids(view: &mut Map<String, Value>) {
     let Some(Value::Array(blocks)) = view.get_mut("blocks") else {
         return;
     };

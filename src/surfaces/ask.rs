@@ -1,0 +1,112 @@
+//! What a person typed after the slash command, and the answers that need nothing but the
+//! text itself (help, and anything not understood), given in the acknowledgement.
+
+use serde_json::{Value, json};
+
+/// One request typed after the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    Help,
+    /// A record's link or Id: its card.
+    Record(String),
+    /// Not understood: the help, saying so.
+    Unknown(String),
+}
+
+impl Ask {
+    pub fn parse(text: &str) -> Ask {
+        let text = text.trim();
+        let (word, _rest) = text
+            .split_once(char::is_whitespace)
+            .map_or((text, ""), |(w, r)| (w, r.trim()));
+        match word.to_ascii_lowercase().as_str() {
+            "" | "help" | "?" => Ask::Help,
+            _ if looks_like_record(word) && _rest.is_empty() => Ask::Record(word.to_owned()),
+            _ => Ask::Unknown(text.to_owned()),
+        }
+    }
+
+    /// What the acknowledgement says while a queued ask is worked on.
+    pub fn acknowledgement(&self) -> String {
+        match self {
+            Ask::Record(_) => "Looking that record up…".into(),
+            Ask::Help | Ask::Unknown(_) => String::new(),
+        }
+    }
+}
+
+/// A URL, or something shaped like a 15- or 18-character record Id (checked later).
+fn looks_like_record(word: &str) -> bool {
+    let word = word.trim_start_matches('<').trim_end_matches('>');
+    word.starts_with("https://")
+        || ((word.len() == 15 || word.len() == 18)
+            && word.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// The answer given in the acknowledgement itself, for asks that need no lookup.
+pub fn immediate(ask: &Ask, command: &str) -> Option<Value> {
+    match ask {
+        Ask::Help => Some(help(command, None)),
+        Ask::Unknown(text) => Some(help(command, Some(text))),
+        Ask::Record(_) => None,
+    }
+}
+
+/// An ephemeral reply of plain text (escaped: nothing in it can ping or link).
+pub fn ephemeral(text: &str) -> Value {
+    json!({"response_type": "ephemeral", "text": crate::render::mrkdwn::escape(text)})
+}
+
+/// The help, and what was not understood.
+pub fn help(command: &str, not_understood: Option<&str>) -> Value {
+    let mut lines = Vec::new();
+    if let Some(text) = not_understood {
+        let shown: String = text.chars().take(80).collect();
+        lines.push(format!(
+            "I did not understand “{}”.",
+            crate::render::mrkdwn::escape(&shown)
+        ));
+    }
+    lines.push(format!(
+        "*{command}* looks Salesforce up from Slack:\n\
+         • `{command} <record link or Id>`: the record's card\n\
+         • `{command} help`: this help"
+    ));
+    let text = lines.join("\n");
+    json!({
+        "response_type": "ephemeral",
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_was_typed_is_read() {
+        assert_eq!(Ask::parse(""), Ask::Help);
+        assert_eq!(Ask::parse("  HELP "), Ask::Help);
+        assert_eq!(
+            Ask::parse("006000000000001AAA"),
+            Ask::Record("006000000000001AAA".into())
+        );
+        assert_eq!(
+            Ask::parse("<https://acme.lightning.force.com/lightning/r/Opportunity/006000000000001AAA/view>"),
+            Ask::Record(
+                "<https://acme.lightning.force.com/lightning/r/Opportunity/006000000000001AAA/view>"
+                    .into()
+            )
+        );
+        assert_eq!(Ask::parse("dance"), Ask::Unknown("dance".into()));
+    }
+
+    #[test]
+    fn help_escapes_what_it_repeats() {
+        let reply = help("/sf", Some("<!channel> hi"));
+        let text = reply["text"].as_str().unwrap();
+        assert!(!text.contains("<!channel>"), "{text}");
+        assert!(text.contains("/sf <record link or Id>"), "{text}");
+    }
+}

@@ -1,0 +1,264 @@
+//! The slash command and the Events API against the real binary: help in the acknowledgement,
+//! a record's card through `response_url` with only the admin's fields, an unfurl of a shared
+//! record link (once, whatever Slack's retries), url_verification, and unsigned or forged
+//! requests refused. Slack and Salesforce are emulated.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sfrelay_emulator::client::SlackControl;
+use support::actions::{OPP, SECRET, seed};
+use support::{App, Options, Redis, Salesforce, Slack, eventually};
+
+const WAIT: Duration = Duration::from_secs(15);
+const PERSON: &str = "U0RILEY001";
+
+/// The Lightning link of the seeded deal.
+fn deal_link() -> String {
+    format!("https://acme.lightning.force.com/lightning/r/Opportunity/{OPP}/view")
+}
+
+struct World {
+    _redis: Redis,
+    _slack: Slack,
+    sf: Salesforce,
+    app: App,
+    control: SlackControl,
+}
+
+impl World {
+    async fn start() -> World {
+        let redis = Redis::start();
+        let slack = Slack::start(&[]);
+        let mut records = seed();
+        records["Opportunity"][0]["Description"] = "internal: discount of 40% agreed".into();
+        let sf = Salesforce::start(&records);
+        let app = App::spawn_with_env(
+            Options {
+                redis: Some(redis.url()),
+                slack_api: Some(slack.api_base()),
+                salesforce_section: Some(sf.org_section()),
+                routes: Some(vec![(
+                    "buttons",
+                    support::actions::shipped_route("buttons"),
+                )]),
+                extra_toml: "\n[cards.Opportunity]\nfields = [\"StageName\", \"Amount\"]\n".into(),
+                ..Options::default()
+            },
+            vec![("SLACK_SIGNING_SECRET".into(), SECRET.into())],
+        )
+        .await;
+        let control = SlackControl::new(slack.url.clone());
+        World {
+            _redis: redis,
+            _slack: slack,
+            sf,
+            app,
+            control,
+        }
+    }
+
+    fn commands_url(&self) -> String {
+        format!("{}/slack/commands", self.app.url)
+    }
+
+    fn events_url(&self) -> String {
+        format!("{}/slack/events", self.app.url)
+    }
+
+    /// What the command's `response_url` received, once it received something.
+    async fn replies(&self, response_id: &str) -> Vec<Value> {
+        eventually("an answer through response_url", WAIT, || async {
+            let replies = self.control.responses(response_id).await.ok()?;
+            (!replies.is_empty()).then_some(replies)
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn help_comes_in_the_acknowledgement_and_unknown_input_gets_it_too() {
+    let world = World::start().await;
+    let url = world.commands_url();
+    for text in ["", "help", "make me a sandwich"] {
+        let answer = world
+            .control
+            .command(&url, SECRET, PERSON, "C0DEALDESK", "/sf", text)
+            .await
+            .expect("command sent");
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        assert!(answer.within_3s);
+        let shown = answer.body.to_string();
+        assert!(shown.contains("/sf <record link or Id>"), "{text}: {shown}");
+        assert_eq!(answer.body["response_type"], "ephemeral");
+    }
+    let answer = world
+        .control
+        .command(
+            &url,
+            SECRET,
+            PERSON,
+            "C0DEALDESK",
+            "/sf",
+            "make me a sandwich",
+        )
+        .await
+        .unwrap();
+    assert!(answer.body.to_string().contains("did not understand"));
+}
+
+#[tokio::test]
+async fn a_record_link_is_answered_with_its_card_and_only_the_admins_fields() {
+    let world = World::start().await;
+    let answer = world
+        .control
+        .command(
+            &world.commands_url(),
+            SECRET,
+            PERSON,
+            "C0DEALDESK",
+            "/sf",
+            &deal_link(),
+        )
+        .await
+        .expect("command sent");
+    assert_eq!(answer.status, 200);
+    assert!(answer.within_3s);
+    let replies = world.replies(&answer.response_id).await;
+    let card = replies[0].to_string();
+    assert!(card.contains("Acme Corp - Q3 Enterprise"), "{card}");
+    assert!(card.contains("Negotiation/Review"), "{card}");
+    assert!(card.contains("75000"), "{card}");
+    // Not listed in [cards.Opportunity]: never read, never shown.
+    assert!(!card.contains("discount"), "{card}");
+    let queries = world.sf.requests().await;
+    assert!(
+        !queries
+            .iter()
+            .any(|q| q.to_string().contains("Description")),
+        "{queries:?}"
+    );
+    // The same buttons as a notification's.
+    assert!(card.contains("log_follow_up"), "{card}");
+}
+
+#[tokio::test]
+async fn a_bare_id_and_a_stranger_link_are_answered_plainly() {
+    let world = World::start().await;
+    let url = world.commands_url();
+    let answer = world
+        .control
+        .command(&url, SECRET, PERSON, "C0DEALDESK", "/sf", OPP)
+        .await
+        .unwrap();
+    let replies = world.replies(&answer.response_id).await;
+    assert!(
+        replies[0].to_string().contains("Acme Corp - Q3 Enterprise"),
+        "{replies:?}"
+    );
+    let answer = world
+        .control
+        .command(
+            &url,
+            SECRET,
+            PERSON,
+            "C0DEALDESK",
+            "/sf",
+            &format!("https://evil.example/{OPP}"),
+        )
+        .await
+        .unwrap();
+    let replies = world.replies(&answer.response_id).await;
+    assert!(
+        replies[0].to_string().contains("not the domain of an org"),
+        "{replies:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_shared_record_link_is_unfurled_once_whatever_the_retries() {
+    let world = World::start().await;
+    let url = world.events_url();
+    let sent = world
+        .control
+        .link_shared(&url, SECRET, PERSON, "C0DEALDESK", &[&deal_link()])
+        .await
+        .expect("event sent");
+    assert_eq!(sent.status, 200);
+    assert!(sent.within_3s);
+    for n in 1..=2 {
+        let retry = world
+            .control
+            .retry_event(&url, SECRET, &sent.event_id, n, "http_timeout")
+            .await
+            .unwrap();
+        assert_eq!(retry.status, 200);
+    }
+    let unfurls = eventually("the unfurl", WAIT, || async {
+        let unfurls = world.control.unfurls().await.ok()?;
+        (!unfurls.is_empty()).then_some(unfurls)
+    })
+    .await;
+    let shown = unfurls[0].to_string();
+    assert!(shown.contains("Acme Corp - Q3 Enterprise"), "{shown}");
+    assert!(!shown.contains("discount"), "{shown}");
+    // The retries queued nothing more.
+    let deduped = eventually("the retries counted", WAIT, || async {
+        world
+            .app
+            .metric("sfrelay_slack_inbound_total{outcome=\"duplicate\"}")
+            .await
+            .filter(|n| *n >= 2.0)
+    })
+    .await;
+    assert_eq!(deduped, 2.0);
+    assert_eq!(world.control.unfurls().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn url_verification_is_answered_and_forged_requests_are_refused() {
+    let world = World::start().await;
+    let verified = world
+        .control
+        .url_verification(&world.events_url(), SECRET, "challenge-4217")
+        .await
+        .unwrap();
+    assert_eq!(verified.verified, Some(true), "{:?}", verified.body);
+    let forged = world
+        .control
+        .url_verification(&world.events_url(), "not-the-secret", "challenge-1")
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 401);
+    let tampered = world
+        .control
+        .send_command(
+            json!({"url": world.commands_url(), "signing_secret": SECRET,
+                             "user": PERSON, "channel": "C0DEALDESK", "text": OPP,
+                             "tamper": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tampered.status, 401);
+    let stale = world
+        .control
+        .send_command(
+            json!({"url": world.commands_url(), "signing_secret": SECRET,
+                             "user": PERSON, "channel": "C0DEALDESK", "text": OPP,
+                             "timestamp": chrono::Utc::now().timestamp() - 600}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale.status, 401);
+    // Nothing was looked up for them.
+    assert!(
+        world
+            .sf
+            .requests()
+            .await
+            .iter()
+            .all(|r| !r.to_string().contains("FROM Opportunity"))
+    );
+}
