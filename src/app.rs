@@ -27,6 +27,7 @@ use crate::ingest::{self, IngestState, auth::Authenticator};
 use crate::jobs::Jobs;
 use crate::keys::Workspace;
 pub use crate::lifecycle::Lifecycle;
+use crate::people::People;
 use crate::queue::redis::{RedisQueue, ReplicaAck};
 use crate::queue::{Queue, QueueError, memory::MemoryQueue, stall::TakeWatch};
 use crate::render::template::RenderOptions;
@@ -52,6 +53,8 @@ pub enum ServeError {
     Slack(#[from] SlackError),
     #[error("salesforce client: {0}")]
     Salesforce(String),
+    #[error("people: {0}")]
+    People(#[from] crate::people::PeopleError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -82,6 +85,15 @@ pub struct AppState {
     pub routes: Arc<ArcSwap<RouteSet>>,
     /// Each Pub/Sub subscription's state, for `/readyz`.
     pub subscriptions: Arc<crate::salesforce::pubsub::Statuses>,
+    /// People's own connections, Preferred and Default orgs (the sign-in pages, and the
+    /// Slack surfaces).
+    pub people: Arc<People>,
+}
+
+impl FromRef<AppState> for Arc<People> {
+    fn from_ref(state: &AppState) -> Self {
+        state.people.clone()
+    }
 }
 
 impl FromRef<AppState> for InboundState {
@@ -132,6 +144,11 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(ingest)
         .route("/openapi.json", get(ingest::get_openapi))
+        .route("/oauth/salesforce/start", get(crate::people::get_start))
+        .route(
+            "/oauth/salesforce/callback",
+            get(crate::people::get_callback),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if config.metrics_listen.is_none() {
@@ -323,7 +340,8 @@ pub fn build_jobs(
     let (queue, store) = backends;
     let orgs = Arc::new(OrgDirectory::new(&config.orgs));
     let workspaces = build_workspaces(config, slack, store.clone(), orgs.clone())?;
-    let salesforce = build_salesforce(config, store.clone())?;
+    let people = Arc::new(People::new(config, store.clone())?);
+    let salesforce = build_salesforce(config, store.clone(), people.clone())?;
     let users = salesforce
         .clone()
         .map(|sf| Arc::new(crate::salesforce::UserDirectory::new(sf)));
@@ -362,14 +380,17 @@ pub fn build_jobs(
         )),
         users,
         picklists,
+        people,
     })
 }
 
 /// The Salesforce API client for the orgs that have credentials (none: `None`), keeping
-/// rotated refresh tokens in `store`, encrypted, when `SFRELAY_ENCRYPTION_KEY` is set.
+/// rotated refresh tokens in `store`, encrypted, when `SFRELAY_ENCRYPTION_KEY` is set, and
+/// running people's own connections with the tokens `connections` keeps.
 pub fn build_salesforce(
     config: &Config,
     store: Arc<dyn Store>,
+    connections: Arc<dyn crate::salesforce::ConnectionTokens>,
 ) -> Result<Option<Arc<SalesforceClient>>, ServeError> {
     if config.salesforce.is_empty() {
         return Ok(None);
@@ -392,7 +413,8 @@ pub fn build_salesforce(
     }
     let client = SalesforceClient::new(config.salesforce.clone(), ClientOptions::default())
         .map_err(|e| ServeError::Salesforce(e.to_string()))?
-        .with_vault(RefreshTokenVault::new(store, cipher));
+        .with_vault(RefreshTokenVault::new(store, cipher))
+        .with_connections(connections);
     tracing::info!(
         orgs = config.salesforce.len(),
         "Salesforce API access configured"
@@ -466,6 +488,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         jobs.watched.clone(),
     ));
     let state = AppState {
+        people: jobs.people.clone(),
         subscriptions: subscriptions.clone(),
         slack_inbound,
         routes: jobs.routes.clone(),

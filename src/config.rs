@@ -10,6 +10,7 @@ use std::time::Duration;
 mod credentials;
 mod file;
 mod org;
+mod people;
 mod pubsub;
 mod surfaces;
 #[cfg(test)]
@@ -21,6 +22,7 @@ use file::FileConfig;
 pub use file::{QueueBackend, ReconcileConfig, SalesforceFile};
 use org::load_org;
 pub use org::{ActAs, ApiKeyConfig, JwtKeyConfig, OrgConfig};
+pub use people::{DEFAULT_STATE_TTL, PeopleConfig, WebApp, is_user_id};
 pub use pubsub::{DEFAULT_PUBSUB_ENDPOINT, PubsubConfig, Start, SubscriptionConfig};
 pub use surfaces::{CardsConfig, DEFAULT_COMMAND};
 
@@ -100,6 +102,9 @@ pub struct Config {
     pub encryption_key: Option<Secret<[u8; 32]>>,
     /// The Pub/Sub subscriber's tuning (`[pubsub]`).
     pub pubsub: PubsubConfig,
+    /// Per-person connections, Preferred and Default orgs (`public_url`, `[slack]
+    /// default_org` and `admins`).
+    pub people: PeopleConfig,
     /// What record cards show, per object (`[cards.<Object>]`).
     pub cards: CardsConfig,
 }
@@ -533,6 +538,17 @@ impl Config {
                 ),
             ));
         }
+        let people = people::read(
+            people::PeopleInput {
+                public_url: optional_var(env, "SFRELAY_PUBLIC_URL").or(file.public_url),
+                default_org: file.slack.default_org,
+                admins: file.slack.admins,
+                file: file.people,
+            },
+            &orgs,
+            &salesforce,
+            env,
+        )?;
         let slack_check = file.slack.token_check_interval_secs;
         if !(slack_check.is_finite() && (0.05..=3600.0).contains(&slack_check)) {
             return Err(invalid(
@@ -610,6 +626,7 @@ impl Config {
             pubsub,
             salesforce,
             encryption_key,
+            people,
         })
     }
 }

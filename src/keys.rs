@@ -9,6 +9,9 @@
 //!   scoped to one Slack workspace ([`Workspace`]);
 //! - inside `dedupe:`, the dedupe keys of queued jobs ([`DedupeKey`]), kept for the
 //!   configured dedupe window.
+//!
+//! The keys of people's own Salesforce connections, their Preferred org and the sign-in
+//! links that make them are spelled in `keys/people.rs`.
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -104,9 +107,15 @@ pub mod prefix {
     pub const PUBSUB_CURSOR: &str = "pubsub-cursor:";
     pub const PUBSUB_LEASE: &str = "pubsub-lease:";
     pub const PUBSUB_SWEEP: &str = "pubsub-sweep:";
+    pub const PERSON_CONNECTION: &str = "person-conn:";
+    pub const PERSON_PREFERRED: &str = "person-pref:";
+    pub const DEFAULT_ORG: &str = "default-org";
+    pub const OAUTH_STATE: &str = "oauth-state:";
+    pub const OAUTH_STARTED: &str = "oauth-started:";
+    pub const OAUTH_USED: &str = "oauth-used:";
     pub const LAST_EVENT: &str = "last-event:";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 26] = [
+    pub const STORE: [&str; 32] = [
         DONE,
         PENDING,
         ONCE,
@@ -132,6 +141,12 @@ pub mod prefix {
         PUBSUB_CURSOR,
         PUBSUB_LEASE,
         PUBSUB_SWEEP,
+        PERSON_CONNECTION,
+        PERSON_PREFERRED,
+        DEFAULT_ORG,
+        OAUTH_STATE,
+        OAUTH_STARTED,
+        OAUTH_USED,
         LAST_EVENT,
     ];
     pub const CHANNEL_NAME: &str = "chan:";
@@ -597,5 +612,6 @@ impl From<DedupeKey> for String {
     }
 }
 
+mod people;
 #[cfg(test)]
 mod tests;

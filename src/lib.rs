@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod keys;
 pub mod lifecycle;
+pub mod people;
 pub mod queue;
 pub mod render;
 pub mod retry;

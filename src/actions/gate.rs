@@ -46,6 +46,9 @@ pub struct Decision {
     #[serde(default)]
     pub job: String,
     pub by: String,
+    /// The Slack workspace of `by`, so their own connection can write the decision.
+    #[serde(default)]
+    pub team: Option<String>,
     pub at_ms: i64,
     pub approved: bool,
     pub comment: Option<String>,
@@ -306,6 +309,7 @@ pub async fn timer(
             let decision = Decision {
                 job: format!("gate-timer:{route_name}:{org}:{record}"),
                 by: "timeout".into(),
+                team: None,
                 at_ms: now,
                 approved: false,
                 comment: Some(format!(
@@ -319,6 +323,9 @@ pub async fn timer(
                     ActError::Work(e) => fail(e),
                     ActError::Refused(why) => JobError::dead(why),
                     ActError::NotYet(delay) => JobError::Postponed { delay, held: false },
+                    ActError::Reconnect(org) => JobError::dead(format!(
+                        "a connection to org {org} expired while the timeout was recorded"
+                    )),
                 })?;
             return Ok(());
         }
@@ -431,6 +438,7 @@ pub(super) async fn decide(
     let decision = Decision {
         job: job_id.to_string(),
         by: on.interaction.user.clone(),
+        team: on.interaction.team.clone(),
         at_ms: now_ms(),
         approved: approve,
         comment: reason.map(str::to_string),
@@ -520,7 +528,7 @@ async fn record(
     let (actor, who) = if decision.by == "timeout" {
         (Actor::Integration, "nobody (timed out)".to_string())
     } else {
-        let clicker = who::identify(jobs, org, &decision.by).await?;
+        let clicker = who::identify(jobs, org, decision.team.as_deref(), &decision.by).await?;
         let name = clicker
             .salesforce
             .as_ref()

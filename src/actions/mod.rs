@@ -4,7 +4,8 @@
 //! retries and dead letters as a post.
 //!
 //! - [`modal`]: the modals (follow-up, reason to reject), built and read;
-//! - [`who`]: the person who clicked, as a Salesforce user, and who the write is made as;
+//! - [`who`]: the person who clicked, as a Salesforce user (their own connection first, else
+//!   their email), and who the write is made as;
 //! - [`perform`]: the buttons that change the record (set a field, take it, decide a
 //!   Salesforce approval) and the follow-up Task;
 //! - [`gate`]: approval gates that hold a route's actions until someone decides;
@@ -23,7 +24,7 @@ use crate::jobs::{JobError, Jobs, WorkError};
 use crate::retry::Retry;
 use crate::routing::RouteSet;
 use crate::routing::buttons::{self, Button, ButtonKind};
-use crate::salesforce::WriteError;
+use crate::salesforce::{SalesforceError, WriteError};
 use crate::slack::inbound::{ButtonValue, Interaction};
 
 /// Why an action stopped short.
@@ -39,10 +40,17 @@ pub enum ActError {
     /// remembered). Put off, not counted as an attempt.
     #[error("put off for {0:?}")]
     NotYet(std::time::Duration),
+    /// The person's own connection to this org has expired (or was revoked): nothing was
+    /// written, and they are asked to connect again with a fresh link. Not retried.
+    #[error("the person's Salesforce connection to org {0} has expired")]
+    Reconnect(crate::event::SalesforceId),
 }
 
 impl From<WriteError> for ActError {
     fn from(e: WriteError) -> Self {
+        if let WriteError::Salesforce(SalesforceError::ConnectionExpired { org }) = &e {
+            return ActError::Reconnect(org.clone());
+        }
         match e.retry() {
             Retry::Never => ActError::Refused(e.human_message()),
             _ => ActError::Work(WorkError::Write(e)),
@@ -161,5 +169,16 @@ pub async fn run(jobs: &Jobs, job_id: &str, interaction: &Interaction) -> Result
             Err(error)
         }
         Err(ActError::NotYet(delay)) => Err(JobError::Postponed { delay, held: false }),
+        Err(ActError::Reconnect(org)) => {
+            tracing::info!(user = %interaction.user, %org, "the person's connection expired; they are asked to connect again");
+            let text = who::reconnect_prompt(
+                &jobs.people,
+                interaction.team.as_deref(),
+                &interaction.user,
+                &org,
+            )
+            .await;
+            perform::tell(jobs, interaction, &text).await
+        }
     }
 }

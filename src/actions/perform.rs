@@ -99,7 +99,13 @@ pub(super) async fn submitted(
                     let first = errors.values().filter_map(Value::as_str).next();
                     ActError::Refused(first.unwrap_or("The form is not complete.").to_string())
                 })?;
-                let clicker = who::identify(jobs, &on.button.org, &interaction.user).await?;
+                let clicker = who::identify(
+                    jobs,
+                    &on.button.org,
+                    interaction.team.as_deref(),
+                    &interaction.user,
+                )
+                .await?;
                 let actor = clicker.actor(jobs.orgs.act_as(&on.button.org))?;
                 log_task(jobs, job_id, &on, &clicker, &actor, status, &follow_up).await?;
                 let text = format!(
@@ -358,7 +364,7 @@ async fn stale(routes: &RouteSet, on: &Target<'_>) {
 fn by(clicker: &Clicker, actor: &Actor) -> String {
     match actor {
         Actor::Integration => format!("{} (written by sfrelay on their behalf)", clicker.mention()),
-        Actor::User { .. } => clicker.mention(),
+        Actor::User { .. } | Actor::Connection(_) => clicker.mention(),
     }
 }
 
@@ -371,7 +377,13 @@ async fn set_field(
     value: Value,
 ) -> Result<(), ActError> {
     on.salesforce()?;
-    let clicker = who::identify(jobs, &on.button.org, &on.interaction.user).await?;
+    let clicker = who::identify(
+        jobs,
+        &on.button.org,
+        on.interaction.team.as_deref(),
+        &on.interaction.user,
+    )
+    .await?;
     let actor = clicker.actor(jobs.orgs.act_as(&on.button.org))?;
     let mut fields = Map::new();
     fields.insert(field.to_string(), value.clone());
@@ -410,7 +422,7 @@ async fn once_per_card<T>(
         )));
     }
     let done = work.await;
-    if let Err(ActError::Refused(_)) = &done {
+    if let Err(ActError::Refused(_) | ActError::Reconnect(_)) = &done {
         jobs.store.release(lock.as_str(), &mine).await?;
     }
     done
@@ -425,7 +437,8 @@ async fn take(
     on.salesforce()?;
     let user = &on.interaction.user;
     let taken = once_per_card(jobs, job_id, on, "take", "taken", async {
-        let clicker = who::identify(jobs, &on.button.org, user).await?;
+        let clicker =
+            who::identify(jobs, &on.button.org, on.interaction.team.as_deref(), user).await?;
         let Some(owner) = clicker.owner_id().cloned() else {
             return Err(ActError::Refused(format!(
                 "You cannot take this: {}",
@@ -467,7 +480,8 @@ async fn workitem(
     let sf = on.salesforce()?;
     let user = &on.interaction.user;
     let decided = once_per_card(jobs, job_id, on, "workitem", "decided", async {
-        let clicker = who::identify(jobs, &on.button.org, user).await?;
+        let clicker =
+            who::identify(jobs, &on.button.org, on.interaction.team.as_deref(), user).await?;
         let actor = clicker.actor(jobs.orgs.act_as(&on.button.org))?;
         let items = sf
             .pending_workitems(&on.button.org, &on.button.record)

@@ -1,10 +1,14 @@
-//! Who clicked, in Salesforce's terms: the Slack user's verified email (`users.info`), the one
-//! active Salesforce User of the org with that email (cached), and so who a write is made as
-//! (`[orgs.salesforce] act_as`): the integration user on the person's behalf, or the person.
+//! Who clicked, in Salesforce's terms, and so who a write is made as. A person's own live
+//! connection to the org comes first: they act as the user they signed in as, whatever
+//! `[orgs.salesforce] act_as` says. An expired one is not passed over in silence: the person
+//! is asked to connect again ([`ActError::Reconnect`]). Without a connection: the Slack user's
+//! verified email (`users.info`), the one active Salesforce User of the org with that email
+//! (cached), and `act_as`: the integration user on the person's behalf, or the person.
 
 use crate::config::ActAs;
 use crate::event::SalesforceId;
 use crate::jobs::{Jobs, WorkError};
+use crate::people::{People, PeopleError, Person};
 use crate::salesforce::{Actor, SalesforceUser, UserLookupError};
 
 use super::ActError;
@@ -13,10 +17,16 @@ use super::ActError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Clicker {
     pub slack_user: String,
-    /// Their Salesforce user in the card's org, when their email maps to one.
+    /// Their Salesforce user in the card's org: the one their connection signed in as, else
+    /// the one their email maps to.
     pub salesforce: Option<SalesforceUser>,
     /// Why there is none, in words for them.
     pub unmapped: Option<String>,
+    /// Their own live connection to the org; writes run with it.
+    pub connection: Option<Actor>,
+    /// A sign-in link for them, when acting as themselves is required and nothing else lets
+    /// them (shown only in the ephemeral answer to their click).
+    pub connect_link: Option<String>,
 }
 
 impl Clicker {
@@ -25,19 +35,32 @@ impl Clicker {
         format!("<@{}>", self.slack_user)
     }
 
-    /// Who the write is made as under `act_as`; as themselves only with a Salesforce user.
+    /// Who the write is made as: their connection, else as `act_as` says; as themselves only
+    /// with a Salesforce user.
     pub fn actor(&self, act_as: ActAs) -> Result<Actor, ActError> {
+        if let Some(connection) = &self.connection {
+            return Ok(connection.clone());
+        }
         match (act_as, &self.salesforce) {
             (ActAs::Integration, _) => Ok(Actor::Integration),
             (ActAs::User, Some(user)) => Ok(Actor::User {
                 username: user.username.clone(),
             }),
-            (ActAs::User, None) => Err(ActError::Refused(format!(
-                "Nothing was changed: sfrelay acts as you in this Salesforce org, and {}",
-                self.unmapped
-                    .as_deref()
-                    .unwrap_or("no Salesforce user matches your Slack account.")
-            ))),
+            (ActAs::User, None) => {
+                let mut text = format!(
+                    "Nothing was changed: sfrelay acts as you in this Salesforce org, and {}",
+                    self.unmapped
+                        .as_deref()
+                        .unwrap_or("no Salesforce user matches your Slack account.")
+                );
+                if let Some(link) = &self.connect_link {
+                    text.push_str(&format!(
+                        "\n<{link}|Connect your Salesforce account>, then click again to act \
+                         as yourself."
+                    ));
+                }
+                Err(ActError::Refused(text))
+            }
         }
     }
 
@@ -47,17 +70,54 @@ impl Clicker {
     }
 }
 
-/// Finds who `slack_user` is in `org`. No email, or no single active user with it, is not an
-/// error: the person is then unmapped, and what that means depends on the action.
+/// Finds who `slack_user` (of workspace `team`, when known) is in `org`. No connection, no
+/// email, or no single active user with it, is not an error: the person is then unmapped, and
+/// what that means depends on the action.
 pub async fn identify(
     jobs: &Jobs,
     org: &SalesforceId,
+    team: Option<&str>,
     slack_user: &str,
 ) -> Result<Clicker, ActError> {
+    let person = team.map(|team| Person::new(team, slack_user));
+    if let Some(person) = &person {
+        match jobs.people.acting(person, org).await {
+            Ok(Some((actor, user))) => {
+                return Ok(Clicker {
+                    slack_user: slack_user.to_string(),
+                    salesforce: Some(user),
+                    unmapped: None,
+                    connection: Some(actor),
+                    connect_link: None,
+                });
+            }
+            Ok(None) => {}
+            Err(PeopleError::Expired) => return Err(ActError::Reconnect(org.clone())),
+            Err(PeopleError::Store(e)) => return Err(ActError::Work(WorkError::Store(e))),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the person's connection; going by their email")
+            }
+        }
+    }
+    let mut clicker = by_email(jobs, org, slack_user).await?;
+    if clicker.salesforce.is_none()
+        && jobs.orgs.act_as(org) == ActAs::User
+        && let Some(person) = &person
+        && jobs.people.connections_enabled()
+    {
+        clicker.connect_link = jobs.people.connect_link(person, org).await.ok();
+    }
+    Ok(clicker)
+}
+
+/// The person by their Slack email.
+async fn by_email(jobs: &Jobs, org: &SalesforceId, slack_user: &str) -> Result<Clicker, ActError> {
     let unmapped = |why: &str| Clicker {
         slack_user: slack_user.to_string(),
         salesforce: None,
         unmapped: Some(why.to_string()),
+        connection: None,
+        connect_link: None,
     };
     let Some(users) = &jobs.users else {
         return Ok(unmapped("this org has no Salesforce API connection."));
@@ -78,6 +138,8 @@ pub async fn identify(
             slack_user: slack_user.to_string(),
             salesforce: Some(user),
             unmapped: None,
+            connection: None,
+            connect_link: None,
         }),
         Err(UserLookupError::NotFound | UserLookupError::InvalidEmail) => {
             Ok(unmapped("no active Salesforce user has your Slack email."))
@@ -86,5 +148,32 @@ pub async fn identify(
             "more than one active Salesforce user has your Slack email; ask your admin to fix that.",
         )),
         Err(UserLookupError::Salesforce(e)) => Err(ActError::Work(WorkError::Salesforce(e))),
+    }
+}
+
+/// What a person whose connection to `org` expired is told: connect again, with a fresh
+/// link when one can be made.
+pub async fn reconnect_prompt(
+    people: &People,
+    team: Option<&str>,
+    user: &str,
+    org: &SalesforceId,
+) -> String {
+    let name = people
+        .org_name(org)
+        .map_or_else(|| org.to_string(), str::to_owned);
+    let head = format!(
+        "Nothing was changed: your Salesforce connection to {name} has expired or was revoked."
+    );
+    let link = match team {
+        Some(team) => people.connect_link(&Person::new(team, user), org).await,
+        None => Err(PeopleError::InvalidPerson),
+    };
+    match link {
+        Ok(link) => format!("{head}\n<{link}|Connect again>, then click once more."),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make a link to reconnect");
+            format!("{head} A link to connect again cannot be made: {e}.")
+        }
     }
 }

@@ -14,6 +14,10 @@ pub(super) struct FileConfig {
     pub(super) templates_dir: Option<PathBuf>,
     pub(super) fixtures_dir: Option<PathBuf>,
     pub(super) time_zone: Option<String>,
+    /// Where Slack and Salesforce reach sfrelay (OAuth redirects); see `config::people`.
+    pub(super) public_url: Option<String>,
+    #[serde(default)]
+    pub(super) people: super::people::PeopleFile,
     #[serde(default)]
     pub(super) ingest: IngestFile,
     #[serde(default)]
@@ -158,6 +162,10 @@ pub(super) struct SlackFile {
     pub(super) token_check_interval_secs: f64,
     /// The variable holding the default app's signing secret.
     pub(super) signing_secret_env: String,
+    /// The org used when a person has no Preferred org (a name or an Id).
+    pub(super) default_org: Option<String>,
+    /// Slack user Ids that may set the Default org.
+    pub(super) admins: Vec<String>,
     /// The slash command sfrelay answers.
     pub(super) command: String,
 }
@@ -174,6 +182,8 @@ impl Default for SlackFile {
             channel_burst: 3,
             token_check_interval_secs: 30.0,
             signing_secret_env: "SLACK_SIGNING_SECRET".into(),
+            default_org: None,
+            admins: Vec::new(),
             command: super::DEFAULT_COMMAND.into(),
         }
     }
@@ -260,4 +270,8 @@ pub struct SalesforceFile {
     pub act_as: Option<String>,
     /// The Pub/Sub API's address, `https://api.pubsub.salesforce.com:7443` unless given.
     pub pubsub_endpoint: Option<String>,
+    /// The connected app people sign in to (web-server flow), when not `client_id`'s.
+    pub oauth_client_id: Option<String>,
+    /// The variable holding that flow's consumer secret, when the app requires one.
+    pub oauth_client_secret_env: Option<String>,
 }

@@ -445,3 +445,101 @@ fn act_as_defaults_to_the_integration_user_and_user_needs_the_jwt_bearer_flow() 
         assert!(err.contains("JWT bearer"), "{what}: {err}");
     }
 }
+
+#[test]
+fn default_org_admins_and_public_url_are_checked_naming_the_key() {
+    let org = "[[orgs]]\nid = \"00D5g000004ABCdEAO\"\nname = \"production\"\n";
+    let c = load(
+        &format!(
+            "public_url = \"https://sfrelay.example.com/\"\n[slack]\ndefault_org = \"production\"\nadmins = [\"U0123ABCD\"]\n{org}"
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.people.public_url.as_deref(),
+        Some("https://sfrelay.example.com")
+    );
+    assert_eq!(
+        c.people.default_org.as_ref().unwrap().as_str(),
+        "00D5g000004ABCdEAO"
+    );
+    assert_eq!(c.people.admins, vec!["U0123ABCD".to_string()]);
+    assert_eq!(c.people.state_ttl, DEFAULT_STATE_TTL);
+    // By Id, 15 characters, and from the environment.
+    let c = load(
+        &format!("[slack]\ndefault_org = \"00D5g000004ABCd\"\n{org}"),
+        &[("SFRELAY_PUBLIC_URL", "http://127.0.0.1:8080")],
+    )
+    .unwrap();
+    assert!(c.people.default_org.is_some());
+    assert_eq!(
+        c.people.public_url.as_deref(),
+        Some("http://127.0.0.1:8080")
+    );
+    for (text, key) in [
+        (
+            format!("[slack]\ndefault_org = \"staging\"\n{org}"),
+            "slack.default_org",
+        ),
+        (
+            format!("[slack]\nadmins = [\"U1\", \"alice\"]\n{org}"),
+            "slack.admins[0]",
+        ),
+        (
+            format!("public_url = \"http://sfrelay.example.com\"\n{org}"),
+            "public_url",
+        ),
+        (
+            format!("[people]\nstate_ttl_secs = 0\n{org}"),
+            "people.state_ttl_secs",
+        ),
+        (
+            format!("{org}[orgs.salesforce]\noauth_client_id = \"3MVG9web\"\n"),
+            "orgs[0].salesforce.oauth_client_id",
+        ),
+    ] {
+        let err = load(&text, &[]).unwrap_err().to_string();
+        assert!(err.starts_with(key), "{key}: {err}");
+    }
+}
+
+#[test]
+fn the_web_server_flow_uses_the_orgs_app_unless_told_otherwise() {
+    let org = |extra: &str| {
+        format!(
+            "[[orgs]]\nid = \"00D5g000004ABCdEAO\"\n[orgs.salesforce]\nclient_id = \"3MVG9jwt\"\nrefresh_token_env = \"RT\"\nclient_secret_env = \"CS\"\n{extra}"
+        )
+    };
+    let vars = [
+        ("RT", "5Aep"),
+        ("CS", "jwt-app-secret"),
+        ("WS", "web-secret"),
+    ];
+    let c = load(&org(""), &vars).unwrap();
+    let app = &c.people.apps[0];
+    assert_eq!(app.client_id, "3MVG9jwt");
+    assert_eq!(app.login_url, "https://login.salesforce.com");
+    assert_eq!(
+        app.client_secret.as_ref().unwrap().expose(),
+        "jwt-app-secret"
+    );
+    let c = load(
+        &org("oauth_client_id = \"3MVG9web\"\noauth_client_secret_env = \"WS\"\n"),
+        &vars,
+    )
+    .unwrap();
+    let app = &c.people.apps[0];
+    assert_eq!(app.client_id, "3MVG9web");
+    assert_eq!(app.client_secret.as_ref().unwrap().expose(), "web-secret");
+    // Another app does not borrow the first one's secret.
+    let c = load(&org("oauth_client_id = \"3MVG9web\"\n"), &vars).unwrap();
+    assert!(c.people.apps[0].client_secret.is_none());
+    let err = load(&org("oauth_client_secret_env = \"NOPE\"\n"), &vars)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("orgs[0].salesforce.oauth_client_secret_env"),
+        "{err}"
+    );
+}

@@ -66,6 +66,8 @@ pub struct Jobs {
     pub users: Option<Arc<crate::salesforce::UserDirectory>>,
     /// Picklist values for the selects on cards (`None` without API credentials).
     pub picklists: Option<Arc<crate::salesforce::Picklists>>,
+    /// People's own connections, Preferred and Default orgs.
+    pub people: Arc<crate::people::People>,
 }
 
 impl Jobs {

@@ -116,6 +116,35 @@ fn every_kind() -> Vec<(&'static str, String)> {
             prefix::SF_REFRESH_TURN,
             Key::refresh_turn(org).as_str().to_string(),
         ),
+        (
+            prefix::PERSON_CONNECTION,
+            Key::person_connection("T0123", "U0123", org)
+                .as_str()
+                .to_string(),
+        ),
+        (
+            prefix::PERSON_PREFERRED,
+            Key::preferred_org("T0123", "U0123").as_str().to_string(),
+        ),
+        (prefix::DEFAULT_ORG, Key::default_org().as_str().to_string()),
+        (
+            prefix::OAUTH_STATE,
+            Key::oauth_state("n0nce", Duration::from_secs(60))
+                .as_str()
+                .to_string(),
+        ),
+        (
+            prefix::OAUTH_STARTED,
+            Key::oauth_started("n0nce", Duration::from_secs(60))
+                .as_str()
+                .to_string(),
+        ),
+        (
+            prefix::OAUTH_USED,
+            Key::oauth_used("n0nce", Duration::from_secs(60))
+                .as_str()
+                .to_string(),
+        ),
     ];
     for workspace in [Workspace::default_app(), other] {
         let limit = workspace.channel_limit(awkward);
@@ -255,4 +284,13 @@ fn lifetimes_follow_the_kind() {
         Key::reconcile_slot(org, "Opportunity", 1, Duration::from_secs(300)).ttl(),
         Some(Duration::from_secs(600))
     );
+    // A connection and a choice last until changed; a sign-in link as long as it works, its
+    // "used" mark longer, so no replica whose clock is behind accepts it twice.
+    assert_eq!(Key::person_connection("T1", "U1", org).ttl(), None);
+    assert_eq!(Key::preferred_org("T1", "U1").ttl(), None);
+    assert_eq!(Key::default_org().ttl(), None);
+    let link = Duration::from_secs(600);
+    assert_eq!(Key::oauth_state("n", link).ttl(), Some(link));
+    assert_eq!(Key::oauth_started("n", link).ttl(), Some(link));
+    assert!(Key::oauth_used("n", link).ttl() > Some(link));
 }

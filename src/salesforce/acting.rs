@@ -1,5 +1,6 @@
-//! Who a write runs as: [`Actor::Integration`] (the org's configured user) or
-//! [`Actor::User`], a person acting as their own Salesforce user. A person's access token comes
+//! Who a request runs as: [`Actor::Integration`] (the org's configured user),
+//! [`Actor::User`], a person acting as their own Salesforce user through the JWT bearer flow,
+//! or [`Actor::Connection`], a person's own signed-in connection. A [`Actor::User`] token comes
 //! from the JWT bearer flow with the org's connected app key and their username as `sub`; it is
 //! kept per (org, username) in [`UserTokens`] until it is older than [`USER_TOKEN_TTL`] or
 //! Salesforce refuses it (then renewed once, like the integration token), and the cache is
@@ -23,13 +24,17 @@ pub const MAX_CACHED_USERS: usize = 1024;
 /// Salesforce usernames are at most 80 characters.
 const MAX_USERNAME_CHARS: usize = 80;
 
-/// The Salesforce user a write runs as.
+/// The Salesforce user a request runs as.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Actor {
     /// The org's integration user (`[orgs.salesforce] username`, or the refresh token's user).
     Integration,
     /// A person's own Salesforce user, by `Username` (their sharing and permissions apply).
     User { username: String },
+    /// A person's own connection (they signed in through the web-server flow): its tokens
+    /// come from the [`ConnectionTokens`](super::connection::ConnectionTokens) the client was
+    /// given, refreshed there.
+    Connection(super::connection::Connection),
 }
 
 impl Actor {
@@ -38,7 +43,13 @@ impl Actor {
         match self {
             Actor::Integration => None,
             Actor::User { username } => Some(username),
+            Actor::Connection(c) => Some(&c.username),
         }
+    }
+
+    /// Whether the person acts as themselves (not the integration user on their behalf).
+    pub fn is_person(&self) -> bool {
+        !matches!(self, Actor::Integration)
     }
 }
 

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::acting::{Actor, MAX_CACHED_USERS, USER_TOKEN_TTL, UserTokens, check_username};
 use super::auth::{AccessToken, TokenCache};
+use super::connection::ConnectionTokens;
 use super::error::{SalesforceError, api_error, transport_error};
 use super::soql::Soql;
 use crate::config::OrgCredentials;
@@ -91,7 +92,7 @@ pub struct QueryPage {
     pub next_records_url: Option<String>,
 }
 
-struct OrgState {
+pub(crate) struct OrgState {
     /// The org's credentials and access token.
     tokens: TokenCache,
     usage: Mutex<Option<ApiUsage>>,
@@ -111,6 +112,8 @@ pub struct SalesforceClient {
     orgs: HashMap<SalesforceId, OrgState>,
     /// Access tokens of people acting as themselves ([`Actor::User`]).
     people: UserTokens,
+    /// The tokens of people's own connections ([`Actor::Connection`]); `None`: not offered.
+    connections: Option<Arc<dyn ConnectionTokens>>,
 }
 
 impl fmt::Debug for SalesforceClient {
@@ -190,7 +193,14 @@ impl SalesforceClient {
             max_records: options.max_records,
             orgs: states,
             people: UserTokens::new(MAX_CACHED_USERS, USER_TOKEN_TTL),
+            connections: None,
         })
+    }
+
+    /// Runs [`Actor::Connection`] requests with the tokens `connections` keeps.
+    pub fn with_connections(mut self, connections: Arc<dyn ConnectionTokens>) -> Self {
+        self.connections = Some(connections);
+        self
     }
 
     /// Keeps the refresh tokens Salesforce rotates in `vault`, so a restart or another
@@ -213,7 +223,7 @@ impl SalesforceClient {
         *state.usage.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn org(&self, org: &SalesforceId) -> Result<&OrgState, SalesforceError> {
+    pub(crate) fn org(&self, org: &SalesforceId) -> Result<&OrgState, SalesforceError> {
         self.orgs
             .get(org)
             .ok_or_else(|| SalesforceError::UnknownOrg(org.clone()))
@@ -249,7 +259,17 @@ impl SalesforceClient {
         org: &SalesforceId,
         soql: &Soql,
     ) -> Result<Vec<Record>, SalesforceError> {
-        let mut page = self.query_page(org, soql).await?;
+        self.query_as(org, &Actor::Integration, soql).await
+    }
+
+    /// [`SalesforceClient::query`] as `actor`: what their sharing lets them see.
+    pub async fn query_as(
+        &self,
+        org: &SalesforceId,
+        actor: &Actor,
+        soql: &Soql,
+    ) -> Result<Vec<Record>, SalesforceError> {
+        let mut page = self.query_page_as(org, actor, soql).await?;
         let too_many = |total: u64| SalesforceError::TooManyRecords {
             org: org.clone(),
             total,
@@ -266,7 +286,7 @@ impl SalesforceClient {
                     message: "a query page says it is not done but has no nextRecordsUrl".into(),
                 });
             };
-            page = self.query_more(org, &next).await?;
+            page = self.query_more_as(org, actor, &next).await?;
             records.append(&mut page.records);
             if records.len() > self.max_records {
                 return Err(too_many(page.total_size.max(records.len() as u64)));
@@ -281,9 +301,19 @@ impl SalesforceClient {
         org: &SalesforceId,
         soql: &Soql,
     ) -> Result<QueryPage, SalesforceError> {
+        self.query_page_as(org, &Actor::Integration, soql).await
+    }
+
+    /// [`SalesforceClient::query_page`] as `actor`.
+    pub async fn query_page_as(
+        &self,
+        org: &SalesforceId,
+        actor: &Actor,
+        soql: &Soql,
+    ) -> Result<QueryPage, SalesforceError> {
         let state = self.org(org)?;
         let version = &self.api_version;
-        self.get_json(state, |instance| {
+        self.get_json(state, actor, |instance| {
             let mut url = api_url(org, instance, &format!("/services/data/{version}/query"))?;
             url.query_pairs_mut().append_pair("q", soql.as_str());
             Ok(url)
@@ -295,6 +325,17 @@ impl SalesforceClient {
     pub async fn query_more(
         &self,
         org: &SalesforceId,
+        next_records_url: &str,
+    ) -> Result<QueryPage, SalesforceError> {
+        self.query_more_as(org, &Actor::Integration, next_records_url)
+            .await
+    }
+
+    /// [`SalesforceClient::query_more`] as `actor` (the one who ran the query).
+    pub async fn query_more_as(
+        &self,
+        org: &SalesforceId,
+        actor: &Actor,
         next_records_url: &str,
     ) -> Result<QueryPage, SalesforceError> {
         let state = self.org(org)?;
@@ -309,14 +350,29 @@ impl SalesforceClient {
                 message: format!("unexpected nextRecordsUrl {next_records_url:?}"),
             });
         }
-        self.get_json(state, |instance| api_url(org, instance, next_records_url))
-            .await
+        self.get_json(state, actor, |instance| {
+            api_url(org, instance, next_records_url)
+        })
+        .await
     }
 
     /// One record's `fields` (all fields when empty), by Id: `GET sobjects/<object>/<id>`.
     pub async fn get_record(
         &self,
         org: &SalesforceId,
+        object: &str,
+        id: &str,
+        fields: &[&str],
+    ) -> Result<Record, SalesforceError> {
+        self.get_record_as(org, &Actor::Integration, object, id, fields)
+            .await
+    }
+
+    /// [`SalesforceClient::get_record`] as `actor`: a record they may not see is refused.
+    pub async fn get_record_as(
+        &self,
+        org: &SalesforceId,
+        actor: &Actor,
         object: &str,
         id: &str,
         fields: &[&str],
@@ -335,7 +391,7 @@ impl SalesforceClient {
         }
         let state = self.org(org)?;
         let path = format!("/services/data/{}/sobjects/{object}/{id}", self.api_version);
-        self.get_json(state, |instance| {
+        self.get_json(state, actor, |instance| {
             let mut url = api_url(org, instance, &path)?;
             if !fields.is_empty() {
                 url.query_pairs_mut()
@@ -425,6 +481,11 @@ impl SalesforceClient {
                     .token(&self.http, &state.tokens, username)
                     .await?
             }
+            Actor::Connection(who) => {
+                self.connections(state)?
+                    .access_token(state.id(), who)
+                    .await?
+            }
         };
         match attempt(Arc::clone(&token)).await {
             Err(e) if e.is_unauthorized() => {
@@ -440,11 +501,26 @@ impl SalesforceClient {
                             .renew(&self.http, &state.tokens, username, &token)
                             .await?
                     }
+                    Actor::Connection(who) => {
+                        self.connections(state)?
+                            .refresh(state.id(), who, &token)
+                            .await?
+                    }
                 };
                 attempt(fresh).await
             }
             other => other,
         }
+    }
+
+    /// Where connections' tokens come from; a connection without it is a configuration gap.
+    fn connections(&self, state: &OrgState) -> Result<&Arc<dyn ConnectionTokens>, SalesforceError> {
+        self.connections
+            .as_ref()
+            .ok_or_else(|| SalesforceError::Config {
+                org: state.tokens.label().to_owned(),
+                message: "people's own connections are not set up in this client".into(),
+            })
     }
 
     /// Sends one request, reads the API usage, and maps a failure status to an error.
@@ -475,16 +551,20 @@ impl SalesforceClient {
         }
     }
 
-    /// GETs the URL `url_for` builds on the token's instance URL; on 401 gets a new token once
-    /// and tries once more.
-    async fn get_json<T: DeserializeOwned>(
+    /// GETs the URL `url_for` builds on the token's instance URL as `actor`; on 401 gets a
+    /// new token once and tries once more.
+    pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         state: &OrgState,
+        actor: &Actor,
         url_for: impl Fn(&str) -> Result<reqwest::Url, SalesforceError>,
     ) -> Result<T, SalesforceError> {
+        if let Some(username) = actor.username() {
+            check_username(username)?;
+        }
         let url_for = &url_for;
         let bytes = self
-            .renewing_once(state, &Actor::Integration, |token| async move {
+            .renewing_once(state, actor, |token| async move {
                 self.send(state, &token, url_for(&token.instance_url)?)
                     .await
             })

@@ -60,6 +60,10 @@ pub enum SalesforceError {
     /// Credentials that cannot be used (a key that does not sign, a bad API version…).
     #[error("Salesforce client configuration for org {org}: {message}")]
     Config { org: String, message: String },
+    /// A person's own connection has expired or was revoked (its refresh was refused): they
+    /// must connect again. Nothing was sent.
+    #[error("the person's connection to Salesforce org {org} has expired; they must connect again")]
+    ConnectionExpired { org: SalesforceId },
 }
 
 /// Salesforce `errorCode`s worth repeating; other codes with a 4xx status are permanent.
@@ -106,7 +110,8 @@ impl SalesforceError {
             SalesforceError::UnknownOrg(_)
             | SalesforceError::TooManyRecords { .. }
             | SalesforceError::InvalidArgument(_)
-            | SalesforceError::Config { .. } => Retry::Never,
+            | SalesforceError::Config { .. }
+            | SalesforceError::ConnectionExpired { .. } => Retry::Never,
         }
     }
 
@@ -132,6 +137,7 @@ impl SalesforceError {
             SalesforceError::TooManyRecords { .. } => "too_many_records",
             SalesforceError::InvalidArgument(_) => "invalid_argument",
             SalesforceError::Config { .. } => "config_error",
+            SalesforceError::ConnectionExpired { .. } => "connection_expired",
         }
     }
 

@@ -12,8 +12,11 @@
 //! into [`OrgCredentials`], which this module only consumes.
 //!
 //! - [`write`]: sObject create and update, their refusals read into [`WriteError`];
-//! - [`acting`]: who a write runs as ([`Actor`]): the integration user, or a person through
-//!   the JWT bearer flow with their username, their tokens cached per (org, username);
+//! - [`acting`]: who a request runs as ([`Actor`]): the integration user, a person through
+//!   the JWT bearer flow with their username (tokens cached per (org, username)), or a
+//!   person's own connection;
+//! - [`connection`]: what the client asks of `crate::people` for a connection's tokens;
+//! - [`search`]: SOSL searches, the person's text escaped;
 //! - [`approvals`]: pending approval work items of a record, approving or rejecting one;
 //! - [`picklists`]: a field's picklist values per record type (UI API), cached;
 //! - [`users`]: active Users by email, cached with negative caching.
@@ -22,9 +25,11 @@ pub mod acting;
 pub mod approvals;
 pub mod auth;
 pub mod client;
+pub mod connection;
 pub mod error;
 pub mod picklists;
 pub mod pubsub;
+pub mod search;
 pub mod soql;
 pub mod users;
 pub mod vault;
@@ -39,8 +44,10 @@ pub use client::{
     ApiUsage, ClientOptions, DEFAULT_API_VERSION, DEFAULT_MAX_RECORDS, QueryPage, Record,
     SalesforceClient, parse_limit_info,
 };
+pub use connection::{Connection, ConnectionTokens};
 pub use error::{REQUEST_LIMIT_BACKOFF, SalesforceError, classify_code};
 pub use picklists::{MASTER_RECORD_TYPE_ID, PicklistValue, Picklists};
+pub use search::{Sosl, sosl_escape};
 pub use soql::{Soql, SoqlError};
 pub use users::{SalesforceUser, UserDirectory, UserLookupError};
 pub use write::{CALL_OPTIONS_CLIENT, UpdateOptions, WriteError};

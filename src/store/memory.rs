@@ -77,6 +77,17 @@ fn gcra_step(
 }
 
 impl MemoryStore {
+    /// Every live entry (key, value), for tests that look at what is kept in clear.
+    #[cfg(test)]
+    pub fn dump(&self) -> Vec<(String, String)> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .filter(|(_, (_, until))| until.is_none_or(|u| u > Instant::now()))
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
+    }
+
     fn limits(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Bucket>>, StoreError> {
         self.limits
             .lock()
