@@ -8,12 +8,15 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sfrelay_emulator::client::SlackControl;
+use sfrelay_emulator::client::{SalesforceControl, SlackControl};
 use support::actions::{OPP, SECRET, seed};
 use support::{App, Options, Redis, Salesforce, Slack, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 const PERSON: &str = "U0RILEY001";
+/// In `[slack] admins`.
+const ADMIN: &str = "U0MORGAN01";
+const ENCRYPTION_KEY: &str = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
 
 /// The Lightning link of the seeded deal.
 fn deal_link() -> String {
@@ -30,8 +33,17 @@ struct World {
 
 impl World {
     async fn start() -> World {
+        World::start_with(&[]).await
+    }
+
+    /// With more environment (`SFRELAY_PUBLIC_URL` and `SFRELAY_ENCRYPTION_KEY` turn personal
+    /// connections on).
+    async fn start_with(env: &[(&str, &str)]) -> World {
         let redis = Redis::start();
         let slack = Slack::start(&[]);
+        slack
+            .add_user(json!({"id": ADMIN, "email": "morgan.manager@example.com"}))
+            .await;
         let mut records = seed();
         records["Opportunity"][0]["Description"] = "internal: discount of 40% agreed".into();
         let sf = Salesforce::start(&records);
@@ -44,10 +56,16 @@ impl World {
                     "buttons",
                     support::actions::shipped_route("buttons"),
                 )]),
-                extra_toml: "\n[cards.Opportunity]\nfields = [\"StageName\", \"Amount\"]\n".into(),
+                extra_toml: format!(
+                    "\n[slack]\nadmins = [\"{ADMIN}\"]\n\n[cards.Opportunity]\nfields = [\"StageName\", \"Amount\"]\n"
+                ),
                 ..Options::default()
             },
-            vec![("SLACK_SIGNING_SECRET".into(), SECRET.into())],
+            [("SLACK_SIGNING_SECRET", SECRET)]
+                .iter()
+                .chain(env)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         )
         .await;
         let control = SlackControl::new(slack.url.clone());
@@ -260,5 +278,160 @@ async fn url_verification_is_answered_and_forged_requests_are_refused() {
             .await
             .iter()
             .all(|r| !r.to_string().contains("FROM Opportunity"))
+    );
+}
+
+#[tokio::test]
+async fn find_searches_with_the_text_escaped_and_answers_with_cards() {
+    let world = World::start().await;
+    let answer = world
+        .control
+        .command(
+            &world.commands_url(),
+            SECRET,
+            PERSON,
+            "C0DEALDESK",
+            "/sf",
+            "find Corp - Q3",
+        )
+        .await
+        .unwrap();
+    assert!(answer.within_3s);
+    assert!(answer.body.to_string().contains("Searching Salesforce"));
+    let replies = world.replies(&answer.response_id).await;
+    let shown = replies[0].to_string();
+    assert!(shown.contains("Acme Corp - Q3 Enterprise"), "{shown}");
+    assert!(shown.contains("Negotiation/Review"), "{shown}");
+    let braces = world
+        .control
+        .command(
+            &world.commands_url(),
+            SECRET,
+            PERSON,
+            "C0DEALDESK",
+            "/sf",
+            "find Q3 {Enterprise} OR *",
+        )
+        .await
+        .unwrap();
+    let replies = world.replies(&braces.response_id).await;
+    assert!(
+        replies[0]
+            .to_string()
+            .contains("Nothing in Salesforce matches"),
+        "{replies:?}"
+    );
+    let searches = SalesforceControl::new(world.sf.url.clone())
+        .searches()
+        .await
+        .unwrap();
+    let sent: Vec<String> = searches.iter().map(|s| s.to_string()).collect();
+    // SOSL's reserved characters reached Salesforce escaped, so they were searched as text:
+    // neither a brace that ends the search early nor a wildcard.
+    assert!(sent.iter().any(|s| s.contains(r"\\-")), "{sent:?}");
+    assert!(
+        sent.iter()
+            .any(|s| s.contains(r"\\{Enterprise\\}") && s.contains(r"\\*")),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test]
+async fn orgs_lists_each_org_and_the_persons_connection() {
+    let world = World::start().await;
+    let answer = world
+        .control
+        .command(
+            &world.commands_url(),
+            SECRET,
+            PERSON,
+            "C0DEALDESK",
+            "/sf",
+            "orgs",
+        )
+        .await
+        .unwrap();
+    let replies = world.replies(&answer.response_id).await;
+    let shown = replies[0].to_string();
+    assert!(shown.contains("production"), "{shown}");
+    assert!(shown.contains("not connected"), "{shown}");
+}
+
+#[tokio::test]
+async fn home_shows_the_persons_orgs_and_health_to_admins_only() {
+    let world = World::start_with(&[
+        ("SFRELAY_PUBLIC_URL", "https://sfrelay.example.com"),
+        ("SFRELAY_ENCRYPTION_KEY", ENCRYPTION_KEY),
+    ])
+    .await;
+    let url = world.events_url();
+    for user in [PERSON, ADMIN] {
+        let sent = world
+            .control
+            .app_home_opened(&url, SECRET, user)
+            .await
+            .unwrap();
+        assert_eq!(sent.status, 200);
+    }
+    let view = |user: &'static str| {
+        let control = world.control.clone();
+        async move {
+            eventually("a Home view", WAIT, || async {
+                control.home_view(user).await.ok().flatten()
+            })
+            .await
+            .to_string()
+        }
+    };
+    let person = view(PERSON).await;
+    assert!(person.contains("Your Salesforce orgs"), "{person}");
+    assert!(person.contains("production"), "{person}");
+    // A fresh single-use link to connect, under sfrelay's public URL.
+    assert!(
+        person.contains("https://sfrelay.example.com/oauth/salesforce/start?state="),
+        "{person}"
+    );
+    assert!(!person.contains("health"), "{person}");
+    let admin = view(ADMIN).await;
+    assert!(admin.contains("Default org"), "{admin}");
+    assert!(admin.contains("health"), "{admin}");
+    assert!(admin.contains("token valid"), "{admin}");
+    assert!(admin.contains("Dead letters"), "{admin}");
+}
+
+#[tokio::test]
+async fn an_unconnected_persons_link_gets_a_minimal_card_and_a_prompt_to_connect() {
+    let world = World::start_with(&[
+        ("SFRELAY_PUBLIC_URL", "https://sfrelay.example.com"),
+        ("SFRELAY_ENCRYPTION_KEY", ENCRYPTION_KEY),
+    ])
+    .await;
+    world
+        .control
+        .link_shared(
+            &world.events_url(),
+            SECRET,
+            PERSON,
+            "C0DEALDESK",
+            &[&deal_link()],
+        )
+        .await
+        .unwrap();
+    let unfurls = eventually("the unfurl", WAIT, || async {
+        let unfurls = world.control.unfurls().await.ok()?;
+        (!unfurls.is_empty()).then_some(unfurls)
+    })
+    .await;
+    let shown = unfurls[0].to_string();
+    assert!(shown.contains(OPP), "{shown}");
+    // Nothing read from Salesforce reaches the channel for them.
+    assert!(!shown.contains("Acme Corp"), "{shown}");
+    assert!(!shown.contains("75000"), "{shown}");
+    assert_eq!(unfurls[0]["user_auth_required"], true, "{shown}");
+    assert!(
+        unfurls[0]["user_auth_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://sfrelay.example.com/oauth/salesforce/start")),
+        "{shown}"
     );
 }

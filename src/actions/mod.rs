@@ -140,6 +140,14 @@ pub async fn run(jobs: &Jobs, job_id: &str, interaction: &Interaction) -> Result
             tracing::debug!(action = ?interaction.action_id, "a link button was clicked");
             Ok(())
         }
+        "block_actions"
+            if interaction
+                .action_id
+                .as_deref()
+                .is_some_and(|a| a.starts_with("home_")) =>
+        {
+            return crate::surfaces::home::act(jobs, interaction).await;
+        }
         "block_actions" => perform::click(jobs, job_id, interaction).await,
         "view_submission" => perform::submitted(jobs, job_id, interaction).await,
         _ => {

@@ -9,6 +9,15 @@ pub enum Ask {
     Help,
     /// A record's link or Id: its card.
     Record(String),
+    /// A SOSL search in the person's org.
+    Find(String),
+    /// The orgs, which is Preferred and Default, and whether the person is connected to each.
+    Orgs,
+    /// Set the Preferred org (by name or Id).
+    Org(String),
+    /// Connect (or disconnect) the person's own Salesforce account, in the org named or chosen.
+    Connect(Option<String>),
+    Disconnect(Option<String>),
     /// Not understood: the help, saying so.
     Unknown(String),
 }
@@ -16,12 +25,18 @@ pub enum Ask {
 impl Ask {
     pub fn parse(text: &str) -> Ask {
         let text = text.trim();
-        let (word, _rest) = text
+        let (word, rest) = text
             .split_once(char::is_whitespace)
             .map_or((text, ""), |(w, r)| (w, r.trim()));
+        let named = || (!rest.is_empty()).then(|| rest.to_owned());
         match word.to_ascii_lowercase().as_str() {
             "" | "help" | "?" => Ask::Help,
-            _ if looks_like_record(word) && _rest.is_empty() => Ask::Record(word.to_owned()),
+            "find" | "search" if !rest.is_empty() => Ask::Find(rest.to_owned()),
+            "orgs" if rest.is_empty() => Ask::Orgs,
+            "org" if !rest.is_empty() => Ask::Org(rest.to_owned()),
+            "connect" => Ask::Connect(named()),
+            "disconnect" => Ask::Disconnect(named()),
+            _ if looks_like_record(word) && rest.is_empty() => Ask::Record(word.to_owned()),
             _ => Ask::Unknown(text.to_owned()),
         }
     }
@@ -30,6 +45,17 @@ impl Ask {
     pub fn acknowledgement(&self) -> String {
         match self {
             Ask::Record(_) => "Looking that record up…".into(),
+            Ask::Find(text) => {
+                let shown: String = text.chars().take(80).collect();
+                format!(
+                    "Searching Salesforce for “{}”…",
+                    crate::render::mrkdwn::escape(&shown)
+                )
+            }
+            Ask::Orgs => "Looking at your orgs…".into(),
+            Ask::Org(_) => "Setting your Preferred org…".into(),
+            Ask::Connect(_) => "Preparing your connection link…".into(),
+            Ask::Disconnect(_) => "Disconnecting…".into(),
             Ask::Help | Ask::Unknown(_) => String::new(),
         }
     }
@@ -48,7 +74,7 @@ pub fn immediate(ask: &Ask, command: &str) -> Option<Value> {
     match ask {
         Ask::Help => Some(help(command, None)),
         Ask::Unknown(text) => Some(help(command, Some(text))),
-        Ask::Record(_) => None,
+        _ => None,
     }
 }
 
@@ -69,7 +95,11 @@ pub fn help(command: &str, not_understood: Option<&str>) -> Value {
     }
     lines.push(format!(
         "*{command}* looks Salesforce up from Slack:\n\
+         • `{command} find <words>`: records matching them, as cards\n\
          • `{command} <record link or Id>`: the record's card\n\
+         • `{command} orgs`: the orgs, your Preferred and the Default, and your connections\n\
+         • `{command} org <name>`: make an org your Preferred one\n\
+         • `{command} connect [org]` / `{command} disconnect [org]`: your own Salesforce account\n\
          • `{command} help`: this help"
     ));
     let text = lines.join("\n");
@@ -100,6 +130,18 @@ mod tests {
             )
         );
         assert_eq!(Ask::parse("dance"), Ask::Unknown("dance".into()));
+        assert_eq!(Ask::parse("find Acme {Q3}"), Ask::Find("Acme {Q3}".into()));
+        assert_eq!(Ask::parse("find"), Ask::Unknown("find".into()));
+        assert_eq!(Ask::parse("orgs"), Ask::Orgs);
+        assert_eq!(
+            Ask::parse("org Acme Sandbox"),
+            Ask::Org("Acme Sandbox".into())
+        );
+        assert_eq!(Ask::parse("connect"), Ask::Connect(None));
+        assert_eq!(
+            Ask::parse("disconnect prod"),
+            Ask::Disconnect(Some("prod".into()))
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::links::RecordRef;
 use crate::event::{ChangeType, Event, SalesforceId};
 use crate::jobs::{Jobs, WorkError};
 use crate::render::Rendered;
-use crate::salesforce::Soql;
+use crate::salesforce::{Actor, Soql};
 
 /// The field that names a record of `object` on its card.
 pub fn title_field(object: &str) -> &'static str {
@@ -41,11 +41,12 @@ fn shown(value: Option<&Value>) -> String {
     }
 }
 
-/// Reads `record`'s allowed fields as the integration user; `None` when Salesforce has no such
-/// record (or the reader may not see it).
+/// Reads `record`'s allowed fields as `actor`; `None` when Salesforce has no such record (or
+/// the reader may not see it).
 pub async fn read(
     jobs: &Jobs,
     org: &SalesforceId,
+    actor: &Actor,
     record: &RecordRef,
     fields: &[String],
 ) -> Result<Option<Map<String, Value>>, WorkError> {
@@ -69,7 +70,7 @@ pub async fn read(
     let mut params = Map::new();
     params.insert("id".into(), record.id.to_string().into());
     let soql = Soql::bind(&text, &params).map_err(|e| WorkError::Permanent(e.to_string()))?;
-    let mut rows = client.query(org, &soql).await?;
+    let mut rows = client.query_as(org, actor, &soql).await?;
     Ok(rows.pop().map(|mut row| {
         row.remove("attributes");
         row

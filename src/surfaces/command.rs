@@ -6,13 +6,17 @@ use serde_json::{Value, json};
 use super::ask::{self, Ask};
 use super::links::{self, OrgHosts};
 use crate::actions::replies::respond;
-use crate::event::SalesforceId;
 use crate::jobs::{JobError, Jobs};
 use crate::slack::inbound::SlashCommand;
 
 pub async fn run(jobs: &Jobs, command: &SlashCommand) -> Result<(), JobError> {
     let reply = match Ask::parse(&command.text) {
         Ask::Record(text) => record(jobs, command, &text).await?,
+        Ask::Find(text) => super::find::find(jobs, command, &text).await?,
+        Ask::Orgs => super::account::orgs(jobs, command).await?,
+        Ask::Org(name) => super::account::set_preferred(jobs, command, &name).await?,
+        Ask::Connect(name) => super::account::connect(jobs, command, name.as_deref()).await?,
+        Ask::Disconnect(name) => super::account::disconnect(jobs, command, name.as_deref()).await?,
         Ask::Help => ask::help(&command.command, None),
         Ask::Unknown(text) => ask::help(&command.command, Some(&text)),
     };
@@ -30,27 +34,6 @@ fn replacing(mut reply: Value) -> Value {
     reply
 }
 
-/// The org a command without a record link works in: the org of the app it came through, else
-/// the only org sfrelay can read Salesforce in.
-pub(super) fn command_org(jobs: &Jobs, command: &SlashCommand) -> Result<SalesforceId, String> {
-    if let Some(org) = &command.app_org {
-        return Ok(org.clone());
-    }
-    let readable: Vec<&SalesforceId> = jobs
-        .replies
-        .orgs()
-        .iter()
-        .filter(|o| jobs.salesforce.as_ref().is_some_and(|sf| sf.has_org(o)))
-        .collect();
-    match readable.as_slice() {
-        [only] => Ok((*only).clone()),
-        [] => Err(
-            "sfrelay reads no Salesforce org yet: its admin has not set API credentials.".into(),
-        ),
-        _ => Err("sfrelay serves several orgs: paste the record's link, so I know which.".into()),
-    }
-}
-
 /// The card of the record a link or Id names, shown only to the person who asked.
 async fn record(jobs: &Jobs, command: &SlashCommand, text: &str) -> Result<Value, JobError> {
     let hosts = OrgHosts::new(jobs.orgs.instance_urls().map(|(o, u)| (o, Some(u))));
@@ -58,16 +41,19 @@ async fn record(jobs: &Jobs, command: &SlashCommand, text: &str) -> Result<Value
         Ok(found) => found,
         Err(why) => return Ok(ask::ephemeral(&why)),
     };
-    let org = match found
-        .org
-        .clone()
-        .map_or_else(|| command_org(jobs, command), Ok)
-    {
-        Ok(org) => org,
-        Err(why) => return Ok(ask::ephemeral(&why)),
+    let org = match found.org.clone() {
+        Some(org) => org,
+        None => match super::account::org_for(jobs, command, None).await? {
+            Ok(org) => org,
+            Err(reply) => return Ok(reply),
+        },
+    };
+    let actor = match super::find::reader(jobs, command, &org).await? {
+        Ok(actor) => actor,
+        Err(reply) => return Ok(reply),
     };
     let fields = jobs.cards.fields(&found.object).to_vec();
-    let row = super::card::read(jobs, &org, &found, &fields)
+    let row = super::card::read(jobs, &org, &actor, &found, &fields)
         .await
         .map_err(|e| JobError::of("record lookup", e))?;
     let Some(row) = row else {
