@@ -435,3 +435,40 @@ async fn an_unconnected_persons_link_gets_a_minimal_card_and_a_prompt_to_connect
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn every_command_is_answered_while_salesforce_holds_its_replies() {
+    let world = World::start().await;
+    let salesforce = SalesforceControl::new(world.sf.url.clone());
+    salesforce
+        .hold(None, "/services/data/", None)
+        .await
+        .expect("hold");
+    let mut answers = Vec::new();
+    for text in ["find Acme", OPP, "orgs", "help"] {
+        let answer = world
+            .control
+            .command(
+                &world.commands_url(),
+                SECRET,
+                PERSON,
+                "C0DEALDESK",
+                "/sf",
+                text,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200, "{text}");
+        assert!(answer.within_3s, "{text}: {} ms", answer.elapsed_ms);
+        answers.push(answer);
+    }
+    salesforce.release().await.expect("release");
+    // Once Salesforce answers, the search and the lookup are answered too.
+    for answer in &answers[..2] {
+        let replies = world.replies(&answer.response_id).await;
+        assert!(
+            replies[0].to_string().contains("Acme Corp - Q3 Enterprise"),
+            "{replies:?}"
+        );
+    }
+}
