@@ -78,6 +78,30 @@ impl World {
         }
     }
 
+    /// `PERSON` types `/sf text` in #deal-desk.
+    async fn sf(&self, text: &str) -> sfrelay_emulator::client::CommandAnswer {
+        self.control
+            .command(
+                &self.commands_url(),
+                SECRET,
+                PERSON,
+                "C0DEALDESK",
+                "/sf",
+                text,
+            )
+            .await
+            .expect("command sent")
+    }
+
+    /// The unfurls made, once there is one.
+    async fn unfurls(&self) -> Vec<Value> {
+        eventually("the unfurl", WAIT, || async {
+            let unfurls = self.control.unfurls().await.ok()?;
+            (!unfurls.is_empty()).then_some(unfurls)
+        })
+        .await
+    }
+
     fn commands_url(&self) -> String {
         format!("{}/slack/commands", self.app.url)
     }
@@ -99,31 +123,15 @@ impl World {
 #[tokio::test]
 async fn help_comes_in_the_acknowledgement_and_unknown_input_gets_it_too() {
     let world = World::start().await;
-    let url = world.commands_url();
     for text in ["", "help", "make me a sandwich"] {
-        let answer = world
-            .control
-            .command(&url, SECRET, PERSON, "C0DEALDESK", "/sf", text)
-            .await
-            .expect("command sent");
+        let answer = world.sf(text).await;
         assert_eq!(answer.status, 200, "{:?}", answer.body);
         assert!(answer.within_3s);
         let shown = answer.body.to_string();
         assert!(shown.contains("/sf <record link or Id>"), "{text}: {shown}");
         assert_eq!(answer.body["response_type"], "ephemeral");
     }
-    let answer = world
-        .control
-        .command(
-            &url,
-            SECRET,
-            PERSON,
-            "C0DEALDESK",
-            "/sf",
-            "make me a sandwich",
-        )
-        .await
-        .unwrap();
+    let answer = world.sf("make me a sandwich").await;
     assert!(answer.body.to_string().contains("did not understand"));
 }
 
@@ -166,11 +174,7 @@ async fn a_record_link_is_answered_with_its_card_and_only_the_admins_fields() {
 async fn a_bare_id_and_a_stranger_link_are_answered_plainly() {
     let world = World::start().await;
     let url = world.commands_url();
-    let answer = world
-        .control
-        .command(&url, SECRET, PERSON, "C0DEALDESK", "/sf", OPP)
-        .await
-        .unwrap();
+    let answer = world.sf(OPP).await;
     let replies = world.replies(&answer.response_id).await;
     assert!(
         replies[0].to_string().contains("Acme Corp - Q3 Enterprise"),
@@ -214,11 +218,7 @@ async fn a_shared_record_link_is_unfurled_once_whatever_the_retries() {
             .unwrap();
         assert_eq!(retry.status, 200);
     }
-    let unfurls = eventually("the unfurl", WAIT, || async {
-        let unfurls = world.control.unfurls().await.ok()?;
-        (!unfurls.is_empty()).then_some(unfurls)
-    })
-    .await;
+    let unfurls = world.unfurls().await;
     let shown = unfurls[0].to_string();
     assert!(shown.contains("Acme Corp - Q3 Enterprise"), "{shown}");
     assert!(!shown.contains("discount"), "{shown}");
@@ -284,36 +284,14 @@ async fn url_verification_is_answered_and_forged_requests_are_refused() {
 #[tokio::test]
 async fn find_searches_with_the_text_escaped_and_answers_with_cards() {
     let world = World::start().await;
-    let answer = world
-        .control
-        .command(
-            &world.commands_url(),
-            SECRET,
-            PERSON,
-            "C0DEALDESK",
-            "/sf",
-            "find Corp - Q3",
-        )
-        .await
-        .unwrap();
+    let answer = world.sf("find Corp - Q3").await;
     assert!(answer.within_3s);
     assert!(answer.body.to_string().contains("Searching Salesforce"));
     let replies = world.replies(&answer.response_id).await;
     let shown = replies[0].to_string();
     assert!(shown.contains("Acme Corp - Q3 Enterprise"), "{shown}");
     assert!(shown.contains("Negotiation/Review"), "{shown}");
-    let braces = world
-        .control
-        .command(
-            &world.commands_url(),
-            SECRET,
-            PERSON,
-            "C0DEALDESK",
-            "/sf",
-            "find Q3 {Enterprise} OR *",
-        )
-        .await
-        .unwrap();
+    let braces = world.sf("find Q3 {Enterprise} OR *").await;
     let replies = world.replies(&braces.response_id).await;
     assert!(
         replies[0]
@@ -339,18 +317,7 @@ async fn find_searches_with_the_text_escaped_and_answers_with_cards() {
 #[tokio::test]
 async fn orgs_lists_each_org_and_the_persons_connection() {
     let world = World::start().await;
-    let answer = world
-        .control
-        .command(
-            &world.commands_url(),
-            SECRET,
-            PERSON,
-            "C0DEALDESK",
-            "/sf",
-            "orgs",
-        )
-        .await
-        .unwrap();
+    let answer = world.sf("orgs").await;
     let replies = world.replies(&answer.response_id).await;
     let shown = replies[0].to_string();
     assert!(shown.contains("production"), "{shown}");
@@ -417,11 +384,7 @@ async fn an_unconnected_persons_link_gets_a_minimal_card_and_a_prompt_to_connect
         )
         .await
         .unwrap();
-    let unfurls = eventually("the unfurl", WAIT, || async {
-        let unfurls = world.control.unfurls().await.ok()?;
-        (!unfurls.is_empty()).then_some(unfurls)
-    })
-    .await;
+    let unfurls = world.unfurls().await;
     let shown = unfurls[0].to_string();
     assert!(shown.contains(OPP), "{shown}");
     // Nothing read from Salesforce reaches the channel for them.
@@ -446,18 +409,7 @@ async fn every_command_is_answered_while_salesforce_holds_its_replies() {
         .expect("hold");
     let mut answers = Vec::new();
     for text in ["find Acme", OPP, "orgs", "help"] {
-        let answer = world
-            .control
-            .command(
-                &world.commands_url(),
-                SECRET,
-                PERSON,
-                "C0DEALDESK",
-                "/sf",
-                text,
-            )
-            .await
-            .unwrap();
+        let answer = world.sf(text).await;
         assert_eq!(answer.status, 200, "{text}");
         assert!(answer.within_3s, "{text}: {} ms", answer.elapsed_ms);
         answers.push(answer);

@@ -5,12 +5,12 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{InboundError, InboundState, Verified, queue_for_person, refused, verify};
+use super::{InboundError, InboundState, Verified, answer, queue_for_person, verify};
 use crate::event::SalesforceId;
 use crate::keys::DedupeKey;
 use crate::surfaces::ask::Ask;
@@ -65,11 +65,7 @@ pub async fn post_commands(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match accept(&state, &headers, body).await {
-        Ok(Some(reply)) => (StatusCode::OK, axum::Json(reply)).into_response(),
-        Ok(None) => StatusCode::OK.into_response(),
-        Err(e) => refused("command", e),
-    }
+    answer("command", accept(&state, &headers, body).await)
 }
 
 async fn accept(

@@ -146,6 +146,18 @@ pub(crate) async fn verify(
     Ok(Some(Verified { body, app_org }))
 }
 
+/// The answer to a verified request: its JSON reply, or an empty 200, or the refusal.
+pub(crate) fn answer(
+    what: &str,
+    outcome: Result<Option<serde_json::Value>, InboundError>,
+) -> Response {
+    match outcome {
+        Ok(Some(reply)) => (StatusCode::OK, axum::Json(reply)).into_response(),
+        Ok(None) => StatusCode::OK.into_response(),
+        Err(e) => refused(what, e),
+    }
+}
+
 /// Counts and logs a refused request, and answers it.
 pub(crate) fn refused(what: &str, e: InboundError) -> Response {
     let outcome = match &e {
