@@ -30,7 +30,7 @@ use crate::procs::{
 };
 use crate::report::{Row, le};
 use crate::resources::Usage;
-use crate::stats::median;
+use crate::stats::{median, quantile};
 
 const RATIO_TARGET: f64 = 1.05;
 
@@ -40,6 +40,9 @@ pub struct Run {
     pub slack_stats: serde_json::Value,
     /// First send → last message received, seconds (NaN when not all arrived).
     pub wall_secs: f64,
+    /// First send → the time by which half (nine in ten) of the events had a message.
+    pub landed_p50_secs: f64,
+    pub landed_p90_secs: f64,
     /// How long ingesting all of them took.
     pub ingest_secs: f64,
     pub accepted: u64,
@@ -110,9 +113,12 @@ pub async fn deliver(
 ) -> anyhow::Result<Run> {
     let stack = Stack::start(paths, plan.channels, 1, false).await?;
     let pid = stack.relays[0].proc.pid();
-    // Warm caches, then let channel 0's rate budget refill (it regains a message per second).
+    // Warm caches, then let channel 0's rate budget refill (it regains a message per second)
+    // if the load needs its whole burst.
     let warm = stack.warm_up(envelopes).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    if plan.messages.div_ceil(plan.channels.max(1)) >= SLACK_BURST as usize {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
     if plan.fail_rate > 0.0 {
         let body = serde_json::json!({ "fail_rate": plan.fail_rate }).to_string();
         let (status, answer) = http::Conn::open(stack.slack.addr)
@@ -156,6 +162,7 @@ pub async fn deliver(
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let mut copies: HashMap<u64, u64> = HashMap::new();
+    let mut landed: HashMap<u64, f64> = HashMap::new();
     let mut last_ms = f64::NAN;
     for message in stack.slack.messages().await? {
         if let Some(seq) = seq_in(message["text"].as_str().unwrap_or_default()) {
@@ -163,9 +170,16 @@ pub async fn deliver(
                 continue;
             }
             *copies.entry(seq).or_default() += 1;
-            last_ms = last_ms.max(message["received_at_ms"].as_f64().unwrap_or(f64::NAN));
+            let at = message["received_at_ms"].as_f64().unwrap_or(f64::NAN);
+            last_ms = last_ms.max(at);
+            let first = landed.entry(seq).or_insert(at);
+            *first = first.min(at);
         }
     }
+    let landed_secs: Vec<f64> = landed
+        .values()
+        .map(|at| (at - out.started_unix_ms) / 1000.0)
+        .collect();
     let lost = out
         .accepted_seqs
         .iter()
@@ -189,6 +203,8 @@ pub async fn deliver(
         } else {
             f64::NAN
         },
+        landed_p50_secs: quantile(&landed_secs, 0.5),
+        landed_p90_secs: quantile(&landed_secs, 0.9),
         ingest_secs: out.window.as_secs_f64(),
         accepted: out.accepted,
         lost,
@@ -343,7 +359,10 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        assert_eq!(series_sum(&metrics, "sfrelay_x_total", &[("outcome", "queued")]), 7.0);
+        assert_eq!(
+            series_sum(&metrics, "sfrelay_x_total", &[("outcome", "queued")]),
+            7.0
+        );
         assert_eq!(series_sum(&metrics, "sfrelay_x_total", &[]), 8.0);
         assert_eq!(series_sum(&metrics, "sfrelay_y", &[]), 2.0);
         assert_eq!(series_sum(&metrics, "sfrelay_z", &[]), 0.0);
@@ -351,7 +370,8 @@ mod tests {
 
     #[test]
     fn calls_are_counted_from_the_first_reading() {
-        let before = serde_json::json!({"calls": 4, "by_method": {"auth.test": 1, "chat.postMessage": 3}});
+        let before =
+            serde_json::json!({"calls": 4, "by_method": {"auth.test": 1, "chat.postMessage": 3}});
         let after = serde_json::json!({"calls": 9,
             "by_method": {"auth.test": 1, "chat.postMessage": 7, "conversations.history": 1}});
         let (calls, by_method) = calls_since(&before, &after);

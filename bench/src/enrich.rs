@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::Settings;
+use crate::clicks::timeline::rfc3339_unix_ms;
 use crate::delivery::metrics;
 use crate::envelope::{name, seq_in};
 use crate::http::Conn;
@@ -109,6 +110,9 @@ pub struct Run {
     pub token_requests: u64,
     /// `api_calls` per 1,000 enriched events.
     pub api_calls_per_1k: f64,
+    /// The median time between two query answers in the emulator's journal during the burst:
+    /// its time per query when the queries queue for it (it answers one at a time).
+    pub emulator_query_gap_ms: f64,
     pub salesforce_stats: Value,
     pub slack_stats: Value,
     pub sfrelay_metrics: BTreeMap<String, f64>,
@@ -185,6 +189,7 @@ pub async fn measure(paths: &Paths, settings: &Settings) -> anyhow::Result<Run> 
         }
     }
     let after = salesforce.stats().await?;
+    let journal = salesforce.requests().await?;
     let diff = |key: &str| {
         after[key]
             .as_u64()
@@ -214,10 +219,23 @@ pub async fn measure(paths: &Paths, settings: &Settings) -> anyhow::Result<Run> 
         api_calls,
         token_requests: diff("token_requests"),
         api_calls_per_1k: api_calls as f64 * 1000.0 / enriched as f64,
+        emulator_query_gap_ms: query_gap_ms(&journal, out.started_unix_ms),
         salesforce_stats: after,
         slack_stats: slack.stats().await?,
         sfrelay_metrics: metrics(relay.addr).await.unwrap_or_default(),
     })
+}
+
+/// The median gap between consecutive query answers journalled after `since` (Unix ms).
+fn query_gap_ms(journal: &[Value], since: f64) -> f64 {
+    let mut at: Vec<f64> = journal
+        .iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.contains("/query")))
+        .filter_map(|r| r["at"].as_str().and_then(rfc3339_unix_ms))
+        .filter(|at| *at >= since)
+        .collect();
+    at.sort_by(f64::total_cmp);
+    median(at.windows(2).map(|w| w[1] - w[0]))
 }
 
 /// The route and the one template, in directories of their own.
@@ -247,6 +265,7 @@ pub struct Summary {
     pub rate: f64,
     pub api_calls_per_1k: f64,
     pub token_requests: f64,
+    pub emulator_query_gap_ms: f64,
     /// Over all runs.
     pub not_enriched: u64,
     pub lost: u64,
@@ -262,6 +281,7 @@ pub fn summarize(runs: Vec<Run>, settings: &Settings) -> Summary {
         rate: settings.enrich_events as f64 / wall,
         api_calls_per_1k: median(runs.iter().map(|r| r.api_calls_per_1k)),
         token_requests: median(runs.iter().map(|r| r.token_requests as f64)),
+        emulator_query_gap_ms: median(runs.iter().map(|r| r.emulator_query_gap_ms)),
         not_enriched: runs.iter().map(|r| r.not_enriched).sum(),
         lost: runs.iter().map(|r| r.lost).sum(),
         doubled: runs.iter().map(|r| r.doubled).sum(),
@@ -274,9 +294,11 @@ pub fn rows(s: &Summary) -> Vec<Row> {
         Row::new(
             format!("10. enrich {} events (SOQL by Id each)", s.events),
             format!(
-                "{:.2} s first send → last post ({} enriched)",
+                "{:.2} s first send → last post ({} enriched; the emulator answered a query \
+                 every {:.1} ms)",
                 s.wall_secs,
-                per_sec(s.rate)
+                per_sec(s.rate),
+                s.emulator_query_gap_ms
             ),
         ),
         Row::new(
@@ -312,6 +334,16 @@ mod tests {
         assert_eq!(opportunity_id(0), "006000000000001AAA");
         assert_eq!(opportunity_id(0).len(), 18);
         assert!(route(2).contains(":record.Id"));
+        let journal = [
+            json!({"path": "/services/data/v62.0/query", "at": "1970-01-01T00:00:01.000Z"}),
+            json!({"path": "/services/oauth2/token", "at": "1970-01-01T00:00:01.001Z"}),
+            json!({"path": "/services/data/v62.0/query", "at": "1970-01-01T00:00:01.012Z"}),
+            json!({"path": "/services/data/v62.0/query", "at": "1970-01-01T00:00:01.020Z"}),
+            json!({"path": "/services/data/v62.0/query", "at": "1970-01-01T00:00:01.030Z"}),
+        ];
+        assert_eq!(query_gap_ms(&journal, 1000.0), 10.0, "gaps 12, 8, 10");
+        assert_eq!(query_gap_ms(&journal, 1015.0), 10.0, "gap 10 only");
+        assert!(query_gap_ms(&journal[..1], 0.0).is_nan());
         let template: Value = serde_json::from_str(&template()).unwrap();
         assert_eq!(
             template["text"],

@@ -51,7 +51,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the measurements, print the table, write results.json.
-    Run(Settings),
+    Run(Box<Settings>),
     /// Serve the baseline (started by `run`; not for direct use).
     Baseline(baseline::Args),
 }
@@ -137,6 +137,10 @@ pub struct Settings {
     /// Share of every Slack call answered HTTP 500 in the storm's faulty runs.
     #[arg(long, default_value_t = 0.3)]
     pub storm_fail_rate: f64,
+    /// Repetitions of the storm (each with and without faults), in place of `--runs`: a
+    /// faulty run takes minutes, most of it retries backing off.
+    #[arg(long, default_value_t = 1)]
+    pub storm_runs: usize,
     /// Only these measurements (comma-separated:
     /// ingest,batches,e2e,delivery,resources,scaling,replicas,clicks,pubsub,enrich,storm).
     #[arg(long, value_delimiter = ',')]
@@ -171,6 +175,7 @@ impl Settings {
             self.pubsub_rate = 100.0;
             self.enrich_events = 20;
             self.storm_posts = 14;
+            self.storm_runs = 1;
         }
     }
 
@@ -229,7 +234,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(run(settings)))
+                .and_then(|rt| rt.block_on(run(*settings)))
         }
     };
     match result {
@@ -272,8 +277,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         "--pubsub-backlog must be ≥ 1 and --pubsub-rate positive"
     );
     anyhow::ensure!(
-        settings.enrich_events >= 1 && settings.storm_posts >= 1 && settings.storm_channels >= 1,
-        "--enrich-events, --storm-posts and --storm-channels must be ≥ 1"
+        settings.enrich_events >= 1
+            && settings.storm_posts >= 1
+            && settings.storm_channels >= 1
+            && settings.storm_runs >= 1,
+        "--enrich-events, --storm-posts, --storm-channels and --storm-runs must be ≥ 1"
     );
     anyhow::ensure!(
         (0.0..1.0).contains(&settings.storm_fail_rate),
@@ -450,6 +458,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.wants("storm") {
         let result = async {
             let mut all = Vec::new();
+            let runs = settings.storm_runs;
             for i in 1..=runs {
                 // Alternate so drift on a shared machine hits both variants alike.
                 eprintln!("[bench] storm: run {i}/{runs}");
@@ -524,7 +533,7 @@ mod tests {
         else {
             panic!("not a run");
         };
-        settings
+        *settings
     }
 
     #[test]

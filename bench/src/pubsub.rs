@@ -169,8 +169,11 @@ pub async fn measure(paths: &Paths, settings: &Settings) -> anyhow::Result<Run> 
     tokio::time::sleep(Duration::from_millis(500)).await;
     run.sfrelay_metrics = metrics(relay.addr).await?;
     let queued = series_sum(&run.sfrelay_metrics, EVENTS_TOTAL, &[("outcome", "queued")]) as u64;
-    run.duplicates =
-        series_sum(&run.sfrelay_metrics, EVENTS_TOTAL, &[("outcome", "duplicate")]) as u64;
+    run.duplicates = series_sum(
+        &run.sfrelay_metrics,
+        EVENTS_TOTAL,
+        &[("outcome", "duplicate")],
+    ) as u64;
     run.lost = total.saturating_sub(queued);
     run.doubled = queued.saturating_sub(total);
     run.streams = world.salesforce.streams().await?;
@@ -215,7 +218,9 @@ async fn live(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let backlog = settings.pubsub_backlog;
-    let total = (settings.pubsub_rate * settings.duration_secs).round().max(1.0) as usize;
+    let total = (settings.pubsub_rate * settings.duration_secs)
+        .round()
+        .max(1.0) as usize;
     let target = (backlog + total) as u64;
     let start = Instant::now();
     let publish = async {
@@ -224,8 +229,8 @@ async fn live(
         while sent.len() < total {
             let due = start + TICK * tick;
             tokio::time::sleep_until(due.into()).await;
-            let want = (((due - start).as_secs_f64() * settings.pubsub_rate).ceil() as usize)
-                .min(total);
+            let want =
+                (((due - start).as_secs_f64() * settings.pubsub_rate).ceil() as usize).min(total);
             if want > sent.len() {
                 let at = Instant::now();
                 let batch = changes(backlog + sent.len(), backlog + want);

@@ -88,6 +88,15 @@ impl Salesforce {
         http::get_json(self.addr, "/_emulator/stats").await
     }
 
+    /// `GET /_emulator/requests`: every request in arrival order, with the time it was
+    /// answered (`at`, RFC 3339 to the millisecond).
+    pub async fn requests(&self) -> anyhow::Result<Vec<Value>> {
+        match http::get_json(self.addr, "/_emulator/requests").await? {
+            Value::Array(requests) => Ok(requests),
+            other => bail!("requests: unexpected {other}"),
+        }
+    }
+
     /// `GET /_emulator/pubsub/streams`: every Pub/Sub stream opened, with its credit and
     /// starvation figures.
     pub async fn streams(&self) -> anyhow::Result<Vec<Value>> {

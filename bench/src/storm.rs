@@ -53,11 +53,11 @@ pub async fn measure(
 /// How long beyond three times the minimum to wait for the last message. Retries back off at
 /// random up to 0.5 s × 2^attempts, and with faults a retry needs two good answers (the
 /// history search for the failed post, then the post), so a few messages take minutes; the
-/// smoke run (in CI) waits 15 s and counts the rest as lost.
+/// smoke run (in CI) waits 10 s and counts the rest as lost.
 fn patience(settings: &Settings, fail_rate: f64) -> Duration {
     match (fail_rate > 0.0, settings.smoke) {
         (false, _) => Duration::from_secs(60),
-        (true, true) => Duration::from_secs(15),
+        (true, true) => Duration::from_secs(10),
         (true, false) => Duration::from_secs(600),
     }
 }
@@ -67,6 +67,8 @@ fn patience(settings: &Settings, fail_rate: f64) -> Duration {
 pub struct Variant {
     pub fail_rate: f64,
     pub wall_secs: f64,
+    pub landed_p50_secs: f64,
+    pub landed_p90_secs: f64,
     pub slack_calls_per_message: f64,
     pub slack_calls: f64,
     pub failed_injected: f64,
@@ -114,6 +116,8 @@ pub fn summarize(runs: Vec<Run>, settings: &Settings) -> Summary {
             Variant {
                 fail_rate: rate,
                 wall_secs: med(&|r| r.wall_secs),
+                landed_p50_secs: med(&|r| r.landed_p50_secs),
+                landed_p90_secs: med(&|r| r.landed_p90_secs),
                 slack_calls_per_message: med(&|r| r.slack_calls_per_message),
                 slack_calls: med(&|r| r.slack_calls as f64),
                 failed_injected: med(&|r| r.slack_failed_injected as f64),
@@ -154,10 +158,12 @@ pub fn rows(s: &Summary) -> Vec<Row> {
                 s.posts, s.channels
             ),
             format!(
-                "{:.2} s (min {:.1} s); {:.2} Slack calls per message ({} posts + {} history \
-                 searches; {} 500s, {} 429s)",
+                "{:.2} s (min {:.1} s; half in by {:.1} s, 90 % by {:.1} s); {:.2} Slack calls \
+                 per message ({} posts + {} history searches; {} 500s, {} 429s)",
                 v.wall_secs,
                 s.minimum_secs,
+                v.landed_p50_secs,
+                v.landed_p90_secs,
                 v.slack_calls_per_message,
                 v.post_calls,
                 v.history_calls,
