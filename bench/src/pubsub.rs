@@ -319,7 +319,8 @@ pub struct Summary {
     pub duplicates: u64,
     /// The worst over all runs.
     pub longest_starved_ms: u64,
-    pub starved: u64,
+    /// Median per run.
+    pub starved: f64,
     pub streams_opened: u64,
     pub runs: Vec<Run>,
 }
@@ -342,7 +343,7 @@ pub fn summarize(runs: Vec<Run>, settings: &Settings) -> Summary {
         doubled: runs.iter().map(|r| r.doubled).sum(),
         duplicates: runs.iter().map(|r| r.duplicates).sum(),
         longest_starved_ms: runs.iter().map(|r| r.longest_starved_ms).max().unwrap_or(0),
-        starved: runs.iter().map(|r| r.starved).sum(),
+        starved: median(runs.iter().map(|r| r.starved as f64)),
         streams_opened: runs.iter().map(|r| r.streams_opened).max().unwrap_or(0),
         runs,
     }
@@ -377,7 +378,7 @@ pub fn rows(s: &Summary) -> Vec<Row> {
             ),
         ),
         Row::new(
-            "9. Pub/Sub streams / longest starved / starved",
+            "9. Pub/Sub streams / longest at 0 credit / times at 0",
             format!(
                 "{} / {} ms / {}",
                 s.streams_opened, s.longest_starved_ms, s.starved

@@ -53,7 +53,7 @@ pub async fn measure(
 /// How long beyond three times the minimum to wait for the last message. Retries back off at
 /// random up to 0.5 s × 2^attempts, and with faults a retry needs two good answers (the
 /// history search for the failed post, then the post), so a few messages take minutes; the
-/// smoke run (in CI) waits 10 s and counts the rest as lost.
+/// smoke run (in CI) waits 10 s and counts the rest as late.
 fn patience(settings: &Settings, fail_rate: f64) -> Duration {
     match (fail_rate > 0.0, settings.smoke) {
         (false, _) => Duration::from_secs(60),
@@ -79,8 +79,8 @@ pub struct Variant {
     /// Over all runs.
     pub lost: u64,
     pub doubled: u64,
-    /// Of `lost`, the jobs still queued for a retry at the deadline.
-    pub still_queued: u64,
+    /// Not in Slack by the deadline but still queued for a retry.
+    pub late: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -126,7 +126,7 @@ pub fn summarize(runs: Vec<Run>, settings: &Settings) -> Summary {
                 history_calls: med(&method("conversations.history")),
                 lost: of.iter().map(|r| r.lost).sum(),
                 doubled: of.iter().map(|r| r.doubled).sum(),
-                still_queued: of.iter().map(|r| r.still_queued).sum(),
+                late: of.iter().map(|r| r.late).sum(),
             }
         })
         .collect();
@@ -158,9 +158,13 @@ pub fn rows(s: &Summary) -> Vec<Row> {
                 s.posts, s.channels
             ),
             format!(
-                "{:.2} s (min {:.1} s; half in by {:.1} s, 90 % by {:.1} s); {:.2} Slack calls \
+                "{} (min {:.1} s; half in by {:.1} s, 90 % by {:.1} s); {:.2} Slack calls \
                  per message ({} posts + {} history searches; {} 500s, {} 429s)",
-                v.wall_secs,
+                if v.wall_secs.is_nan() {
+                    "not all in by the deadline".to_string()
+                } else {
+                    format!("{:.2} s", v.wall_secs)
+                },
                 s.minimum_secs,
                 v.landed_p50_secs,
                 v.landed_p90_secs,
@@ -174,9 +178,9 @@ pub fn rows(s: &Summary) -> Vec<Row> {
     }
     let lost: u64 = s.variants.iter().map(|v| v.lost).sum();
     let doubled: u64 = s.variants.iter().map(|v| v.doubled).sum();
-    let queued: u64 = s.variants.iter().map(|v| v.still_queued).sum();
-    let retrying = if queued > 0 {
-        format!(" ({queued} still queued for a retry at the deadline)")
+    let late: u64 = s.variants.iter().map(|v| v.late).sum();
+    let retrying = if late > 0 {
+        format!(" ({late} late: still queued for a retry at the deadline)")
     } else {
         String::new()
     };
