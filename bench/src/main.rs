@@ -2,8 +2,8 @@
 //! `redis-server` and the Slack emulator, prints a table and writes `results.json`.
 //!
 //! One module per measurement: [`ingest`] (1), [`batches`] (2), [`e2e`] (3), [`delivery`]
-//! (4), [`resources`] (5), [`scaling`] (6), [`replicas`] (7), [`clicks`] (8). Each run of each
-//! measurement starts its own
+//! (4), [`resources`] (5), [`scaling`] (6), [`replicas`] (7), [`clicks`] (8), [`pubsub`] (9),
+//! [`enrich`] (10), [`storm`] (11). Each run of each measurement starts its own
 //! processes, so runs are independent; every figure is the median over `--runs`. Targets are
 //! reported as PASS/FAIL and never asserted: the exit status is non-zero only when the
 //! harness itself could not measure something.
@@ -13,16 +13,20 @@ mod batches;
 mod clicks;
 mod delivery;
 mod e2e;
+mod enrich;
 mod envelope;
 mod http;
 mod ingest;
 mod loadgen;
 mod procs;
+mod pubsub;
 mod replicas;
 mod report;
 mod resources;
+mod salesforce;
 mod scaling;
 mod stats;
+mod storm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,13 +51,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the measurements, print the table, write results.json.
-    Run(Settings),
+    Run(Box<Settings>),
     /// Serve the baseline (started by `run`; not for direct use).
     Baseline(baseline::Args),
 }
 
 /// The names `--only` accepts, in the order they run.
-const MEASUREMENTS: [&str; 8] = [
+const MEASUREMENTS: [&str; 11] = [
     "ingest",
     "batches",
     "e2e",
@@ -62,13 +66,16 @@ const MEASUREMENTS: [&str; 8] = [
     "scaling",
     "replicas",
     "clicks",
+    "pubsub",
+    "enrich",
+    "storm",
 ];
 
 /// What to measure and how hard. `--smoke` replaces the scale settings with a tiny one.
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct Settings {
-    /// Tiny scale (1 run, 2 s phases, 100 messages over 10 channels, 5 clicks): proves the
-    /// harness works.
+    /// Tiny scale (1 run, 2 s phases, 100 messages over 10 channels, 5 clicks, a Pub/Sub
+    /// backlog of 200, 20 enriched events, a storm of 14 posts): proves the harness works.
     #[arg(long)]
     pub smoke: bool,
     /// Repetitions of every measurement; medians are reported.
@@ -112,8 +119,30 @@ pub struct Settings {
     /// becomes what is measured.
     #[arg(long, default_value_t = 1.5)]
     pub click_rate: f64,
+    /// Change events published before sfrelay subscribes (from the earliest).
+    #[arg(long, default_value_t = 20_000)]
+    pub pubsub_backlog: usize,
+    /// Change events per second published once the backlog is queued, for `--duration-secs`.
+    #[arg(long, default_value_t = 500.0)]
+    pub pubsub_rate: f64,
+    /// Events in the enrichment burst, each its own Opportunity queried by Id.
+    #[arg(long, default_value_t = 1000)]
+    pub enrich_events: usize,
+    /// Posts in the storm…
+    #[arg(long, default_value_t = 140)]
+    pub storm_posts: usize,
+    /// …spread over this many channels, at Slack's pace.
+    #[arg(long, default_value_t = 7)]
+    pub storm_channels: usize,
+    /// Share of every Slack call answered HTTP 500 in the storm's faulty runs.
+    #[arg(long, default_value_t = 0.3)]
+    pub storm_fail_rate: f64,
+    /// Repetitions of the storm (each with and without faults), in place of `--runs`: a
+    /// faulty run takes minutes, most of it retries backing off.
+    #[arg(long, default_value_t = 1)]
+    pub storm_runs: usize,
     /// Only these measurements (comma-separated:
-    /// ingest,batches,e2e,delivery,resources,scaling,replicas,clicks).
+    /// ingest,batches,e2e,delivery,resources,scaling,replicas,clicks,pubsub,enrich,storm).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// The sfrelay repository (binaries, templates, fixtures).
@@ -142,6 +171,11 @@ impl Settings {
             self.scaling_events = 300;
             self.clicks = 5;
             self.click_rate = 5.0;
+            self.pubsub_backlog = 200;
+            self.pubsub_rate = 100.0;
+            self.enrich_events = 20;
+            self.storm_posts = 14;
+            self.storm_runs = 1;
         }
     }
 
@@ -200,7 +234,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(run(settings)))
+                .and_then(|rt| rt.block_on(run(*settings)))
         }
     };
     match result {
@@ -238,6 +272,21 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.clicks >= 1 && settings.click_rate > 0.0,
         "--clicks must be ≥ 1 and --click-rate positive"
     );
+    anyhow::ensure!(
+        settings.pubsub_backlog >= 1 && settings.pubsub_rate > 0.0,
+        "--pubsub-backlog must be ≥ 1 and --pubsub-rate positive"
+    );
+    anyhow::ensure!(
+        settings.enrich_events >= 1
+            && settings.storm_posts >= 1
+            && settings.storm_channels >= 1
+            && settings.storm_runs >= 1,
+        "--enrich-events, --storm-posts, --storm-channels and --storm-runs must be ≥ 1"
+    );
+    anyhow::ensure!(
+        (0.0..1.0).contains(&settings.storm_fail_rate),
+        "--storm-fail-rate must be from 0 up to (not including) 1"
+    );
     settings.check_only()?;
     let paths = Paths::new(&settings.repo, settings.bin_dir.as_deref())?;
     let envelopes = Arc::new(Envelopes::load(&paths.repo)?);
@@ -252,6 +301,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut scaling_rows: Vec<Row> = Vec::new();
     let mut replica_rows: Vec<Row> = Vec::new();
     let mut click_rows: Vec<Row> = Vec::new();
+    let mut later_rows: Vec<Row> = Vec::new();
     let mut record = |name: &str, result: anyhow::Result<Value>| match result {
         Ok(value) => {
             measurements.insert(name.into(), value);
@@ -385,6 +435,47 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await;
         record("clicks", result);
     }
+    if settings.wants("pubsub") {
+        let result = async {
+            let summary =
+                pubsub::summarize(repeat("pubsub", runs, || pubsub::measure(p, s)).await?, s);
+            later_rows.extend(pubsub::rows(&summary));
+            Ok(serde_json::to_value(summary)?)
+        }
+        .await;
+        record("pubsub", result);
+    }
+    if settings.wants("enrich") {
+        let result = async {
+            let summary =
+                enrich::summarize(repeat("enrich", runs, || enrich::measure(p, s)).await?, s);
+            later_rows.extend(enrich::rows(&summary));
+            Ok(serde_json::to_value(summary)?)
+        }
+        .await;
+        record("enrich", result);
+    }
+    if settings.wants("storm") {
+        let result = async {
+            let mut all = Vec::new();
+            let runs = settings.storm_runs;
+            for i in 1..=runs {
+                // Alternate so drift on a shared machine hits both variants alike.
+                eprintln!("[bench] storm: run {i}/{runs}");
+                for fail_rate in [0.0, settings.storm_fail_rate] {
+                    let run = storm::measure(p, s, e, fail_rate).await.map_err(|err| {
+                        err.context(format!("storm, fail rate {fail_rate}, run {i}"))
+                    })?;
+                    all.push(run);
+                }
+            }
+            let summary = storm::summarize(all, s);
+            later_rows.extend(storm::rows(&summary));
+            Ok(serde_json::to_value(summary)?)
+        }
+        .await;
+        record("storm", result);
+    }
     for mut row in resource_rows {
         row.name = format!("5. {}", row.name);
         rows.push(row);
@@ -392,6 +483,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     rows.extend(scaling_rows);
     rows.extend(replica_rows);
     rows.extend(click_rows);
+    rows.extend(later_rows);
 
     let commit = report::git_commit(&paths.repo);
     let title = format!(
@@ -441,7 +533,7 @@ mod tests {
         else {
             panic!("not a run");
         };
-        settings
+        *settings
     }
 
     #[test]
@@ -463,6 +555,26 @@ mod tests {
         );
         assert!(settings(&["--only", "clicks"]).wants("clicks"));
         assert!(settings(&[]).wants("clicks"));
+        for name in ["pubsub", "enrich", "storm"] {
+            assert!(settings(&["--only", name]).check_only().is_ok(), "{name}");
+            assert!(settings(&[]).wants(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn smoke_shrinks_the_new_measurements() {
+        let mut smoke = settings(&["--smoke"]);
+        smoke.apply_smoke();
+        assert_eq!(
+            (smoke.pubsub_backlog, smoke.enrich_events, smoke.storm_posts),
+            (200, 20, 14)
+        );
+        assert_eq!(smoke.storm_channels, 7);
+        let full = settings(&[]);
+        assert_eq!(
+            (full.pubsub_backlog, full.enrich_events, full.storm_posts),
+            (20_000, 1000, 140)
+        );
     }
 
     #[test]

@@ -334,7 +334,11 @@ pub struct SfrelaySpec<'a> {
     /// `[queue] min_replicas_acked`, written only when set (sfrelay's default is 0).
     pub min_replicas_acked: Option<u32>,
     /// The org's `[orgs.salesforce]` section (API access); without it, an instance URL only.
+    /// It ends the config file, so it may carry the org's `[[orgs.subscribe]]` entries and
+    /// top-level tables after them.
     pub salesforce_section: Option<&'a str>,
+    /// Templates of the bench's own instead of the repository's `templates/`.
+    pub templates_dir: Option<&'a Path>,
     /// More environment variables (the Slack signing secret).
     pub env: &'a [(&'a str, &'a str)],
 }
@@ -383,7 +387,10 @@ api_key_env = "BENCH_API_KEY"
                 "[orgs.salesforce]\ninstance_url = \"https://acme.my.salesforce.com\"\n"
             ),
             routes = spec.routes_dir.display(),
-            templates = spec.paths.repo.join("templates").display(),
+            templates = spec
+                .templates_dir
+                .map_or_else(|| spec.paths.repo.join("templates"), Path::to_path_buf)
+                .display(),
             fixtures = spec.paths.repo.join("tests/fixtures").display(),
         );
         let config = dir.path().join("sfrelay.toml");
@@ -525,6 +532,7 @@ impl Stack {
             unlimited,
             min_replicas_acked: self.min_replicas_acked,
             salesforce_section: None,
+            templates_dir: None,
             env: &[],
         })
         .await

@@ -75,6 +75,17 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     }
 }
 
+/// The nearest-rank `q` quantile (0..=1) of `values`, NaN values ignored; NaN when empty.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +95,12 @@ mod tests {
         assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median([4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median([]).is_nan());
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(quantile(&ten, 0.5), 5.0);
+        assert_eq!(quantile(&ten, 0.9), 9.0);
+        assert_eq!(quantile(&ten, 1.0), 10.0);
+        assert_eq!(quantile(&ten, 0.0), 1.0);
+        assert!(quantile(&[], 0.5).is_nan());
         let mut h = histogram();
         for ms in 1..=1000 {
             record(&mut h, Duration::from_millis(ms));

@@ -19,7 +19,7 @@
 //! Slack's `users.info` tier (100/min, burst 10 in sfrelay's limiter; sfrelay asks it for the
 //! clicker's e-mail on every click), so what is measured is sfrelay's own path.
 
-mod timeline;
+pub mod timeline;
 mod world;
 
 use std::collections::BTreeMap;

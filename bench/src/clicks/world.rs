@@ -3,9 +3,6 @@
 //! own, the shipped buttons (`routes/buttons.toml`), and sfrelay with API access to the org and
 //! Slack's signing secret. Mirrors `tests/support/actions.rs`.
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -14,16 +11,13 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::envelope::{name, seq_in};
-use crate::http::{self, Conn};
+use crate::http::Conn;
 use crate::loadgen::unix_ms;
-use crate::procs::{Emulator, ORG_ID, Paths, Proc, Redis, Sfrelay, SfrelaySpec, channel_id};
+use crate::procs::{Emulator, ORG_ID, Paths, Redis, Sfrelay, SfrelaySpec, channel_id};
+use crate::salesforce::Salesforce;
 
 /// The app's signing secret: sfrelay verifies with it what the emulator signs with it.
 pub const SIGNING_SECRET: &str = "bench-signing-secret-0123456789abcdef";
-/// The connected app's consumer key, on both sides of the JWT bearer flow.
-const CLIENT_ID: &str = "3MVG9bench.client";
-/// The Salesforce emulator's integration user (its default), whom sfrelay writes as.
-const INTEGRATION_USER: &str = "integration@acme.example";
 /// The queue every Case belongs to before it is taken.
 const QUEUE: &str = "00G000000000001AAA";
 const MODIFIED: &str = "2025-10-02T09:12:00.000+0000";
@@ -109,71 +103,6 @@ pub fn case_route(channels: usize) -> String {
     route
 }
 
-/// The Salesforce emulator (`sfrelay-emulator salesforce`), trusting the test key pair.
-pub struct Salesforce {
-    pub addr: SocketAddr,
-    _proc: Proc,
-    _dir: TempDir,
-}
-
-impl Salesforce {
-    pub fn start(paths: &Paths, records: &Value) -> anyhow::Result<Salesforce> {
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("data.json");
-        std::fs::write(&data, records.to_string())?;
-        let (proc, addr) = Proc::spawn_emulator(
-            Command::new(&paths.emulator)
-                .args([
-                    "salesforce",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--client-id",
-                    CLIENT_ID,
-                ])
-                .arg("--public-key")
-                .arg(keys(&paths.repo).join("rsa-public.pem"))
-                .arg("--data")
-                .arg(&data),
-        )?;
-        Ok(Salesforce {
-            addr,
-            _proc: proc,
-            _dir: dir,
-        })
-    }
-
-    /// The `[orgs.salesforce]` section pointing sfrelay at this emulator (JWT bearer flow as
-    /// the integration user, writing on the clicker's behalf).
-    pub fn org_section(&self, repo: &Path) -> String {
-        format!(
-            "[orgs.salesforce]\ninstance_url = \"https://acme.my.salesforce.com\"\n\
-             login_url = \"http://{}\"\nclient_id = \"{CLIENT_ID}\"\n\
-             username = \"{INTEGRATION_USER}\"\nprivate_key_file = \"{}\"\n\
-             act_as = \"integration\"\n",
-            self.addr,
-            keys(repo).join("rsa-private.pem").display()
-        )
-    }
-
-    /// The journal of writes (`GET /_emulator/writes` → `journal`), in the order made.
-    pub async fn writes(&self) -> anyhow::Result<Vec<Value>> {
-        let state = http::get_json(self.addr, "/_emulator/writes").await?;
-        match state.get("journal") {
-            Some(Value::Array(journal)) => Ok(journal.clone()),
-            _ => bail!("writes: no journal in {state}"),
-        }
-    }
-
-    /// `GET /_emulator/stats`.
-    pub async fn stats(&self) -> anyhow::Result<Value> {
-        http::get_json(self.addr, "/_emulator/stats").await
-    }
-}
-
-fn keys(repo: &Path) -> std::path::PathBuf {
-    repo.join("tests/fixtures/keys")
-}
-
 /// A card sfrelay posted: which Case, where.
 #[derive(Debug, Clone)]
 pub struct Card {
@@ -209,13 +138,14 @@ impl World {
     pub async fn start(paths: &Paths, cards: usize, channels: usize) -> anyhow::Result<World> {
         let redis = Redis::start()?;
         let slack = Emulator::start(paths, channels, false)?;
-        let salesforce = Salesforce::start(paths, &seed(cards, channels))?;
+        let salesforce = Salesforce::start(paths, &seed(cards, channels), &[])?;
         let routes = tempfile::tempdir()?;
         std::fs::write(routes.path().join("cases.toml"), case_route(channels))?;
         let buttons = paths.repo.join("routes/buttons.toml");
         std::fs::copy(&buttons, routes.path().join("buttons.toml"))
             .with_context(|| buttons.display().to_string())?;
-        let section = salesforce.org_section(&paths.repo);
+        // Writes on the clicker's behalf, as the integration user.
+        let section = salesforce.org_section(&paths.repo) + "act_as = \"integration\"\n";
         let api = slack.api_base();
         let relay = Sfrelay::start(&SfrelaySpec {
             paths,
@@ -225,6 +155,7 @@ impl World {
             unlimited: false,
             min_replicas_acked: None,
             salesforce_section: Some(&section),
+            templates_dir: None,
             env: &[("SLACK_SIGNING_SECRET", SIGNING_SECRET)],
         })
         .await?;
