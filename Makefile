@@ -50,9 +50,10 @@ bench:
 	$(CARGO) build --release -p sfrelay-bench
 	target/release/sfrelay-bench run $(BENCH_ARGS)
 
-## The same at a tiny scale (1 run, 2 s phases, 100 messages over 10 channels, 5 clicks), for
-## CI: on the test build in target/debug (no release build needed), proving the harness runs;
-## its figures mean nothing.
+## The same at a tiny scale (1 run, 2 s phases, 100 messages over 10 channels, 5 clicks, a
+## backlog of 200 changes on the Pub/Sub stream, 20 enriched events, a storm of 14 posts over 7
+## channels), for CI: on the test build in target/debug (no release build needed), proving the
+## harness runs; its figures mean nothing.
 bench-smoke:
 	$(CARGO) build --bins -p sfrelay -p sfrelay-emulator
 	$(CARGO) build -p sfrelay-bench
