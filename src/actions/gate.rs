@@ -326,6 +326,7 @@ pub async fn timer(
                     ActError::Reconnect(org) => JobError::dead(format!(
                         "a connection to org {org} expired while the timeout was recorded"
                     )),
+                    ActError::Unmapped { text, .. } => JobError::dead(text),
                 })?;
             return Ok(());
         }

@@ -44,6 +44,14 @@ pub enum ActError {
     /// written, and they are asked to connect again with a fresh link. Not retried.
     #[error("the person's Salesforce connection to org {0} has expired")]
     Reconnect(crate::event::SalesforceId),
+    /// The action needs the person's own Salesforce user and nothing maps them to one: they
+    /// are told `text`, with a sign-in link to connect their account (made only then, and
+    /// never logged). Not retried.
+    #[error("{text}")]
+    Unmapped {
+        text: String,
+        org: crate::event::SalesforceId,
+    },
 }
 
 impl From<WriteError> for ActError {
@@ -177,6 +185,18 @@ pub async fn run(jobs: &Jobs, job_id: &str, interaction: &Interaction) -> Result
             Err(error)
         }
         Err(ActError::NotYet(delay)) => Err(JobError::Postponed { delay, held: false }),
+        Err(ActError::Unmapped { text, org }) => {
+            tracing::info!(user = %interaction.user, reason = %text, "action refused; the person is told and offered to connect");
+            let text = who::with_connect_link(
+                &jobs.people,
+                interaction.team.as_deref(),
+                &interaction.user,
+                &org,
+                &text,
+            )
+            .await;
+            perform::tell(jobs, interaction, &text).await
+        }
         Err(ActError::Reconnect(org)) => {
             tracing::info!(user = %interaction.user, %org, "the person's connection expired; they are asked to connect again");
             let text = who::reconnect_prompt(

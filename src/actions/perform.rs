@@ -422,7 +422,7 @@ async fn once_per_card<T>(
         )));
     }
     let done = work.await;
-    if let Err(ActError::Refused(_) | ActError::Reconnect(_)) = &done {
+    if let Err(ActError::Refused(_) | ActError::Reconnect(_) | ActError::Unmapped { .. }) = &done {
         jobs.store.release(lock.as_str(), &mine).await?;
     }
     done
@@ -440,13 +440,7 @@ async fn take(
         let clicker =
             who::identify(jobs, &on.button.org, on.interaction.team.as_deref(), user).await?;
         let Some(owner) = clicker.owner_id().cloned() else {
-            return Err(ActError::Refused(format!(
-                "You cannot take this: {}",
-                clicker
-                    .unmapped
-                    .as_deref()
-                    .unwrap_or("you have no Salesforce user in this org.")
-            )));
+            return Err(clicker.unmapped("You cannot take this: "));
         };
         let actor = clicker.actor(jobs.orgs.act_as(&on.button.org))?;
         let mut fields = Map::new();

@@ -24,9 +24,8 @@ pub struct Clicker {
     pub unmapped: Option<String>,
     /// Their own live connection to the org; writes run with it.
     pub connection: Option<Actor>,
-    /// A sign-in link for them, when acting as themselves is required and nothing else lets
-    /// them (shown only in the ephemeral answer to their click).
-    pub connect_link: Option<String>,
+    /// The org they are identified in.
+    pub org: SalesforceId,
 }
 
 impl Clicker {
@@ -46,21 +45,22 @@ impl Clicker {
             (ActAs::User, Some(user)) => Ok(Actor::User {
                 username: user.username.clone(),
             }),
-            (ActAs::User, None) => {
-                let mut text = format!(
-                    "Nothing was changed: sfrelay acts as you in this Salesforce org, and {}",
-                    self.unmapped
-                        .as_deref()
-                        .unwrap_or("no Salesforce user matches your Slack account.")
-                );
-                if let Some(link) = &self.connect_link {
-                    text.push_str(&format!(
-                        "\n<{link}|Connect your Salesforce account>, then click again to act \
-                         as yourself."
-                    ));
-                }
-                Err(ActError::Refused(text))
-            }
+            (ActAs::User, None) => Err(self
+                .unmapped("Nothing was changed: sfrelay acts as you in this Salesforce org, and ")),
+        }
+    }
+
+    /// The refusal for an action that needs their Salesforce user: `head`, then why they have
+    /// none. The person is also offered a sign-in link ([`ActError::Unmapped`]).
+    pub fn unmapped(&self, head: &str) -> ActError {
+        ActError::Unmapped {
+            text: format!(
+                "{head}{}",
+                self.unmapped
+                    .as_deref()
+                    .unwrap_or("no Salesforce user matches your Slack account.")
+            ),
+            org: self.org.clone(),
         }
     }
 
@@ -88,7 +88,7 @@ pub async fn identify(
                     salesforce: Some(user),
                     unmapped: None,
                     connection: Some(actor),
-                    connect_link: None,
+                    org: org.clone(),
                 });
             }
             Ok(None) => {}
@@ -99,15 +99,7 @@ pub async fn identify(
             }
         }
     }
-    let mut clicker = by_email(jobs, org, slack_user).await?;
-    if clicker.salesforce.is_none()
-        && jobs.orgs.act_as(org) == ActAs::User
-        && let Some(person) = &person
-        && jobs.people.connections_enabled()
-    {
-        clicker.connect_link = jobs.people.connect_link(person, org).await.ok();
-    }
-    Ok(clicker)
+    by_email(jobs, org, slack_user).await
 }
 
 /// The person by their Slack email.
@@ -117,7 +109,7 @@ async fn by_email(jobs: &Jobs, org: &SalesforceId, slack_user: &str) -> Result<C
         salesforce: None,
         unmapped: Some(why.to_string()),
         connection: None,
-        connect_link: None,
+        org: org.clone(),
     };
     let Some(users) = &jobs.users else {
         return Ok(unmapped("this org has no Salesforce API connection."));
@@ -139,7 +131,7 @@ async fn by_email(jobs: &Jobs, org: &SalesforceId, slack_user: &str) -> Result<C
             salesforce: Some(user),
             unmapped: None,
             connection: None,
-            connect_link: None,
+            org: org.clone(),
         }),
         Err(UserLookupError::NotFound | UserLookupError::InvalidEmail) => {
             Ok(unmapped("no active Salesforce user has your Slack email."))
@@ -152,7 +144,7 @@ async fn by_email(jobs: &Jobs, org: &SalesforceId, slack_user: &str) -> Result<C
 }
 
 /// What a person whose connection to `org` expired is told: connect again, with a fresh
-/// link when one can be made.
+/// link when one can be made. The link is made here, at the last moment, and never logged.
 pub async fn reconnect_prompt(
     people: &People,
     team: Option<&str>,
@@ -165,15 +157,44 @@ pub async fn reconnect_prompt(
     let head = format!(
         "Nothing was changed: your Salesforce connection to {name} has expired or was revoked."
     );
-    let link = match team {
-        Some(team) => people.connect_link(&Person::new(team, user), org).await,
-        None => Err(PeopleError::InvalidPerson),
-    };
-    match link {
+    match link(people, team, user, org).await {
         Ok(link) => format!("{head}\n<{link}|Connect again>, then click once more."),
         Err(e) => {
             tracing::warn!(error = %e, "cannot make a link to reconnect");
             format!("{head} A link to connect again cannot be made: {e}.")
         }
     }
+}
+
+/// `text` (why the person has no Salesforce user), with a sign-in link when connections are
+/// set up, so they can act as themselves next time. Never logged.
+pub async fn with_connect_link(
+    people: &People,
+    team: Option<&str>,
+    user: &str,
+    org: &SalesforceId,
+    text: &str,
+) -> String {
+    if !people.connections_enabled() {
+        return text.to_owned();
+    }
+    match link(people, team, user, org).await {
+        Ok(link) => format!(
+            "{text}\n<{link}|Connect your Salesforce account>, then click again to act as yourself."
+        ),
+        Err(e) => {
+            tracing::info!(error = %e, "no sign-in link offered");
+            text.to_owned()
+        }
+    }
+}
+
+async fn link(
+    people: &People,
+    team: Option<&str>,
+    user: &str,
+    org: &SalesforceId,
+) -> Result<String, PeopleError> {
+    let team = team.ok_or(PeopleError::InvalidPerson)?;
+    people.connect_link(&Person::new(team, user), org).await
 }
