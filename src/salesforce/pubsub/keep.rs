@@ -131,20 +131,33 @@ impl Keeper {
         // Long enough that a replay from the earliest retained event (72 h) is still
         // recognised, whatever the ingest dedupe window.
         let dedupe_for = self.ctx.dedupe_window.max(super::REPLAY_HORIZON);
+        self.retrying("queue change events", || {
+            self.ctx.queue.enqueue_replicated(jobs, dedupe_for)
+        })
+        .await
+    }
+
+    /// Runs a queue write up to [`QUEUE_TRIES`] times, waiting longer after each failure; the
+    /// cursor does not move meanwhile, so giving up loses nothing (the stream is reopened).
+    async fn retrying<T, F, Fut>(&self, what: &str, mut write: F) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::queue::QueueError>>,
+    {
         let mut wait = Duration::from_millis(100);
-        let mut last = String::new();
-        for _ in 0..QUEUE_TRIES {
-            match self.ctx.queue.enqueue_replicated(jobs, dedupe_for).await {
-                Ok(outcome) => return Ok(outcome),
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match write().await {
+                Ok(done) => return Ok(done),
+                Err(e) if tries >= QUEUE_TRIES => return Err(Failure::Local(e.to_string())),
                 Err(e) => {
-                    tracing::warn!(org = %self.sub.org, topic = %self.sub.topic, error = %e, "cannot queue change events yet; the cursor waits");
-                    last = e.to_string();
+                    tracing::warn!(org = %self.sub.org, topic = %self.sub.topic, error = %e, "cannot {what} yet; the cursor waits");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));
                 }
             }
         }
-        Err(Failure::Local(last))
     }
 
     async fn save_cursor(&self, replay_id: &[u8]) -> Result<(), Failure> {
@@ -216,21 +229,9 @@ impl Keeper {
         };
         let job = NewJob::new(id.clone(), id, &task, now_ms())
             .map_err(|e| Failure::Local(e.to_string()))?;
-        let mut wait = Duration::from_millis(100);
-        for _ in 1..QUEUE_TRIES {
-            match self.ctx.queue.bury(&job, &reason).await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot keep the change event yet; the cursor waits");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        self.ctx
-            .queue
-            .bury(&job, &reason)
-            .await
-            .map_err(|e| Failure::Local(e.to_string()))
+        self.retrying("keep the change event", || {
+            self.ctx.queue.bury(&job, &reason)
+        })
+        .await
     }
 }
