@@ -1,7 +1,7 @@
 //! Routes that enrich events from the Salesforce API (the emulator), and many orgs feeding one
 //! workspace.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Scheduled routes: digests of any size, one firing per tick across replicas, and a weekly
 //! DM per record — against the Salesforce and Slack emulators.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! for a required variable is an error naming it. On loopback the embedded defaults still run.
 //! Real binary.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

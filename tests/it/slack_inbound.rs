@@ -1,7 +1,7 @@
 //! `POST /slack/interactions`: Slack's signed interactivity requests. Real binary, real Redis,
 //! emulated Slack (its `response_url` sink).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

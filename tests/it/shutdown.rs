@@ -4,7 +4,7 @@
 //! (the configuration insists), but a drain that stopped heartbeating at SIGTERM would still
 //! leave its consumers silent for up to a heartbeat interval plus the whole grace period.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! record link (once, whatever Slack's retries), url_verification, and unsigned or forged
 //! requests refused. Slack and Salesforce are emulated.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@
 //!
 //! Bounded (a few hundred cases), seeded by proptest; a failure prints the request and answer.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

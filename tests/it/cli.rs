@@ -1,6 +1,6 @@
 //! `sfrelay check`, `sfrelay render` and reloading routes on SIGHUP, as an admin uses them.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -8,7 +8,7 @@
 //! The library itself is driven too (`People` in this process): searches and queries as the
 //! person, what they may not see left out, and disconnecting, which revokes at Salesforce.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,8 +12,6 @@ use sfrelay::salesforce::{
 };
 use sfrelay_emulator::Running;
 
-mod support;
-
 const CLIENT_ID: &str = "3MVG9test.client";
 const PUBLIC_KEY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

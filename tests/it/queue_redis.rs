@@ -1,7 +1,7 @@
 //! The Redis queue and delivery store against a real `redis-server`: lanes, retries, dead
 //! letters, crash recovery, back-pressure and the shared rate limiter.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

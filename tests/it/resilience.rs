@@ -1,6 +1,6 @@
 //! Nothing lost when Redis or Slack misbehave, and a clean drain on SIGTERM.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

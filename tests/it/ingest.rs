@@ -1,7 +1,7 @@
 //! `POST /v1/events` at the HTTP edge: validation, authentication, limits. Real binary, real
 //! Redis.
 
-mod support;
+use crate::support;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! is counted on every recovery and dead-lettered at `max_recoveries`, so it cannot crash-loop
 //! every replica in turn.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

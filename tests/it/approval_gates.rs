@@ -2,7 +2,7 @@
 //! one decision whatever the clicks, recorded on the deal; a rejection asks why; nobody
 //! deciding in time; and a Salesforce approval request decided from its card.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

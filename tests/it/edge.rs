@@ -2,7 +2,7 @@
 //! more requests than the server takes at once, and `/metrics` on its own listener. Real binary,
 //! raw TCP where the client must misbehave.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! binary, real Redis and the Slack emulator, with the shipped case routes (a card per
 //! escalated case, later status changes update it in place).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The Redis sfrelay is given: version and eviction policy checked at start.
 
-mod support;
+use crate::support;
 
 use support::redis_topologies::{FakeRedis, Server, serve_until_up_or_exit};
 use support::{App, Options, free_port};

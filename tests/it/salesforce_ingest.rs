@@ -1,7 +1,7 @@
 //! The other ways Salesforce calls sfrelay: Change Data Capture, Outbound Messages (SOAP), and
 //! the OpenAPI document an admin imports as an External Service.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

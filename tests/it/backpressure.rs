@@ -1,7 +1,7 @@
 //! Back-pressure refuses new ingest and nothing else: work already accepted still fans out
 //! when the queue is over its high-water mark, and none of it reaches the dead-letter list.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! again, reconciliation meeting a backlog, and once-per-record routes whose first attempt does
 //! not land. The real binary, real Redis and the emulators.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! From callout to Slack with the shipped routes and templates: the real binary, real Redis and
 //! the Slack emulator.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

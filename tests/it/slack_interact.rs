@@ -3,7 +3,7 @@
 //! opened with a click's trigger is submitted and closed by sfrelay's answer. And sfrelay's
 //! Slack client against the emulator's modal, ephemeral and `users.info` methods.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

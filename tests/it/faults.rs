@@ -2,7 +2,7 @@
 //! storming 429s and answering slowly, two replicas sharing channels. Every accepted event must
 //! reach Slack exactly once.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! org with its own app keeps posting; a Salesforce refresh token rotated on use is kept in
 //! Redis, encrypted, so a restart or a second replica presents the rotated one.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! (and be refused on a stale card), the refusals people read, who the write is made as, and a
 //! change made from Slack coming back. Real binary and Redis; Slack and Salesforce emulated.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

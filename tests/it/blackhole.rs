@@ -1,7 +1,7 @@
 //! Workers never hang on a Redis connection that silently stopped forwarding: sfrelay reaches
 //! Redis through a proxy that can blackhole every connection (open, no replies, no close).
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! emulator: every change reaches Slack exactly once, whatever happens to the stream, the
 //! process or the cursor.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
