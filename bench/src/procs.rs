@@ -1,6 +1,6 @@
 //! The processes a measurement runs against — a private `redis-server`, the Slack emulator,
 //! `sfrelay serve` and the baseline — each on a free loopback port and killed when dropped,
-//! so an aborted run leaves nothing behind. Mirrors `tests/support/mod.rs`.
+//! so an aborted run leaves nothing behind. Mirrors `tests/it/support/mod.rs`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

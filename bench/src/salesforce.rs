@@ -1,7 +1,7 @@
 //! The Salesforce emulator (`sfrelay-emulator salesforce`) as the measurements that need an
 //! org run it: trusting the test key pair for the JWT bearer flow, seeded with records, and
 //! read back through its control API (counters, request and write journals, the Pub/Sub
-//! event bus). Mirrors `tests/support/mod.rs`.
+//! event bus). Mirrors `tests/it/support/mod.rs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

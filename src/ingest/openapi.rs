@@ -16,7 +16,7 @@
 //! It states every rule the server enforces that a schema can express, and
 //! tells in words the one it cannot (the 18-character Id's checksum), so a
 //! request the schema accepts is refused only for that, and one it refuses
-//! is never accepted (tests/openapi_contract.rs checks both against the
+//! is never accepted (tests/it/openapi_contract.rs checks both against the
 //! server).
 //!
 //! It is written by hand as JSON rather than derived with `utoipa`: utoipa

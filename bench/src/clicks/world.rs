@@ -1,7 +1,7 @@
 //! What a click needs around sfrelay: the Salesforce emulator holding one escalated Case per
 //! card and the person who clicks, a route posting each Case's card to a bench channel of its
 //! own, the shipped buttons (`routes/buttons.toml`), and sfrelay with API access to the org and
-//! Slack's signing secret. Mirrors `tests/support/actions.rs`.
+//! Slack's signing secret. Mirrors `tests/it/support/actions.rs`.
 
 use std::time::{Duration, Instant};
 
