@@ -164,7 +164,7 @@ fn channel_names_of(route: &Route) -> Vec<(usize, String)> {
         let channel = match &action.target {
             Target::Post { channel } => Some(channel),
             Target::Thread { channel, .. } | Target::Update { channel, .. } => channel.as_ref(),
-            Target::Dm { .. } | Target::Room { .. } => None,
+            Target::Dm { .. } | Target::Room { .. } | Target::Followers => None,
         };
         if let Some(ChannelRef::Name(name)) = channel {
             names.push((action.line, name.clone()));
@@ -287,6 +287,7 @@ fn call(action: &PlannedAction, text: String, blocks: Vec<Value>) -> Value {
             call["room"] = name.clone().into();
             call["invite"] = invite.clone().into();
         }
+        PlannedTarget::Followers => call["dm_to"] = "each follower of the record".into(),
         PlannedTarget::Update { on, channel } => {
             call["method"] = "chat.update".into();
             call["update_of"] = on.clone().into();

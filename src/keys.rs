@@ -114,8 +114,10 @@ pub mod prefix {
     pub const OAUTH_STARTED: &str = "oauth-started:";
     pub const OAUTH_USED: &str = "oauth-used:";
     pub const LAST_EVENT: &str = "last-event:";
+    pub const FOLLOWERS: &str = "followers:";
+    pub const FOLLOWING: &str = "following:";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 32] = [
+    pub const STORE: [&str; 34] = [
         DONE,
         PENDING,
         ONCE,
@@ -148,6 +150,8 @@ pub mod prefix {
         OAUTH_STARTED,
         OAUTH_USED,
         LAST_EVENT,
+        FOLLOWERS,
+        FOLLOWING,
     ];
     pub const CHANNEL_NAME: &str = "chan:";
     pub const CHANNEL_SCAN: &str = "chan-scan-cursor";
@@ -217,6 +221,12 @@ impl Key {
             format!("{}{event}:{route}:{action}", prefix::DONE),
             Some(LEDGER_TTL),
         )
+    }
+
+    /// The ledger entry of one person's message of an action that messages several people
+    /// (a record's followers): each lands, and is skipped on a retry, on its own.
+    pub fn done_for(&self, person: &str) -> Key {
+        Key::new(format!("{}:{person}", self.name), self.ttl)
     }
 
     /// A post about to be made for the ledger entry `done` (where, since when): a later

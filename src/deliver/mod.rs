@@ -8,6 +8,7 @@
 //! channel history does not show, keep a window of one Redis round trip.
 
 pub mod cards;
+mod followers;
 mod interactive;
 mod orgs;
 mod post;
@@ -288,6 +289,12 @@ impl Deliverer {
         wait: Wait,
     ) -> Result<Option<Landed>, DeliverError> {
         let rendered = self.render(routes, event, extra, &action.template).await?;
+        if action.target == PlannedTarget::Followers {
+            // Each follower's DM is ledgered and remembered as a card on its own.
+            return self
+                .message_followers(route, &action.template, event, extra, key, rendered)
+                .await;
+        }
         let has_buttons = cards::has_buttons(&rendered.blocks);
         let landed = self
             .land(routes, event, route, action, key, wait, rendered)
@@ -333,6 +340,8 @@ impl Deliverer {
                 self.announce(route, event, &landed).await?;
                 Ok(Some(landed))
             }
+            // Sent one DM each by `run_action`, never as one message.
+            PlannedTarget::Followers => Ok(None),
             PlannedTarget::Post { channel } => {
                 message.channel = self.resolver.channel(channel).await?;
                 let landed = self.post(&mut message, key).await?;

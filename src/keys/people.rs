@@ -1,5 +1,5 @@
 //! The keys of people's own Salesforce connections, their Preferred org, the Default org an
-//! admin set, and the single-use sign-in links (`crate::people`). Slack team and user Ids and
+//! admin set, the single-use sign-in links (`crate::people`), and the records people follow. Slack team and user Ids and
 //! org Ids are letters and digits only (checked before a key is made), so the `:` between
 //! them cannot be confused.
 
@@ -52,5 +52,16 @@ impl Key {
             format!("{}{nonce}", prefix::OAUTH_USED),
             Some(ttl + CLOCK_SKEW_MARGIN),
         )
+    }
+
+    /// The people following a record (`/sf follow`), as `team:user` members. Until the last
+    /// of them unfollows.
+    pub fn followers(org: impl Display, record: impl Display) -> Key {
+        Key::new(format!("{}{org}:{record}", prefix::FOLLOWERS), None)
+    }
+
+    /// The records a person follows, as `org:object:record` members; a bounded few.
+    pub fn following(team: &str, user: &str) -> Key {
+        Key::new(format!("{}{team}:{user}", prefix::FOLLOWING), None)
     }
 }

@@ -58,6 +58,8 @@ pub enum PlannedTarget {
         name: String,
         invite: Vec<String>,
     },
+    /// Whoever follows the record when the action runs, each in their own DM.
+    Followers,
 }
 
 /// Turns any text into a Slack channel name: lowercase letters, digits, `-` and `_`, at most
@@ -246,6 +248,17 @@ impl RouteSet {
         missing
     }
 
+    /// Whether some route messages the followers of `object`'s records in `org` (so following
+    /// one of them means something).
+    pub fn followable(&self, object: &str, org: &crate::event::SalesforceId) -> bool {
+        self.routes.iter().any(|r| {
+            r.schedule.is_none()
+                && r.object == object
+                && (r.orgs.is_empty() || r.orgs.contains(org))
+                && r.actions.iter().any(|a| a.target == Target::Followers)
+        })
+    }
+
     /// Every declared button, in button files and route files.
     pub fn every_button(&self) -> impl Iterator<Item = &Button> {
         self.buttons
@@ -302,6 +315,7 @@ impl RouteSet {
                     on: on.clone(),
                     channel: channel.clone(),
                 },
+                Target::Followers => PlannedTarget::Followers,
                 Target::Room { invite, .. } => {
                     let text = match &action.name {
                         Some(expr) => expr.eval_text(ctx)?,

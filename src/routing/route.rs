@@ -107,6 +107,9 @@ pub enum Target {
     /// A private channel for the record (its name from the `name` expression, slugged), the
     /// people at `invite` (paths to emails, or addresses) invited, and the message posted in it.
     Room { name: String, invite: Vec<String> },
+    /// A direct message to each person following the record (`/sf follow`); nobody when no
+    /// one follows it.
+    Followers,
 }
 
 /// One action of a route.
@@ -550,6 +553,7 @@ impl Route {
                         }
                     })
                 }
+                "followers" => Some(Target::Followers),
                 "room" => a.name.as_ref().map(|n| {
                     match templates.compile_expression(n.get_ref()) {
                         Ok(compiled) => name = Some(compiled),
@@ -568,7 +572,9 @@ impl Route {
                     err(
                         &mut errors,
                         a.kind.span().start,
-                        format!("unknown action type {other:?} (post, dm, thread, update, room)"),
+                        format!(
+                            "unknown action type {other:?} (post, dm, thread, update, room, followers)"
+                        ),
                     );
                     None
                 }

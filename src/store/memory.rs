@@ -1,6 +1,6 @@
 //! The in-process store of the embedded default: the same operations as Redis, one process.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ pub struct MemoryStore {
     entries: Mutex<Entries>,
     /// GCRA state per key.
     limits: Mutex<HashMap<String, Bucket>>,
+    sets: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 /// One key's GCRA state: the theoretical arrival time, the last wake-up time handed out, and
@@ -94,6 +95,14 @@ impl MemoryStore {
             .map_err(|_| StoreError("memory store lock poisoned".into()))
     }
 
+    fn sets(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, BTreeSet<String>>>, StoreError> {
+        self.sets
+            .lock()
+            .map_err(|_| StoreError("memory store lock poisoned".into()))
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Entries>, StoreError> {
         self.entries
             .lock()
@@ -146,7 +155,35 @@ impl Store for MemoryStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.lock()?.remove(key);
+        self.sets()?.remove(key);
         Ok(())
+    }
+
+    async fn add_member(&self, key: &str, member: &str) -> Result<usize, StoreError> {
+        let mut sets = self.sets()?;
+        let set = sets.entry(key.to_string()).or_default();
+        set.insert(member.to_string());
+        Ok(set.len())
+    }
+
+    async fn remove_member(&self, key: &str, member: &str) -> Result<bool, StoreError> {
+        let mut sets = self.sets()?;
+        let Some(set) = sets.get_mut(key) else {
+            return Ok(false);
+        };
+        let was = set.remove(member);
+        if set.is_empty() {
+            sets.remove(key);
+        }
+        Ok(was)
+    }
+
+    async fn members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .sets()?
+            .get(key)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn advance(
@@ -357,6 +394,20 @@ mod tests {
         assert_eq!(store.get("c").await.unwrap().as_deref(), Some("mine"));
         store.release("c", "mine").await.unwrap();
         assert_eq!(store.get("c").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn memory_store_sets_count_members_and_forget_emptied_sets() {
+        let store = MemoryStore::default();
+        assert_eq!(store.add_member("s", "b").await.unwrap(), 1);
+        assert_eq!(store.add_member("s", "a").await.unwrap(), 2);
+        assert_eq!(store.add_member("s", "a").await.unwrap(), 2);
+        assert_eq!(store.members("s").await.unwrap(), vec!["a", "b"]);
+        assert!(store.remove_member("s", "a").await.unwrap());
+        assert!(!store.remove_member("s", "a").await.unwrap());
+        assert!(store.remove_member("s", "b").await.unwrap());
+        assert!(store.members("s").await.unwrap().is_empty());
+        assert!(store.sets().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! Small shared state kept where the queue is (Redis, or memory for the embedded default):
 //! name caches, claims, where each record was announced, the ledger of actions already done,
-//! and the GCRA rate limits every replica shares. Keys are relative (made only by
+//! small sets (who follows a record), and the GCRA rate limits every replica shares. Keys are relative (made only by
 //! [`crate::keys`]); the backend adds the namespace.
 
 mod memory;
@@ -81,6 +81,16 @@ pub trait Store: Send + Sync + 'static {
         interval: Duration,
         burst: u32,
     ) -> Result<(), StoreError>;
+
+    /// Adds `member` to the set at `key` (kept until removed); answers the set's size after,
+    /// so a caller can hold a set to a bound.
+    async fn add_member(&self, key: &str, member: &str) -> Result<usize, StoreError>;
+
+    /// Takes `member` out of the set at `key`; answers whether it was there.
+    async fn remove_member(&self, key: &str, member: &str) -> Result<bool, StoreError>;
+
+    /// Every member of the set at `key`, sorted (none when there is no such set).
+    async fn members(&self, key: &str) -> Result<Vec<String>, StoreError>;
 
     async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<(), StoreError> {
         self.set_many(&[(key.to_string(), value.to_string())], ttl)

@@ -188,6 +188,44 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn add_member(&self, key: &str, member: &str) -> Result<usize, StoreError> {
+        let mut conn = self.queue.connection().await.map_err(store_error)?;
+        let key = self.keys.store(key);
+        let (_, size): (i64, usize) = redis::pipe()
+            .atomic()
+            .cmd("SADD")
+            .arg(&key)
+            .arg(member)
+            .cmd("SCARD")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(size)
+    }
+
+    async fn remove_member(&self, key: &str, member: &str) -> Result<bool, StoreError> {
+        let mut conn = self.queue.connection().await.map_err(store_error)?;
+        let removed: i64 = redis::cmd("SREM")
+            .arg(self.keys.store(key))
+            .arg(member)
+            .query_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(removed == 1)
+    }
+
+    async fn members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.queue.connection().await.map_err(store_error)?;
+        let mut members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.store(key))
+            .query_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        members.sort();
+        Ok(members)
+    }
+
     async fn advance(
         &self,
         key: &str,

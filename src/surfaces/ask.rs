@@ -18,6 +18,10 @@ pub enum Ask {
     /// Connect (or disconnect) the person's own Salesforce account, in the org named or chosen.
     Connect(Option<String>),
     Disconnect(Option<String>),
+    /// Follow a record (a DM when it changes); with nothing named, what the person follows.
+    Follow(Option<String>),
+    /// Stop following the record named (or `all`); with nothing named, the only one followed.
+    Unfollow(Option<String>),
     /// Not understood: the help, saying so.
     Unknown(String),
 }
@@ -36,6 +40,8 @@ impl Ask {
             "org" if !rest.is_empty() => Ask::Org(rest.to_owned()),
             "connect" => Ask::Connect(named()),
             "disconnect" => Ask::Disconnect(named()),
+            "follow" => Ask::Follow(named()),
+            "unfollow" => Ask::Unfollow(named()),
             _ if looks_like_record(word) && rest.is_empty() => Ask::Record(word.to_owned()),
             _ => Ask::Unknown(text.to_owned()),
         }
@@ -56,6 +62,9 @@ impl Ask {
             Ask::Org(_) => "Setting your Preferred org…".into(),
             Ask::Connect(_) => "Preparing your connection link…".into(),
             Ask::Disconnect(_) => "Disconnecting…".into(),
+            Ask::Follow(Some(_)) => "Following that record…".into(),
+            Ask::Follow(None) => "Looking at what you follow…".into(),
+            Ask::Unfollow(_) => "Unfollowing…".into(),
             Ask::Help | Ask::Unknown(_) => String::new(),
         }
     }
@@ -100,6 +109,8 @@ pub fn help(command: &str, not_understood: Option<&str>) -> Value {
          • `{command} orgs`: the orgs, your Preferred and the Default, and your connections\n\
          • `{command} org <name>`: make an org your Preferred one\n\
          • `{command} connect [org]` / `{command} disconnect [org]`: your own Salesforce account\n\
+         • `{command} follow <record link or Id>`: a DM whenever that record changes; `{command} follow` lists what you follow\n\
+         • `{command} unfollow <record link or Id | all>`: no more DMs about it\n\
          • `{command} help`: this help"
     ));
     let text = lines.join("\n");
@@ -138,6 +149,15 @@ mod tests {
             Ask::Org("Acme Sandbox".into())
         );
         assert_eq!(Ask::parse("connect"), Ask::Connect(None));
+        assert_eq!(Ask::parse("follow"), Ask::Follow(None));
+        assert_eq!(
+            Ask::parse("Follow 006000000000001AAA"),
+            Ask::Follow(Some("006000000000001AAA".into()))
+        );
+        assert_eq!(
+            Ask::parse("unfollow all"),
+            Ask::Unfollow(Some("all".into()))
+        );
         assert_eq!(
             Ask::parse("disconnect prod"),
             Ask::Disconnect(Some("prod".into()))

@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 
 use super::ask::{self, Ask};
-use super::links::{self, OrgHosts};
+use super::links::{self, OrgHosts, RecordRef};
 use crate::actions::replies::respond;
+use crate::event::SalesforceId;
 use crate::jobs::{JobError, Jobs};
 use crate::slack::inbound::SlashCommand;
 
@@ -17,6 +18,8 @@ pub async fn run(jobs: &Jobs, command: &SlashCommand) -> Result<(), JobError> {
         Ask::Org(name) => super::account::set_preferred(jobs, command, &name).await?,
         Ask::Connect(name) => super::account::connect(jobs, command, name.as_deref()).await?,
         Ask::Disconnect(name) => super::account::disconnect(jobs, command, name.as_deref()).await?,
+        Ask::Follow(text) => super::follow::follow(jobs, command, text.as_deref()).await?,
+        Ask::Unfollow(text) => super::follow::unfollow(jobs, command, text.as_deref()).await?,
         Ask::Help => ask::help(&command.command, None),
         Ask::Unknown(text) => ask::help(&command.command, Some(&text)),
     };
@@ -36,17 +39,9 @@ fn replacing(mut reply: Value) -> Value {
 
 /// The card of the record a link or Id names, shown only to the person who asked.
 async fn record(jobs: &Jobs, command: &SlashCommand, text: &str) -> Result<Value, JobError> {
-    let hosts = OrgHosts::new(jobs.orgs.instance_urls().map(|(o, u)| (o, Some(u))));
-    let found = match links::parse(text, &hosts) {
-        Ok(found) => found,
-        Err(why) => return Ok(ask::ephemeral(&why)),
-    };
-    let org = match found.org.clone() {
-        Some(org) => org,
-        None => match super::account::org_for(jobs, command, None).await? {
-            Ok(org) => org,
-            Err(reply) => return Ok(reply),
-        },
+    let (org, found) = match named_record(jobs, command, text).await? {
+        Ok(named) => named,
+        Err(reply) => return Ok(reply),
     };
     let actor = match super::find::reader(jobs, command, &org).await? {
         Ok(actor) => actor,
@@ -57,12 +52,38 @@ async fn record(jobs: &Jobs, command: &SlashCommand, text: &str) -> Result<Value
         .await
         .map_err(|e| JobError::of("record lookup", e))?;
     let Some(row) = row else {
-        return Ok(ask::ephemeral(&format!(
-            "No {} {} is visible in Salesforce.",
-            found.object, found.id
-        )));
+        return Ok(not_visible(&found));
     };
     let card = super::card::render(jobs, &org, &found, row, &fields)
         .map_err(|e| JobError::of("record card", e))?;
     Ok(json!({"response_type": "ephemeral", "text": card.text, "blocks": card.blocks}))
+}
+
+/// The org and record a typed link or Id names: a link's org is its host's; a bare Id is
+/// looked for in the org the person works in. A reply instead when it names nothing usable.
+pub(super) async fn named_record(
+    jobs: &Jobs,
+    command: &SlashCommand,
+    text: &str,
+) -> Result<Result<(SalesforceId, RecordRef), Value>, JobError> {
+    let found = match links::parse(text, &OrgHosts::of(&jobs.orgs)) {
+        Ok(found) => found,
+        Err(why) => return Ok(Err(ask::ephemeral(&why))),
+    };
+    let org = match found.org.clone() {
+        Some(org) => org,
+        None => match super::account::org_for(jobs, command, None).await? {
+            Ok(org) => org,
+            Err(reply) => return Ok(Err(reply)),
+        },
+    };
+    Ok(Ok((org, found)))
+}
+
+/// The answer for a record Salesforce did not show the reader.
+pub(super) fn not_visible(record: &RecordRef) -> Value {
+    ask::ephemeral(&format!(
+        "No {} {} is visible in Salesforce.",
+        record.object, record.id
+    ))
 }

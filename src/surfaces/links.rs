@@ -27,6 +27,11 @@ pub struct OrgHosts {
 }
 
 impl OrgHosts {
+    /// The hosts of every org with an instance URL.
+    pub fn of(orgs: &crate::deliver::OrgDirectory) -> Self {
+        OrgHosts::new(orgs.instance_urls().map(|(o, u)| (o, Some(u))))
+    }
+
     pub fn new<'a>(orgs: impl IntoIterator<Item = (&'a SalesforceId, Option<&'a str>)>) -> Self {
         let mut hosts = Vec::new();
         for (org, instance_url) in orgs {

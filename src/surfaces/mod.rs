@@ -2,7 +2,7 @@
 //! ([`ask`] reads what was typed, [`command`] answers it), record links (`links`: which org
 //! and record a URL or Id names), record cards (`card`: the admin's fields of one record,
 //! rendered from `templates/record-card.json`), link unfurls ([`unfurl`]), a person's orgs and
-//! connection (`account`), searches (`find`) and the Home tab ([`home`], with each org's
+//! connection (`account`), searches (`find`), following records (`follow`) and the Home tab ([`home`], with each org's
 //! [`health`] for admins).
 //!
 //! Requests arrive verified through `slack::inbound`; everything that calls Salesforce runs
@@ -13,6 +13,7 @@ pub mod ask;
 mod card;
 pub mod command;
 mod find;
+mod follow;
 pub mod health;
 pub mod home;
 pub mod links;

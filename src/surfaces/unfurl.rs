@@ -48,7 +48,7 @@ pub async fn run(jobs: &Jobs, event: &SlackEvent) -> Result<(), JobError> {
             ));
         }
     };
-    let hosts = OrgHosts::new(jobs.orgs.instance_urls().map(|(o, u)| (o, Some(u))));
+    let hosts = OrgHosts::of(&jobs.orgs);
     let mut unfurls = Map::new();
     let mut app_org = None;
     let mut needs_connection = false;

@@ -55,7 +55,7 @@ fn check_passes_on_the_shipped_routes_and_templates() {
     let (ok, out) = sfrelay(dir.path(), &["check"], &[]);
     assert!(ok, "{out}");
     assert!(
-        out.starts_with("ok: 10 route(s), 6 button(s), 11 template(s)"),
+        out.starts_with("ok: 12 route(s), 6 button(s), 12 template(s)"),
         "{out}"
     );
 }
@@ -150,7 +150,8 @@ fn render_prints_the_slack_calls_without_side_effects() {
             "closed-won-by-segment",
             "closed-won-deal-desk",
             "closed-won-deal-room",
-            "closed-won-owner-dm"
+            "closed-won-owner-dm",
+            "followed-opportunity"
         ]
     );
     assert_eq!(

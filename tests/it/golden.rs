@@ -148,7 +148,7 @@ fn huge_and_hostile_values_stay_inert_and_within_limits() {
     });
     let runs = render(&config, body.to_string().as_bytes());
     let routes = runs[0]["routes"].as_array().unwrap();
-    assert_eq!(routes.len(), 4);
+    assert_eq!(routes.len(), 5);
     for route in routes {
         for call in route["calls"].as_array().unwrap() {
             let text = serde_json::to_string(call).unwrap();

@@ -25,7 +25,7 @@ fn deal_link() -> String {
 
 struct World {
     _redis: Redis,
-    _slack: Slack,
+    slack: Slack,
     sf: Salesforce,
     app: App,
     control: SlackControl,
@@ -52,10 +52,13 @@ impl World {
                 redis: Some(redis.url()),
                 slack_api: Some(slack.api_base()),
                 salesforce_section: Some(sf.org_section()),
-                routes: Some(vec![(
-                    "buttons",
-                    support::actions::shipped_route("buttons"),
-                )]),
+                routes: Some(vec![
+                    ("buttons", support::actions::shipped_route("buttons")),
+                    (
+                        "followed-opportunity",
+                        support::actions::shipped_route("followed-opportunity"),
+                    ),
+                ]),
                 extra_toml: format!(
                     "\n[slack]\nadmins = [\"{ADMIN}\"]\n\n[cards.Opportunity]\nfields = [\"StageName\", \"Amount\"]\n"
                 ),
@@ -71,7 +74,7 @@ impl World {
         let control = SlackControl::new(slack.url.clone());
         World {
             _redis: redis,
-            _slack: slack,
+            slack,
             sf,
             app,
             control,
@@ -80,17 +83,31 @@ impl World {
 
     /// `PERSON` types `/sf text` in #deal-desk.
     async fn sf(&self, text: &str) -> sfrelay_emulator::client::CommandAnswer {
+        self.sf_as(PERSON, text).await
+    }
+
+    async fn sf_as(&self, user: &str, text: &str) -> sfrelay_emulator::client::CommandAnswer {
         self.control
             .command(
                 &self.commands_url(),
                 SECRET,
-                PERSON,
+                user,
                 "C0DEALDESK",
                 "/sf",
                 text,
             )
             .await
             .expect("command sent")
+    }
+
+    /// What `user` was answered when typing `/sf text`, as text.
+    async fn answer_to(&self, user: &str, text: &str) -> String {
+        let answer = self.sf_as(user, text).await;
+        assert_eq!(answer.status, 200);
+        self.replies(&answer.response_id).await[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The unfurls made, once there is one.
@@ -423,4 +440,102 @@ async fn every_command_is_answered_while_salesforce_holds_its_replies() {
             "{replies:?}"
         );
     }
+}
+
+/// The deal's stage changes in Salesforce (a Flow callout with the prior value).
+fn stage_change(event_id: &str, from: &str, to: &str) -> String {
+    json!({
+        "event_id": event_id, "org_id": support::ORG, "object": "Opportunity",
+        "change_type": "UPDATE", "changed_fields": ["StageName"], "prior": {"StageName": from},
+        "record": {"Id": OPP, "Name": "Acme Corp - Q3 Enterprise", "StageName": to}
+    })
+    .to_string()
+}
+
+/// The DMs sfrelay sent `user` (the emulator's DM channel of `U…` is `D…`).
+async fn dms_to(world: &World, user: &str) -> Vec<Value> {
+    let channel = format!("D{}", &user[1..]);
+    world
+        .slack
+        .messages()
+        .await
+        .into_iter()
+        .filter(|m| m["channel"] == channel.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn followers_are_told_of_each_change_by_dm_until_they_unfollow() {
+    let world = World::start().await;
+    // By link, and by bare Id (in the only org).
+    let told = world
+        .answer_to(PERSON, &format!("follow {}", deal_link()))
+        .await;
+    assert!(
+        told.contains("You follow *Acme Corp - Q3 Enterprise* now"),
+        "{told}"
+    );
+    let told = world.answer_to(ADMIN, &format!("follow {OPP}")).await;
+    assert!(told.contains("You follow"), "{told}");
+    let listed = world.answer_to(PERSON, "follow").await;
+    assert!(
+        listed.contains("You follow 1 record:") && listed.contains(OPP),
+        "{listed}"
+    );
+    // An object no route tells followers about cannot be followed.
+    let told = world.answer_to(PERSON, "follow 001000000000001").await;
+    assert!(
+        told.contains("Account records cannot be followed"),
+        "{told}"
+    );
+
+    let response = world
+        .app
+        .post_events(stage_change("stage-1", "Negotiation/Review", "Closed Won"))
+        .await;
+    assert_eq!(response.status(), 202);
+    for user in [PERSON, ADMIN] {
+        let dms = eventually("a DM to each follower", WAIT, || async {
+            let dms = dms_to(&world, user).await;
+            (!dms.is_empty()).then_some(dms)
+        })
+        .await;
+        let shown = dms[0]["blocks"].to_string();
+        assert!(shown.contains("Acme Corp - Q3 Enterprise"), "{shown}");
+        assert!(shown.contains("Negotiation/Review → Closed Won"), "{shown}");
+    }
+
+    // Following only one record, a bare `unfollow` stops it.
+    let told = world.answer_to(PERSON, "unfollow").await;
+    assert!(told.contains("You no longer follow"), "{told}");
+    assert!(
+        world
+            .answer_to(PERSON, "unfollow")
+            .await
+            .contains("You follow no records")
+    );
+    world
+        .app
+        .post_events(stage_change("stage-2", "Closed Won", "Negotiation/Review"))
+        .await;
+    eventually("the second DM to who still follows", WAIT, || async {
+        (dms_to(&world, ADMIN).await.len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(dms_to(&world, PERSON).await.len(), 1);
+
+    // The same change sent again DMs nobody twice.
+    world
+        .app
+        .post_events(stage_change("stage-2", "Closed Won", "Negotiation/Review"))
+        .await;
+    world
+        .app
+        .post_events(stage_change("stage-3", "Negotiation/Review", "Closed Won"))
+        .await;
+    eventually("the third change's DM", WAIT, || async {
+        (dms_to(&world, ADMIN).await.len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(dms_to(&world, PERSON).await.len(), 1);
 }
