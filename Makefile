@@ -1,7 +1,7 @@
 # sfrelay: common tasks. `make test` is the one test command (README, CI).
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release demo emulator clean image k8s-config k8s-render k8s-validate bench bench-smoke
+.PHONY: run test lint fmt build release demo demo-people emulator clean image k8s-config k8s-render k8s-validate bench bench-smoke
 
 ## Run sfrelay on its embedded defaults (in-process queue, Slack messages logged).
 run:
@@ -40,6 +40,11 @@ emulator:
 ## an escalated Case's "Take it", the write Salesforce received and the card redrawn.
 demo: build
 	@scripts/demo.sh
+
+## The Slack surfaces against the emulators (scripts/demo-people.sh): two orgs connected, a
+## Preferred org, /sf find, an unfurl, a followed deal's DM and the Home tab with both orgs' health.
+demo-people: build
+	@scripts/demo-people.sh
 
 ## Benchmarks (bench/README.md): every measurement, 3 runs, medians; prints a table and
 ## writes bench/results.json. Targets are reported, never enforced. The harness is built in a
