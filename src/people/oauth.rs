@@ -564,7 +564,7 @@ impl People {
                 give_back("Salesforce did not say who signed in. Try the link again.".into()).await;
             return Err(page(StatusCode::BAD_GATEWAY, NOT_CONNECTED, message));
         };
-        if !same_org(&signed_in_org, org, &app.login_url) {
+        if signed_in_org != *org {
             tracing::info!(reason = "another org", %org, "a Salesforce sign-in was refused");
             let message = give_back(format!(
                 "You signed in to another Salesforce org than {name}. Nothing was connected; \
@@ -604,22 +604,6 @@ impl People {
     }
 }
 
-/// Whether the person signed in to the org the link was made for. A login URL on loopback
-/// over plain http cannot be Salesforce (which is https only): it is a local emulator, which
-/// names one fixed org in every identity URL, so there a difference is only logged.
-fn same_org(signed_in: &SalesforceId, wanted: &SalesforceId, login_url: &str) -> bool {
-    if signed_in == wanted {
-        return true;
-    }
-    let emulated = reqwest::Url::parse(login_url).is_ok_and(|u| {
-        u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
-    });
-    if emulated {
-        tracing::warn!(%wanted, %signed_in, "the local login endpoint names another org; accepted because it is not Salesforce");
-    }
-    emulated
-}
-
 fn reused() -> Page {
     tracing::info!(reason = "reused", "a Salesforce sign-in was refused");
     refused(
@@ -652,23 +636,6 @@ fn salesforce_trouble(e: &SalesforceError, during: &'static str) -> Page {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_sign_in_to_another_org_is_refused() {
-        let prod = SalesforceId::parse("00D5g000004ABCdEAO").unwrap();
-        let other = SalesforceId::parse("00D000000000001").unwrap();
-        let salesforce = "https://login.salesforce.com";
-        assert!(same_org(&prod, &prod, salesforce));
-        assert!(same_org(
-            &SalesforceId::parse("00D5g000004ABCd").unwrap(),
-            &prod,
-            salesforce
-        ));
-        assert!(!same_org(&other, &prod, salesforce));
-        assert!(!same_org(&other, &prod, "https://acme.my.salesforce.com"));
-        assert!(!same_org(&other, &prod, "http://login.example.com"));
-        assert!(same_org(&other, &prod, "http://127.0.0.1:4321"));
-    }
 
     #[test]
     fn pages_escape_what_they_show() {
