@@ -1,8 +1,8 @@
 //! Each org's health as an admin sees it on the Home tab: whether sfrelay's Salesforce token
-//! works, when the org's last event was routed, the day's API use (from `Sforce-Limit-Info`),
-//! each subscription's cursor age, and the dead letters waiting. Gathered from what every
-//! replica shares (the store, the queue), not from one process's memory, except the API use,
-//! which is what this replica last read.
+//! works, when the org's last event was routed, the day's API use (from `Sforce-Limit-Info`)
+//! and each subscription's cursor age; and, once for the workspace, the dead letters waiting.
+//! Gathered from what every replica shares (the store, the queue), not from one process's
+//! memory, except the API use, which is what this replica last read.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -116,7 +116,7 @@ fn ago(at_ms: i64, now_ms: i64) -> String {
 }
 
 /// The blocks of one org's health.
-pub fn blocks(health: &OrgHealth, dead_letters: Option<u64>, now_ms: i64) -> Vec<Value> {
+pub fn blocks(health: &OrgHealth, now_ms: i64) -> Vec<Value> {
     let esc = |s: &str| crate::render::mrkdwn::escape(s).into_owned();
     let token = match &health.token {
         None => "no API credentials".to_owned(),
@@ -143,13 +143,20 @@ pub fn blocks(health: &OrgHealth, dead_letters: Option<u64>, now_ms: i64) -> Vec
         let age = at.map_or_else(|| "no cursor yet".to_owned(), |at| ago(at, now_ms));
         fields.push(json!({"type": "mrkdwn", "text": format!("*{}*\ncursor {age}", esc(topic))}));
     }
-    if let Some(dead) = dead_letters {
-        fields.push(json!({"type": "mrkdwn", "text": format!("*Dead letters*\n{dead}")}));
-    }
     fields.truncate(10);
     vec![
         json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}* health", esc(&health.name))}, "fields": fields}),
     ]
+}
+
+/// The workspace's dead letters (one queue for every org); `None` when the queue did not say.
+pub fn dead_letters(dead: Option<u64>) -> Value {
+    let text = match dead {
+        Some(0) => "*Dead letters*: 0".to_owned(),
+        Some(n) => format!("*Dead letters*: {n} (`sfrelay dlq list` shows them)"),
+        None => "*Dead letters*: unknown (the queue did not answer)".to_owned(),
+    };
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
 }
 
 #[cfg(test)]
@@ -166,12 +173,28 @@ mod tests {
             api_used: Some((1_234, 100_000)),
             cursors: vec![("/data/OpportunityChangeEvent".into(), Some(61_000))],
         };
-        let text = serde_json::to_string(&blocks(&health, Some(2), 121_000)).unwrap();
+        let text = serde_json::to_string(&blocks(&health, 121_000)).unwrap();
         assert!(text.contains("token refused: invalid_grant"), "{text}");
         assert!(text.contains("2 min ago"), "{text}");
         assert!(text.contains("1234 of 100000 (1 %)"), "{text}");
         assert!(text.contains("cursor 1 min ago"), "{text}");
-        assert!(text.contains("*Dead letters*\\n2"), "{text}");
+        assert!(!text.contains("Dead letters"), "{text}");
         assert!(!text.contains("<prod>"), "{text}");
+    }
+
+    #[test]
+    fn dead_letters_are_counted_with_where_to_look() {
+        let text = |dead| {
+            dead_letters(dead)["text"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(text(Some(0)), "*Dead letters*: 0");
+        assert_eq!(
+            text(Some(3)),
+            "*Dead letters*: 3 (`sfrelay dlq list` shows them)"
+        );
+        assert!(text(None).contains("unknown"));
     }
 }
