@@ -2,7 +2,7 @@
 //! works, when the org's last event was routed, the day's API use (from `Sforce-Limit-Info`)
 //! and each subscription's cursor age; and, once for the workspace, the dead letters waiting.
 //! Gathered from what every replica shares (the store, the queue), not from one process's
-//! memory, except the API use, which is what this replica last read.
+//! memory, except the token and the API use, which are what this replica last knew.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +19,9 @@ use crate::store::Store;
 /// How often one replica records an org's last event: often enough for "a minute ago", rare
 /// enough to cost nothing under a burst.
 const NOTE_EVERY: Duration = Duration::from_secs(30);
+/// How long a refused token request is shown before opening Home asks Salesforce again, so
+/// admins opening Home do not each cost a token request.
+const TOKEN_RECHECK: Duration = Duration::from_secs(60);
 
 /// Records when each org's last event was routed, at most once per [`NOTE_EVERY`] per replica.
 #[derive(Debug, Default)]
@@ -66,9 +69,8 @@ pub async fn gather(jobs: &Jobs, orgs: &[(SalesforceId, String, Vec<String>)]) -
         let client = jobs.salesforce.as_ref().filter(|sf| sf.has_org(org));
         let token = match client {
             Some(sf) => Some(
-                sf.access_token(org)
+                sf.check_token(org, TOKEN_RECHECK)
                     .await
-                    .map(|_| ())
                     .map_err(|e| e.to_string()),
             ),
             None => None,

@@ -382,6 +382,51 @@ async fn home_shows_the_persons_orgs_and_health_to_admins_only() {
 }
 
 #[tokio::test]
+async fn home_asks_salesforce_for_a_refused_token_once_a_minute_not_on_every_open() {
+    let world = World::start().await;
+    let stats_url = format!("{}/_emulator/stats", world.sf.url);
+    let token_requests = || async {
+        let stats: Value = reqwest::get(&stats_url)
+            .await
+            .expect("emulator answers")
+            .json()
+            .await
+            .expect("JSON");
+        stats["token_requests"].as_u64().expect("a count")
+    };
+    world
+        .sf
+        .control(
+            "faults",
+            json!({"fail_next": 5, "endpoint": "token", "status": 400,
+                   "error_code": "invalid_grant", "message": "expired access/refresh token"}),
+        )
+        .await;
+    let before = token_requests().await;
+    let url = world.events_url();
+    for n in 1..=2 {
+        let sent = world
+            .control
+            .app_home_opened(&url, SECRET, ADMIN)
+            .await
+            .unwrap();
+        assert_eq!(sent.status, 200);
+        let admin = eventually("the Home view", WAIT, || async {
+            let publishes = world.control.home_publishes().await.ok()?;
+            let mine: Vec<Value> = publishes
+                .into_iter()
+                .filter(|p| p["user"] == ADMIN)
+                .collect();
+            (mine.len() == n).then(|| mine[n - 1]["blocks"].to_string())
+        })
+        .await;
+        assert!(admin.contains("token refused"), "{admin}");
+        assert!(admin.contains("invalid_grant"), "{admin}");
+    }
+    assert_eq!(token_requests().await - before, 1);
+}
+
+#[tokio::test]
 async fn an_unconnected_persons_link_gets_a_minimal_card_and_a_prompt_to_connect() {
     let world = World::start_with(&[
         ("SFRELAY_PUBLIC_URL", "https://sfrelay.example.com"),
