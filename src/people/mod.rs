@@ -58,6 +58,7 @@
 
 mod choose;
 mod oauth;
+mod page;
 mod pkce;
 mod state;
 mod tokens;

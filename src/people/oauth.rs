@@ -2,8 +2,9 @@
 //! their org's authorize endpoint (PKCE S256, scope `api refresh_token`) and remembers their
 //! browser; `GET /oauth/salesforce/callback?code&state` checks the state (signature, expiry,
 //! the browser that started it, single use), exchanges the code with the verifier kept in the
-//! store, checks the org, and stores the connection sealed. Each answers a small HTML page;
-//! a refusal says why with the matching 4xx. Neither logs the state, the code or a token.
+//! store, checks the org, and stores the connection sealed. Each answers a small HTML page
+//! (`page.rs`); a refusal says why with the matching 4xx. Neither logs the state, the code or
+//! a token.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::page::{self, Page, guarded};
 use super::state::{self, StateError};
 use super::tokens::{self, Stored};
 use super::{Loaded, People, PeopleError, Person};
@@ -81,114 +83,24 @@ pub(super) async fn link(
     ))
 }
 
-/// A page: its status, a title and a sentence (escaped when drawn).
-#[derive(Debug)]
-pub struct Page {
-    status: StatusCode,
-    title: &'static str,
-    message: String,
-}
-
-fn page(status: StatusCode, title: &'static str, message: impl Into<String>) -> Page {
-    Page {
-        status,
-        title,
-        message: message.into(),
-    }
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Headers every page and redirect carries: not cached, not framed, no referrer (the
-/// callback's address holds the code), nothing loaded from anywhere.
-fn guarded(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::CACHE_CONTROL, "no-store"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'",
-        ),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
-}
-
-impl IntoResponse for Page {
-    fn into_response(self) -> Response {
-        let body = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width\">\
-             <title>{title} · sfrelay</title></head>\
-             <body style=\"font-family: sans-serif; max-width: 36em; margin: 4em auto\">\
-             <h1>{title}</h1><p>{message}</p></body></html>\n",
-            title = escape(self.title),
-            message = escape(&self.message),
-        );
-        guarded(
-            (
-                self.status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                body,
-            )
-                .into_response(),
-        )
-    }
-}
-
-const NOT_CONNECTED: &str = "Not connected";
-
-fn refused(status: StatusCode, message: impl Into<String>) -> Page {
-    page(status, NOT_CONNECTED, message)
-}
-
 fn state_refused(e: StateError, why: &'static str) -> Page {
     tracing::info!(reason = why, "a Salesforce sign-in was refused");
-    match e {
-        StateError::Forged => refused(
-            StatusCode::BAD_REQUEST,
-            "This sign-in link is not valid: it was changed, or not made by sfrelay. Ask \
-             sfrelay in Slack for a new one.",
-        ),
-        StateError::Expired => refused(
-            StatusCode::GONE,
-            "This sign-in link has expired (links work for a few minutes). Ask sfrelay in \
-             Slack for a new one.",
-        ),
-    }
+    page::bad_state(e)
 }
 
 fn store_trouble(e: impl std::fmt::Display) -> Page {
     tracing::warn!(error = %e, "a Salesforce sign-in could not reach the state store");
-    refused(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "sfrelay cannot reach its store right now. Try the link again in a moment.",
-    )
+    page::store_unavailable()
 }
 
-fn switched_off() -> Page {
-    refused(
-        StatusCode::NOT_FOUND,
-        "Connecting your own Salesforce account is not set up on this sfrelay (it needs \
-         public_url and SFRELAY_ENCRYPTION_KEY). Ask your admin.",
-    )
+fn reused() -> Page {
+    tracing::info!(reason = "reused", "a Salesforce sign-in was refused");
+    page::reused()
+}
+
+fn salesforce_trouble(e: &SalesforceError, during: &'static str) -> Page {
+    tracing::warn!(error = %e, during, "a Salesforce sign-in failed");
+    page::salesforce_trouble(e)
 }
 
 /// The sign-in this browser started: `<nonce>.<browser id>.<team>.<user>`.
@@ -291,7 +203,7 @@ impl People {
 
     /// Reads the sign-in record of a verified state, if it is still there.
     async fn pending(&self, nonce: &str) -> Result<Option<Pending>, Page> {
-        let cipher = self.cipher.as_ref().ok_or_else(switched_off)?;
+        let cipher = self.cipher.as_ref().ok_or_else(page::switched_off)?;
         let key = Key::oauth_state(nonce, self.state_ttl);
         let Some(sealed) = self.store.get(key.as_str()).await.map_err(store_trouble)? else {
             return Ok(None);
@@ -311,7 +223,7 @@ impl People {
     ) -> Result<(String, String), Page> {
         let key = match (&self.state_key, &self.public_url) {
             (Some(key), Some(_)) => key,
-            _ => return Err(switched_off()),
+            _ => return Err(page::switched_off()),
         };
         let text = text.ok_or_else(|| state_refused(StateError::Forged, "no state"))?;
         let state = key
@@ -341,12 +253,7 @@ impl People {
         let app = self
             .org(&state.org)
             .and_then(|o| o.app.as_ref())
-            .ok_or_else(|| {
-                refused(
-                    StatusCode::NOT_FOUND,
-                    "This org is no longer one sfrelay can connect you to.",
-                )
-            })?;
+            .ok_or_else(page::org_not_connectable)?;
         // The first browser to open the link owns it; it may open it again.
         let own = started_in(headers)
             .filter(|s| s.nonce == state.nonce)
@@ -363,11 +270,7 @@ impl People {
                 reason = "opened elsewhere",
                 "a Salesforce sign-in was refused"
             );
-            return Err(refused(
-                StatusCode::CONFLICT,
-                "This sign-in link was already opened in another browser. Ask sfrelay in \
-                 Slack for a new one.",
-            ));
+            return Err(page::opened_elsewhere());
         }
         let mut authorize =
             reqwest::Url::parse(&format!("{}/services/oauth2/authorize", app.login_url))
@@ -408,15 +311,12 @@ impl People {
             .as_ref()
             .filter(|_| self.public_url.is_some())
         else {
-            return Err(switched_off());
+            return Err(page::switched_off());
         };
         if let Some(error) = &query.error {
             tracing::info!(reason = "declined", "a Salesforce sign-in did not complete");
             let why = query.error_description.as_deref().unwrap_or(error);
-            return Err(refused(
-                StatusCode::FORBIDDEN,
-                format!("Salesforce did not connect your account ({why}). Nothing was connected."),
-            ));
+            return Err(page::declined(why));
         }
         let text = query
             .state
@@ -429,7 +329,7 @@ impl People {
             .code
             .as_deref()
             .filter(|c| !c.is_empty())
-            .ok_or_else(|| refused(StatusCode::BAD_REQUEST, "Salesforce sent no code back."))?;
+            .ok_or_else(page::no_code)?;
         self.same_browser(&state, headers).await?;
         let used = Key::oauth_used(&state.nonce, self.state_ttl);
         if self
@@ -474,11 +374,7 @@ impl People {
                 reason = "another browser",
                 "a Salesforce sign-in was refused"
             );
-            refused(
-                StatusCode::FORBIDDEN,
-                "This sign-in did not start in this browser. Open the link sfrelay sent you in \
-                 Slack, in this browser, and sign in from there.",
-            )
+            page::another_browser()
         };
         let Some(cookie) = started_in(headers) else {
             return Err(elsewhere());
@@ -490,19 +386,11 @@ impl People {
                 reason = "another Slack user",
                 "a Salesforce sign-in was refused"
             );
-            return Err(refused(
-                StatusCode::FORBIDDEN,
-                "This sign-in belongs to another Slack user than the one who started it in this \
-                 browser. Nothing was connected. Open the link sfrelay sent you in Slack.",
-            ));
+            return Err(page::another_slack_user());
         }
         if cookie.nonce != state.nonce {
             tracing::info!(reason = "another link", "a Salesforce sign-in was refused");
-            return Err(refused(
-                StatusCode::FORBIDDEN,
-                "This browser started another sign-in since this one. Open the newest link \
-                 sfrelay sent you in Slack.",
-            ));
+            return Err(page::another_link());
         }
         let started = Key::oauth_started(&state.nonce, self.state_ttl);
         match self
@@ -524,54 +412,32 @@ impl People {
         code: &str,
         verifier: &str,
     ) -> Result<Page, Page> {
-        let known = self.org(org).ok_or_else(|| {
-            refused(
-                StatusCode::NOT_FOUND,
-                "This org is no longer one sfrelay serves.",
-            )
-        })?;
+        let known = self.org(org).ok_or_else(page::org_not_served)?;
         let name = known.name.clone();
-        let app = known.app.clone().ok_or_else(|| {
-            refused(
-                StatusCode::NOT_FOUND,
-                "This org is no longer one sfrelay can connect you to.",
-            )
-        })?;
+        let app = known.app.clone().ok_or_else(page::org_not_connectable)?;
         let token = tokens::exchange(&self.http, &app, code, &self.redirect_uri(), verifier)
             .await
             .map_err(|e| salesforce_trouble(&e, "exchanging the code"))?;
         let access = token.token.expose().clone();
-        let give_back = |message: String| {
+        // A refused sign-in gives back the token it bought.
+        let give_back = |refusal: Page| {
             let (app, access) = (&app, &access);
             async move {
                 if let Err(e) = tokens::revoke_token(&self.http, app, access).await {
                     tracing::warn!(%org, error = %e, "cannot revoke a token of a refused sign-in");
                 }
-                message
+                refusal
             }
         };
         let Some(refresh_token) = token.refresh_token.as_ref().map(|t| t.expose().clone()) else {
-            let message = give_back(
-                "Salesforce gave sfrelay no refresh token, so the connection could not last. \
-                 Ask your admin to let the connected app use the refresh_token scope."
-                    .into(),
-            )
-            .await;
-            return Err(page(StatusCode::BAD_GATEWAY, NOT_CONNECTED, message));
+            return Err(give_back(page::no_refresh_token()).await);
         };
         let Some((signed_in_org, user_id)) = token.id.as_deref().and_then(tokens::identity) else {
-            let message =
-                give_back("Salesforce did not say who signed in. Try the link again.".into()).await;
-            return Err(page(StatusCode::BAD_GATEWAY, NOT_CONNECTED, message));
+            return Err(give_back(page::no_identity()).await);
         };
-        if !same_org(&signed_in_org, org, &app.login_url) {
+        if signed_in_org != *org {
             tracing::info!(reason = "another org", %org, "a Salesforce sign-in was refused");
-            let message = give_back(format!(
-                "You signed in to another Salesforce org than {name}. Nothing was connected; \
-                 open the link again and sign in to {name}."
-            ))
-            .await;
-            return Err(refused(StatusCode::FORBIDDEN, message));
+            return Err(give_back(page::another_org(&name)).await);
         }
         let (username, full_name) =
             tokens::whoami(&self.http, &self.api_version, org, &token, &user_id)
@@ -596,89 +462,13 @@ impl People {
         self.save(who, org, &stored).await.map_err(store_trouble)?;
         metrics::counter!("sfrelay_people_connections_total").increment(1);
         tracing::info!(%org, user = %who.user, "a person connected their Salesforce account");
-        Ok(page(
-            StatusCode::OK,
-            "Connected",
-            format!("Connected to {name} as {username}. You can close this tab."),
-        ))
-    }
-}
-
-/// Whether the person signed in to the org the link was made for. A login URL on loopback
-/// over plain http cannot be Salesforce (which is https only): it is a local emulator, which
-/// names one fixed org in every identity URL, so there a difference is only logged.
-fn same_org(signed_in: &SalesforceId, wanted: &SalesforceId, login_url: &str) -> bool {
-    if signed_in == wanted {
-        return true;
-    }
-    let emulated = reqwest::Url::parse(login_url).is_ok_and(|u| {
-        u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
-    });
-    if emulated {
-        tracing::warn!(%wanted, %signed_in, "the local login endpoint names another org; accepted because it is not Salesforce");
-    }
-    emulated
-}
-
-fn reused() -> Page {
-    tracing::info!(reason = "reused", "a Salesforce sign-in was refused");
-    refused(
-        StatusCode::CONFLICT,
-        "This sign-in link was already used. If you are not connected, ask sfrelay in Slack \
-         for a new link.",
-    )
-}
-
-/// Salesforce refused or could not be reached; the code cannot be tried again.
-fn salesforce_trouble(e: &SalesforceError, during: &'static str) -> Page {
-    tracing::warn!(error = %e, during, "a Salesforce sign-in failed");
-    match e {
-        SalesforceError::Auth { error, .. } => refused(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "Salesforce refused the sign-in ({error}). Ask sfrelay in Slack for a new link; \
-                 if it happens again, ask your admin to check the connected app."
-            ),
-        ),
-        _ => page(
-            StatusCode::BAD_GATEWAY,
-            NOT_CONNECTED,
-            "Salesforce could not be reached to finish the sign-in. Ask sfrelay in Slack for a \
-             new link and try again.",
-        ),
+        Ok(page::connected(&name, &username))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_sign_in_to_another_org_is_refused() {
-        let prod = SalesforceId::parse("00D5g000004ABCdEAO").unwrap();
-        let other = SalesforceId::parse("00D000000000001").unwrap();
-        let salesforce = "https://login.salesforce.com";
-        assert!(same_org(&prod, &prod, salesforce));
-        assert!(same_org(
-            &SalesforceId::parse("00D5g000004ABCd").unwrap(),
-            &prod,
-            salesforce
-        ));
-        assert!(!same_org(&other, &prod, salesforce));
-        assert!(!same_org(&other, &prod, "https://acme.my.salesforce.com"));
-        assert!(!same_org(&other, &prod, "http://login.example.com"));
-        assert!(same_org(&other, &prod, "http://127.0.0.1:4321"));
-    }
-
-    #[test]
-    fn pages_escape_what_they_show() {
-        assert_eq!(escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
-        let page = refused(StatusCode::BAD_REQUEST, "<script>");
-        let response = page.into_response();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
-        assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
-    }
 
     #[test]
     fn the_sign_in_cookie_is_read_among_others() {

@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine;
 
-use super::oauth::{CallbackQuery, Page};
+use super::oauth::CallbackQuery;
+use super::page::Page;
 use super::*;
 use crate::config::Env;
 use crate::store::MemoryStore;

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
@@ -190,6 +190,8 @@ struct TokenSlot {
     rotated_refresh_token: Option<Secret<String>>,
     /// The last failed attempt, shared with callers that waited for it.
     last_error: Option<SalesforceError>,
+    /// When that attempt failed.
+    failed_at: Option<Instant>,
 }
 
 /// One org's credentials and access token. Concurrent callers wait for a single token
@@ -277,6 +279,26 @@ impl TokenCache {
         self.fetch_token(http, &mut slot).await
     }
 
+    /// Whether the org has a working token as far as this cache knows: the held token counts
+    /// as working (it is replaced once Salesforce refuses it), and the last failure is answered
+    /// again until `recheck_after` has passed. Salesforce is asked only otherwise.
+    pub(crate) async fn check(
+        &self,
+        http: &reqwest::Client,
+        recheck_after: Duration,
+    ) -> Result<(), SalesforceError> {
+        let mut slot = self.slot.lock().await;
+        if slot.current.is_some() {
+            return Ok(());
+        }
+        if let (Some(e), Some(at)) = (&slot.last_error, slot.failed_at)
+            && at.elapsed() < recheck_after
+        {
+            return Err(e.clone());
+        }
+        self.fetch_token(http, &mut slot).await.map(|_| ())
+    }
+
     /// A token to replace `stale`, which Salesforce refused; if another caller already
     /// replaced it, that one.
     pub(crate) async fn renew(
@@ -331,12 +353,14 @@ impl TokenCache {
                 let token = Arc::new(token);
                 slot.current = Some(Arc::clone(&token));
                 slot.last_error = None;
+                slot.failed_at = None;
                 Ok(token)
             }
             Err(e) => {
                 tracing::warn!(org = %self.creds.org_id, error = %e, "cannot get a Salesforce access token");
                 slot.current = None;
                 slot.last_error = Some(e.clone());
+                slot.failed_at = Some(Instant::now());
                 Err(e)
             }
         }

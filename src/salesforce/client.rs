@@ -243,6 +243,16 @@ impl SalesforceClient {
         self.org(org)?.tokens.token(&self.http).await
     }
 
+    /// Whether the org's token works, from what the client knows: its token, else its last
+    /// failure while younger than `recheck_after`; only otherwise is Salesforce asked.
+    pub async fn check_token(
+        &self,
+        org: &SalesforceId,
+        recheck_after: Duration,
+    ) -> Result<(), SalesforceError> {
+        self.org(org)?.tokens.check(&self.http, recheck_after).await
+    }
+
     /// A token to replace `stale`, which the Pub/Sub API refused (`service.auth.error`).
     pub async fn renew_access_token(
         &self,

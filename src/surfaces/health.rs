@@ -1,8 +1,8 @@
 //! Each org's health as an admin sees it on the Home tab: whether sfrelay's Salesforce token
-//! works, when the org's last event was routed, the day's API use (from `Sforce-Limit-Info`),
-//! each subscription's cursor age, and the dead letters waiting. Gathered from what every
-//! replica shares (the store, the queue), not from one process's memory, except the API use,
-//! which is what this replica last read.
+//! works, when the org's last event was routed, the day's API use (from `Sforce-Limit-Info`)
+//! and each subscription's cursor age; and, once for the workspace, the dead letters waiting.
+//! Gathered from what every replica shares (the store, the queue), not from one process's
+//! memory, except the token and the API use, which are what this replica last knew.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +19,9 @@ use crate::store::Store;
 /// How often one replica records an org's last event: often enough for "a minute ago", rare
 /// enough to cost nothing under a burst.
 const NOTE_EVERY: Duration = Duration::from_secs(30);
+/// How long a refused token request is shown before opening Home asks Salesforce again, so
+/// admins opening Home do not each cost a token request.
+const TOKEN_RECHECK: Duration = Duration::from_secs(60);
 
 /// Records when each org's last event was routed, at most once per [`NOTE_EVERY`] per replica.
 #[derive(Debug, Default)]
@@ -66,9 +69,8 @@ pub async fn gather(jobs: &Jobs, orgs: &[(SalesforceId, String, Vec<String>)]) -
         let client = jobs.salesforce.as_ref().filter(|sf| sf.has_org(org));
         let token = match client {
             Some(sf) => Some(
-                sf.access_token(org)
+                sf.check_token(org, TOKEN_RECHECK)
                     .await
-                    .map(|_| ())
                     .map_err(|e| e.to_string()),
             ),
             None => None,
@@ -116,7 +118,7 @@ fn ago(at_ms: i64, now_ms: i64) -> String {
 }
 
 /// The blocks of one org's health.
-pub fn blocks(health: &OrgHealth, dead_letters: Option<u64>, now_ms: i64) -> Vec<Value> {
+pub fn blocks(health: &OrgHealth, now_ms: i64) -> Vec<Value> {
     let esc = |s: &str| crate::render::mrkdwn::escape(s).into_owned();
     let token = match &health.token {
         None => "no API credentials".to_owned(),
@@ -143,13 +145,20 @@ pub fn blocks(health: &OrgHealth, dead_letters: Option<u64>, now_ms: i64) -> Vec
         let age = at.map_or_else(|| "no cursor yet".to_owned(), |at| ago(at, now_ms));
         fields.push(json!({"type": "mrkdwn", "text": format!("*{}*\ncursor {age}", esc(topic))}));
     }
-    if let Some(dead) = dead_letters {
-        fields.push(json!({"type": "mrkdwn", "text": format!("*Dead letters*\n{dead}")}));
-    }
     fields.truncate(10);
     vec![
         json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}* health", esc(&health.name))}, "fields": fields}),
     ]
+}
+
+/// The workspace's dead letters (one queue for every org); `None` when the queue did not say.
+pub fn dead_letters(dead: Option<u64>) -> Value {
+    let text = match dead {
+        Some(0) => "*Dead letters*: 0".to_owned(),
+        Some(n) => format!("*Dead letters*: {n} (`sfrelay dlq list` shows them)"),
+        None => "*Dead letters*: unknown (the queue did not answer)".to_owned(),
+    };
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
 }
 
 #[cfg(test)]
@@ -166,12 +175,28 @@ mod tests {
             api_used: Some((1_234, 100_000)),
             cursors: vec![("/data/OpportunityChangeEvent".into(), Some(61_000))],
         };
-        let text = serde_json::to_string(&blocks(&health, Some(2), 121_000)).unwrap();
+        let text = serde_json::to_string(&blocks(&health, 121_000)).unwrap();
         assert!(text.contains("token refused: invalid_grant"), "{text}");
         assert!(text.contains("2 min ago"), "{text}");
         assert!(text.contains("1234 of 100000 (1 %)"), "{text}");
         assert!(text.contains("cursor 1 min ago"), "{text}");
-        assert!(text.contains("*Dead letters*\\n2"), "{text}");
+        assert!(!text.contains("Dead letters"), "{text}");
         assert!(!text.contains("<prod>"), "{text}");
+    }
+
+    #[test]
+    fn dead_letters_are_counted_with_where_to_look() {
+        let text = |dead| {
+            dead_letters(dead)["text"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(text(Some(0)), "*Dead letters*: 0");
+        assert_eq!(
+            text(Some(3)),
+            "*Dead letters*: 3 (`sfrelay dlq list` shows them)"
+        );
+        assert!(text(None).contains("unknown"));
     }
 }

@@ -1,6 +1,6 @@
 //! The Home tab (`app_home_opened` → `views.publish`): each org with the person's connection
 //! to it (connect, disconnect, make it Preferred), and for admins (`[slack] admins`) the
-//! Default org, changeable here, and each org's health. A connect button carries a fresh
+//! Default org, changeable here, the dead letters waiting and each org's health. A connect button carries a fresh
 //! single-use link each time the tab is opened; the view is the person's alone.
 
 use serde_json::{Value, json};
@@ -122,14 +122,17 @@ async fn build(jobs: &Jobs, who: &Person) -> Result<Value, JobError> {
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
                 "text": "*Default org*: used for people with no Preferred org"}, "accessory": select}));
         }
+        // One queue serves every org: its dead letters are the workspace's, shown before the
+        // orgs so that many orgs cannot push them past the view's block limit.
         let dead = jobs.queue.depth().await.ok().map(|d| d.dead);
+        blocks.push(health::dead_letters(dead));
         let subscribed: Vec<(SalesforceId, String, Vec<String>)> = orgs
             .iter()
             .map(|o| (o.clone(), name(o), jobs.topics_of(o)))
             .collect();
         let now = crate::queue::now_ms();
-        for (i, h) in health::gather(jobs, &subscribed).await.iter().enumerate() {
-            blocks.extend(health::blocks(h, (i == 0).then_some(dead).flatten(), now));
+        for h in health::gather(jobs, &subscribed).await.iter() {
+            blocks.extend(health::blocks(h, now));
         }
     }
     blocks.truncate(100);

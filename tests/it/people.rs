@@ -2,7 +2,7 @@
 //! Slack emulator, one Salesforce emulator per org. A person without a Salesforce user clicks
 //! a card, is handed a sign-in link in the ephemeral answer, signs in (the emulator plays the
 //! login page), and from then on writes as themselves; refused links (forged, expired, reused,
-//! someone else's, another browser's); a refresh on 401; a connection revoked at Salesforce
+//! someone else's, another browser's) and a sign-in to another org; a refresh on 401; a connection revoked at Salesforce
 //! asking the person to reconnect; and no token in Redis or the log in clear.
 //!
 //! The library itself is driven too (`People` in this process): searches and queries as the
@@ -61,8 +61,9 @@ fn records() -> Value {
     data
 }
 
-async fn emulated_org() -> Salesforce {
-    let sf = Salesforce::start(&records());
+/// An emulator playing `org`, the one its sign-ins end in.
+async fn emulated_org(org: &str) -> Salesforce {
+    let sf = Salesforce::start_as(org, &records(), &[]);
     sf.control(
         "picklists",
         json!({"Opportunity": {"StageName": {"master": STAGES}}}),
@@ -83,9 +84,17 @@ struct World {
 
 impl World {
     async fn start(state_ttl_secs: u64) -> World {
+        World::start_playing(state_ttl_secs, ORG, SANDBOX).await
+    }
+
+    /// Like `start`, with the production and sandbox emulators playing these orgs.
+    async fn start_playing(state_ttl_secs: u64, prod_org: &str, sandbox_org: &str) -> World {
         let redis = Redis::start();
         let slack = Slack::start(&[]);
-        let (prod, sandbox) = (emulated_org().await, emulated_org().await);
+        let (prod, sandbox) = (
+            emulated_org(prod_org).await,
+            emulated_org(sandbox_org).await,
+        );
         let app = spawn(&redis, &slack, &prod, &sandbox, state_ttl_secs).await;
         World {
             redis,
@@ -536,6 +545,42 @@ async fn forged_reused_foreign_and_elsewhere_opened_links_are_refused() {
 }
 
 #[tokio::test]
+async fn a_sign_in_to_another_org_than_the_links_is_refused() {
+    // The sandbox's login URL leads to production: whoever signs in there is in another org.
+    let world = World::start_playing(600, ORG, ORG).await;
+    let card = world.deal_card(SANDBOX, "deal-wrong-org").await;
+    let link = world.link_for(CASEY, SANDBOX, &card).await;
+    let page = Browser::new(&world.app).connect(&link, CASEY_SF.1).await;
+    assert_eq!(page.status, 403, "{page:?}");
+    assert!(
+        page.body
+            .contains("You signed in to another Salesforce org than sandbox-two"),
+        "{}",
+        page.body
+    );
+
+    // The access token it bought was given back, and nothing was connected: the next pick
+    // hands out a link again and writes nothing.
+    let oauth: Value = reqwest::get(format!("{}/_emulator/oauth", world.sandbox.url))
+        .await
+        .expect("emulator answers")
+        .json()
+        .await
+        .expect("JSON");
+    let casey = oauth["people"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["user_id"] == CASEY_SF.0);
+    assert!(casey.is_none_or(|p| p["access_tokens"] == 0), "{oauth:#}");
+    let text = world
+        .told(&world.choose(CASEY, SANDBOX, &card, "Closed Won").await)
+        .await;
+    assert!(link_in(&text).is_some(), "{text}");
+    assert!(writers(&world.sandbox).await.is_empty());
+}
+
+#[tokio::test]
 async fn an_expired_link_is_refused() {
     let world = World::start(1).await;
     let card = world.deal_card(ORG, "deal-expiry").await;
@@ -701,7 +746,7 @@ mod in_process {
 
     #[tokio::test]
     async fn a_connection_searches_and_reads_as_the_person_and_disconnecting_revokes_it() {
-        let sf = emulated_org().await;
+        let sf = emulated_org(ORG).await;
         sf.control(
             "records",
             json!({"Account": [

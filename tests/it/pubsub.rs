@@ -36,10 +36,7 @@ impl World {
         World {
             redis: Redis::start(),
             slack: Slack::start(&[]),
-            salesforce: Salesforce::start_with(
-                records,
-                &["--org-id", support::ORG, "--pubsub-keepalive-ms", "400"],
-            ),
+            salesforce: Salesforce::start_with(records, &["--pubsub-keepalive-ms", "400"]),
             namespace: fresh_namespace(),
             http: reqwest::Client::new(),
         }

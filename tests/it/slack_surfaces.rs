@@ -376,11 +376,71 @@ async fn home_shows_the_persons_orgs_and_health_to_admins_only() {
         "{person}"
     );
     assert!(!person.contains("health"), "{person}");
+    assert!(!person.contains("Dead letters"), "{person}");
     let admin = view(ADMIN).await;
     assert!(admin.contains("Default org"), "{admin}");
     assert!(admin.contains("health"), "{admin}");
     assert!(admin.contains("token valid"), "{admin}");
-    assert!(admin.contains("Dead letters"), "{admin}");
+    // The dead letters are the workspace's: one line of their own, in no org's health.
+    let blocks: Value = serde_json::from_str(&admin).expect("a view");
+    let blocks = blocks["blocks"].as_array().expect("blocks");
+    let dead: Vec<&Value> = blocks
+        .iter()
+        .filter(|b| b.to_string().contains("Dead letters"))
+        .collect();
+    assert_eq!(dead.len(), 1, "{admin}");
+    assert_eq!(dead[0]["text"]["text"], "*Dead letters*: 0", "{admin}");
+    assert!(dead[0].get("fields").is_none(), "{admin}");
+    let healths = blocks
+        .iter()
+        .filter(|b| b.to_string().contains(" health"))
+        .count();
+    assert!(healths > 1, "{admin}");
+}
+
+#[tokio::test]
+async fn home_asks_salesforce_for_a_refused_token_once_a_minute_not_on_every_open() {
+    let world = World::start().await;
+    let stats_url = format!("{}/_emulator/stats", world.sf.url);
+    let token_requests = || async {
+        let stats: Value = reqwest::get(&stats_url)
+            .await
+            .expect("emulator answers")
+            .json()
+            .await
+            .expect("JSON");
+        stats["token_requests"].as_u64().expect("a count")
+    };
+    world
+        .sf
+        .control(
+            "faults",
+            json!({"fail_next": 5, "endpoint": "token", "status": 400,
+                   "error_code": "invalid_grant", "message": "expired access/refresh token"}),
+        )
+        .await;
+    let before = token_requests().await;
+    let url = world.events_url();
+    for n in 1..=2 {
+        let sent = world
+            .control
+            .app_home_opened(&url, SECRET, ADMIN)
+            .await
+            .unwrap();
+        assert_eq!(sent.status, 200);
+        let admin = eventually("the Home view", WAIT, || async {
+            let publishes = world.control.home_publishes().await.ok()?;
+            let mine: Vec<Value> = publishes
+                .into_iter()
+                .filter(|p| p["user"] == ADMIN)
+                .collect();
+            (mine.len() == n).then(|| mine[n - 1]["blocks"].to_string())
+        })
+        .await;
+        assert!(admin.contains("token refused"), "{admin}");
+        assert!(admin.contains("invalid_grant"), "{admin}");
+    }
+    assert_eq!(token_requests().await - before, 1);
 }
 
 #[tokio::test]

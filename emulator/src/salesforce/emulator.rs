@@ -16,6 +16,7 @@ use super::soql::{self, Query};
 use super::store::{Record, Store, field_value, record_id};
 use super::visibility::Visibility;
 use super::webflow::{Granted, WebFlow, random_hex, signature};
+use super::writes::with_checksum;
 
 /// The org the emulator pretends to be.
 pub const ORG_ID: &str = "00D000000000001";
@@ -157,7 +158,8 @@ pub struct Emulator {
     pub visibility: Visibility,
     /// Searches made ([`super::search`]).
     pub searches: Searches,
-    /// The org's Id (15 characters), as the Pub/Sub API's `tenantid`.
+    /// The org's Id (15 characters): the Pub/Sub API's `tenantid`, and the org identity URLs
+    /// name (in its 18-character form, as Salesforce writes it there).
     pub org_id: String,
     cursors: VecDeque<(String, Cursor)>,
     next_cursor: u64,
@@ -345,7 +347,11 @@ impl Emulator {
     /// Mints an access token for a grant and answers the token endpoint's body.
     fn issue(&mut self, granted: Granted, own_url: &str) -> Reply {
         let access_token = format!("{ORG_ID}!{}", random_hex(32));
-        let id_url = format!("{own_url}/id/{ORG_ID}/{}", granted.caller.user_id);
+        let id_url = format!(
+            "{own_url}/id/{}/{}",
+            with_checksum(&self.org_id),
+            granted.caller.user_id
+        );
         let issued_at = Utc::now().timestamp_millis().to_string();
         self.tokens.insert(
             access_token.clone(),

@@ -141,7 +141,8 @@ pub struct SalesforceArgs {
     /// `REQUEST_LIMIT_EXCEEDED`.
     #[arg(long, default_value_t = 15000)]
     pub api_limit: u64,
-    /// The org Id the Pub/Sub API takes as `tenantid` (15 or 18 characters).
+    /// The org Id (15 or 18 characters): the Pub/Sub API's `tenantid`, and the org the token
+    /// endpoint's identity URLs name.
     #[arg(long, default_value = emulator::ORG_ID)]
     pub org_id: String,
     /// Milliseconds of silence after which a Pub/Sub stream owed credit gets an empty keepalive.

@@ -111,7 +111,7 @@ fn a_person_logs_in_approves_and_gets_their_own_tokens() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let body = &reply.body;
     assert_eq!(body["instance_url"], OWN);
-    assert!(body["id"].as_str().unwrap().ends_with(&format!("/{ADA}")));
+    assert_eq!(body["id"], format!("{OWN}/id/00D000000000001EAA/{ADA}"));
     assert_eq!(body["scope"], "api refresh_token");
     assert!(body["refresh_token"].as_str().unwrap().starts_with("5Aep"));
     let issued_at = body["issued_at"].as_str().unwrap();
@@ -142,6 +142,14 @@ fn a_person_logs_in_approves_and_gets_their_own_tokens() {
     let token = refreshed.body["access_token"].as_str().unwrap();
     assert_eq!(emu.tokens[token].caller.username, "ada@acme.example");
     assert_eq!(emu.web_state()["people"][0]["access_tokens"], 2);
+}
+
+#[test]
+fn identity_urls_name_the_configured_org() {
+    let mut emu = emulator();
+    emu.org_id = "00D5g000007QRSt".into();
+    let body = connect(&mut emu);
+    assert_eq!(body["id"], format!("{OWN}/id/00D5g000007QRStEAO/{ADA}"));
 }
 
 #[test]

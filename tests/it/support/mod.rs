@@ -284,17 +284,31 @@ pub struct Salesforce {
 pub const SF_CLIENT_ID: &str = "3MVG9test.client";
 
 impl Salesforce {
-    /// Starts the emulator with these records (`{"Opportunity": [...]}`).
+    /// Starts the emulator as [`ORG`] (the first org of every test's configuration) with these
+    /// records (`{"Opportunity": [...]}`).
     pub fn start(records: &serde_json::Value) -> Salesforce {
         Salesforce::start_with(records, &[])
     }
 
     /// Like `start`, with more emulator arguments (e.g. `--rotate-refresh-tokens`).
     pub fn start_with(records: &serde_json::Value, extra: &[&str]) -> Salesforce {
+        Salesforce::start_as(ORG, records, extra)
+    }
+
+    /// Like `start_with`, playing `org` (its Id is in the identity URLs the emulator hands out,
+    /// which sfrelay checks against the org a sign-in link was made for).
+    pub fn start_as(org: &str, records: &serde_json::Value, extra: &[&str]) -> Salesforce {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data.json");
         std::fs::write(&data, records.to_string()).expect("write data");
-        let mut args = vec!["--listen", "127.0.0.1:0", "--client-id", SF_CLIENT_ID];
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--client-id",
+            SF_CLIENT_ID,
+            "--org-id",
+            org,
+        ];
         args.extend_from_slice(extra);
         let files = [
             OsString::from("--public-key"),
