@@ -418,12 +418,18 @@ impl People {
         let token = tokens::exchange(&self.http, &app, code, &self.redirect_uri(), verifier)
             .await
             .map_err(|e| salesforce_trouble(&e, "exchanging the code"))?;
-        let access = token.token.expose().clone();
-        // A refused sign-in gives back the token it bought.
+        // A refused sign-in gives back what it bought: the refresh token when there is one
+        // (revoking it revokes its access tokens too), else the access token.
+        let bought = token
+            .refresh_token
+            .as_ref()
+            .unwrap_or(&token.token)
+            .expose()
+            .clone();
         let give_back = |refusal: Page| {
-            let (app, access) = (&app, &access);
+            let (app, bought) = (&app, &bought);
             async move {
-                if let Err(e) = tokens::revoke_token(&self.http, app, access).await {
+                if let Err(e) = tokens::revoke_token(&self.http, app, bought).await {
                     tracing::warn!(%org, error = %e, "cannot revoke a token of a refused sign-in");
                 }
                 refusal

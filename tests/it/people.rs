@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::actions::{DANA, MODIFIED, OPP, SECRET, seed, shipped_route};
+use support::browser::{Browser, holds_a_token, link_in, redis_values, state_of};
 use support::interact::InteractAnswer;
 use support::{App, ORG, Options, Redis, Salesforce, Slack, eventually, fresh_namespace};
 
@@ -161,7 +162,7 @@ impl World {
     async fn link_for(&self, user: &str, org: &str, ts: &str) -> String {
         let answer = self.choose(user, org, ts, "Closed Won").await;
         let text = self.told(&answer).await;
-        link_in(&text).unwrap_or_else(|| panic!("no sign-in link in {text:?}"))
+        link_in(&text, PUBLIC).unwrap_or_else(|| panic!("no sign-in link in {text:?}"))
     }
 }
 
@@ -202,172 +203,6 @@ async fn spawn(
     .await
 }
 
-/// The sign-in link in a Slack mrkdwn text (`<https://…/start?state=…|Connect …>`).
-fn link_in(text: &str) -> Option<String> {
-    let start = text.find(&format!("<{PUBLIC}/oauth/salesforce/start?"))? + 1;
-    let end = start + text[start..].find('|')?;
-    Some(text[start..end].to_owned())
-}
-
-/// The `state` of a start link or callback address.
-fn state_of(url: &str) -> String {
-    reqwest::Url::parse(url)
-        .expect("a URL")
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .expect("a state")
-}
-
-/// A person's browser: follows nothing by itself, keeps sfrelay's cookie.
-struct Browser {
-    http: reqwest::Client,
-    app: String,
-    cookie: Option<String>,
-}
-
-/// What a page answered.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl Browser {
-    fn new(app: &App) -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            app: app.url.clone(),
-            cookie: None,
-        }
-    }
-
-    /// Opens `url`; sfrelay's own addresses (under `PUBLIC`) are sent to the app.
-    async fn open(&mut self, url: &str) -> Answer {
-        let url = url.replacen(PUBLIC, &self.app, 1);
-        let mut request = self.http.get(&url);
-        if url.starts_with(&self.app)
-            && let Some(cookie) = &self.cookie
-        {
-            request = request.header("Cookie", cookie);
-        }
-        let response = request.send().await.expect("the page answers");
-        if let Some(set) = response.headers().get("set-cookie") {
-            let pair = set.to_str().expect("text").split(';').next().expect("pair");
-            self.cookie = Some(pair.to_owned());
-        }
-        Answer {
-            status: response.status().as_u16(),
-            location: response
-                .headers()
-                .get("location")
-                .map(|l| l.to_str().expect("text").to_owned()),
-            body: response.text().await.unwrap_or_default(),
-        }
-    }
-
-    /// Opens the start link and signs in at Salesforce as `login_as`: the callback address
-    /// Salesforce sends the browser back to (not opened yet).
-    async fn sign_in(&mut self, link: &str, login_as: &str) -> String {
-        let start = self.open(link).await;
-        assert_eq!(start.status, 302, "{start:?}");
-        let authorize = start.location.expect("to Salesforce");
-        let login = self.open(&format!("{authorize}&login_as={login_as}")).await;
-        assert_eq!(login.status, 302, "{login:?}");
-        let back = login.location.expect("back to sfrelay");
-        assert!(back.starts_with(CALLBACK), "{back}");
-        back
-    }
-
-    /// The whole sign-in; answers the callback's page.
-    async fn connect(&mut self, link: &str, login_as: &str) -> Answer {
-        let back = self.sign_in(link, login_as).await;
-        self.open(&back).await
-    }
-}
-
-/// Every value under the app's keys in Redis, as text.
-async fn redis_values(redis: &Redis) -> Vec<(String, String)> {
-    let client = redis::Client::open(redis.url()).expect("client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connection");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .expect("KEYS");
-    let mut values = Vec::new();
-    for key in keys {
-        let kind: String = redis::cmd("TYPE")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .expect("TYPE");
-        let text: Vec<Vec<u8>> = match kind.as_str() {
-            "string" => vec![
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("GET"),
-            ],
-            "list" => redis::cmd("LRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await
-                .expect("LRANGE"),
-            "zset" => redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await
-                .expect("ZRANGE"),
-            "hash" => redis::cmd("HGETALL")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .expect("HGETALL"),
-            "set" => redis::cmd("SMEMBERS")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .expect("SMEMBERS"),
-            _ => Vec::new(),
-        };
-        for value in text {
-            values.push((key.clone(), String::from_utf8_lossy(&value).into_owned()));
-        }
-    }
-    values
-}
-
-/// Whether `text` holds one of the emulator's tokens: access tokens are `<org Id>!<hex>`,
-/// refresh tokens `5Aep<hex>`.
-fn holds_a_token(text: &str) -> bool {
-    let hex_after = |at: usize| {
-        text[at..]
-            .chars()
-            .take(24)
-            .filter(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-            .count()
-            == 24
-    };
-    text.match_indices("00D000000000001!")
-        .any(|(i, m)| hex_after(i + m.len()))
-        || text
-            .match_indices("5Aep")
-            .any(|(i, m)| hex_after(i + m.len()))
-}
-
 /// Who made each journalled write of `sf`.
 async fn writers(sf: &Salesforce) -> Vec<String> {
     let state: Value = reqwest::get(format!("{}/_emulator/writes", sf.url))
@@ -406,10 +241,10 @@ async fn a_person_connects_two_orgs_and_then_writes_as_themselves() {
     let answer = world.choose(CASEY, ORG, &prod_card, "Closed Won").await;
     let text = world.told(&answer).await;
     assert!(text.starts_with("Nothing was changed"), "{text}");
-    let link = link_in(&text).expect("a sign-in link");
+    let link = link_in(&text, PUBLIC).expect("a sign-in link");
     assert!(writers(&world.prod).await.is_empty());
 
-    let mut browser = Browser::new(&world.app);
+    let mut browser = Browser::new(&world.app.url, PUBLIC);
     let back = browser.sign_in(&link, CASEY_SF.1).await;
     let code = reqwest::Url::parse(&back)
         .unwrap()
@@ -447,7 +282,9 @@ async fn a_person_connects_two_orgs_and_then_writes_as_themselves() {
     // The second org is a connection of its own.
     let sandbox_card = world.deal_card(SANDBOX, "deal-sandbox").await;
     let link = world.link_for(CASEY, SANDBOX, &sandbox_card).await;
-    let page = Browser::new(&world.app).connect(&link, SAM_SF.1).await;
+    let page = Browser::new(&world.app.url, PUBLIC)
+        .connect(&link, SAM_SF.1)
+        .await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
         page.body
@@ -494,7 +331,7 @@ async fn forged_reused_foreign_and_elsewhere_opened_links_are_refused() {
     // Forged: the link made to name someone else, or its signature changed.
     let state = state_of(&link);
     let forged = state.replacen(CASEY, SAM, 1);
-    let mut browser = Browser::new(&world.app);
+    let mut browser = Browser::new(&world.app.url, PUBLIC);
     let page = browser
         .open(&format!("{PUBLIC}/oauth/salesforce/start?state={forged}"))
         .await;
@@ -508,22 +345,24 @@ async fn forged_reused_foreign_and_elsewhere_opened_links_are_refused() {
 
     // Sam has a link of his own; Casey's browser starts Casey's.
     let sams = world.link_for(SAM, ORG, &card).await;
-    let mut casey = Browser::new(&world.app);
+    let mut casey = Browser::new(&world.app.url, PUBLIC);
     let caseys_way_back = casey.sign_in(&link, CASEY_SF.1).await;
     // The same link in another browser does not open.
-    let page = Browser::new(&world.app).open(&link).await;
+    let page = Browser::new(&world.app.url, PUBLIC).open(&link).await;
     assert_eq!(page.status, 409, "{page:?}");
     assert!(page.body.contains("already opened"), "{}", page.body);
 
     // Sam's sign-in, finished in Casey's browser (Sam sent Casey his callback), is refused:
     // Casey's browser started a sign-in for Casey, not for Sam.
-    let mut sam = Browser::new(&world.app);
+    let mut sam = Browser::new(&world.app.url, PUBLIC);
     let sams_way_back = sam.sign_in(&sams, SAM_SF.1).await;
     let page = casey.open(&sams_way_back).await;
     assert_eq!(page.status, 403, "{page:?}");
     assert!(page.body.contains("another Slack user"), "{}", page.body);
     // Opened with no cookie at all, it is refused too.
-    let page = Browser::new(&world.app).open(&sams_way_back).await;
+    let page = Browser::new(&world.app.url, PUBLIC)
+        .open(&sams_way_back)
+        .await;
     assert_eq!(page.status, 403, "{page:?}");
     assert!(
         page.body.contains("did not start in this browser"),
@@ -550,7 +389,9 @@ async fn a_sign_in_to_another_org_than_the_links_is_refused() {
     let world = World::start_playing(600, ORG, ORG).await;
     let card = world.deal_card(SANDBOX, "deal-wrong-org").await;
     let link = world.link_for(CASEY, SANDBOX, &card).await;
-    let page = Browser::new(&world.app).connect(&link, CASEY_SF.1).await;
+    let page = Browser::new(&world.app.url, PUBLIC)
+        .connect(&link, CASEY_SF.1)
+        .await;
     assert_eq!(page.status, 403, "{page:?}");
     assert!(
         page.body
@@ -559,7 +400,7 @@ async fn a_sign_in_to_another_org_than_the_links_is_refused() {
         page.body
     );
 
-    // The access token it bought was given back, and nothing was connected: the next pick
+    // The tokens it bought were given back, and nothing was connected: the next pick
     // hands out a link again and writes nothing.
     let oauth: Value = reqwest::get(format!("{}/_emulator/oauth", world.sandbox.url))
         .await
@@ -572,11 +413,14 @@ async fn a_sign_in_to_another_org_than_the_links_is_refused() {
         .into_iter()
         .flatten()
         .find(|p| p["user_id"] == CASEY_SF.0);
-    assert!(casey.is_none_or(|p| p["access_tokens"] == 0), "{oauth:#}");
+    assert!(
+        casey.is_none_or(|p| p["access_tokens"] == 0 && p["refresh_tokens"] == 0),
+        "{oauth:#}"
+    );
     let text = world
         .told(&world.choose(CASEY, SANDBOX, &card, "Closed Won").await)
         .await;
-    assert!(link_in(&text).is_some(), "{text}");
+    assert!(link_in(&text, PUBLIC).is_some(), "{text}");
     assert!(writers(&world.sandbox).await.is_empty());
 }
 
@@ -590,7 +434,7 @@ async fn an_expired_link_is_refused() {
         .nth(5)
         .and_then(|e| e.parse().ok())
         .expect("the state says when it expires");
-    let mut browser = Browser::new(&world.app);
+    let mut browser = Browser::new(&world.app.url, PUBLIC);
     // Opened after it expired (the clock is polled, not slept on).
     eventually("the link to expire", Duration::from_secs(10), || async {
         (chrono::Utc::now().timestamp() > expires).then_some(())
@@ -606,7 +450,9 @@ async fn a_refused_session_is_refreshed_once_and_a_revoked_connection_asks_to_re
     let world = World::start(600).await;
     let card = world.deal_card(ORG, "deal-refresh").await;
     let link = world.link_for(CASEY, ORG, &card).await;
-    let page = Browser::new(&world.app).connect(&link, CASEY_SF.1).await;
+    let page = Browser::new(&world.app.url, PUBLIC)
+        .connect(&link, CASEY_SF.1)
+        .await;
     assert_eq!(page.status, 200, "{page:?}");
 
     // Salesforce ends Casey's access tokens: the write is refused once (401), the refresh
@@ -646,7 +492,7 @@ async fn a_refused_session_is_refreshed_once_and_a_revoked_connection_asks_to_re
     let answer = world.choose(CASEY, ORG, &card, "Prospecting").await;
     let text = world.told(&answer).await;
     assert!(text.contains("has expired or was revoked"), "{text}");
-    let again = link_in(&text).expect("a link to connect again");
+    let again = link_in(&text, PUBLIC).expect("a link to connect again");
     // Marked expired: the next pick asks at once, without trying Salesforce.
     let requests = world.prod.requests().await.len();
     let answer = world.choose(CASEY, ORG, &card, "Prospecting").await;
@@ -668,7 +514,9 @@ async fn a_refused_session_is_refreshed_once_and_a_revoked_connection_asks_to_re
     assert_eq!(writers(&world.prod).await.len(), 1);
 
     // Connected again, the pick writes.
-    let page = Browser::new(&world.app).connect(&again, CASEY_SF.1).await;
+    let page = Browser::new(&world.app.url, PUBLIC)
+        .connect(&again, CASEY_SF.1)
+        .await;
     assert_eq!(page.status, 200, "{page:?}");
     world.choose(CASEY, ORG, &card, "Prospecting").await;
     assert_eq!(wait_for_writers(&world.prod, 2).await[1], CASEY_SF.1);
@@ -768,14 +616,7 @@ mod in_process {
             ConnectionStatus::NotConnected
         );
         let link = local.people.connect_link(&casey, &org).await.unwrap();
-        let mut browser = Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            app: local.url.clone(),
-            cookie: None,
-        };
+        let mut browser = Browser::new(&local.url, PUBLIC);
         let page = browser.connect(&link, CASEY_SF.1).await;
         assert_eq!(page.status, 200, "{page:?}");
         assert_eq!(

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod blackhole;
+pub mod browser;
 pub mod interact;
 pub mod listening;
 pub mod redis_topologies;
