@@ -33,3 +33,4 @@ mod slack_interact;
 mod slack_surfaces;
 mod startup;
 mod support;
+mod walkthrough;
