@@ -21,17 +21,10 @@ bin=./target/debug
 app="http://127.0.0.1:$PORT"
 slack="http://127.0.0.1:$SLACK_PORT"
 
-dir=$(mktemp -d)
-pids=""
-cleanup() {
-  # shellcheck disable=SC2086
-  kill $pids 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/demo-lib.sh
+. scripts/demo-lib.sh
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >/dev/null &
-pids="$pids $!"
+start_redis
 $bin/sfrelay-emulator slack --listen "127.0.0.1:$SLACK_PORT" >"$dir/slack.out" 2>&1 &
 pids="$pids $!"
 for org in "$PROD:$PROD_PORT" "$SANDBOX:$SANDBOX_PORT"; do
@@ -83,11 +76,7 @@ REDIS_URL="redis://127.0.0.1:$REDIS_PORT" SLACK_API_BASE="$slack/api" \
   $bin/sfrelay serve --config "$dir/sfrelay.toml" 2>"$dir/sfrelay.log" &
 pids="$pids $!"
 
-for _ in $(seq 100); do
-  curl -sf "$app/readyz" >/dev/null && break
-  sleep 0.1
-done
-curl -sf "$app/readyz" >/dev/null || { echo "sfrelay did not start:"; cat "$dir/sfrelay.log"; exit 1; }
+wait_ready
 
 # Each org's connected app sends people back to sfrelay; each holds one deal.
 for org in "$PROD_PORT:0065g00000DEMo1AAH:Acme Corp - Q3 Enterprise" "$SANDBOX_PORT:0065g00000DEMo2AAH:Acme Corp - Sandbox renewal"; do
@@ -97,16 +86,6 @@ for org in "$PROD_PORT:0065g00000DEMo1AAH:Acme Corp - Q3 Enterprise" "$SANDBOX_P
   curl -sf -X POST "127.0.0.1:$port/_emulator/records" -H 'Content-Type: application/json' \
     --data "{\"Opportunity\": [{\"Id\": \"$id\", \"Name\": \"$name\", \"StageName\": \"Negotiation/Review\", \"Amount\": 75000}]}" >/dev/null
 done
-
-# Polls until `curl $1` prints something matching $2 (at most 5 s); prints the match.
-wait_for() {
-  for _ in $(seq 50); do
-    if curl -s "$1" | grep -o "$2"; then return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for $2 at $1" >&2
-  return 1
-}
 
 # Riley types `/sf $1` in #deal-desk (the emulator signs it as Slack does); prints what matches
 # $2 (default: the whole text) in the answer that replaced "Looking…".
@@ -130,7 +109,12 @@ connect() {
   link=$(wait_for "$slack/_emulator/response/$id" "$app/oauth/salesforce/start?state=[^\"]*" | head -1)
   authorize=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' "$link")
   back=$(curl -s -o /dev/null -w '%{redirect_url}' "$authorize&login_as=riley@acme.example")
-  curl -s -c "$jar" -b "$jar" "$back" | grep -o 'Connected to [^<]*' | sed 's/ You can close.*//'
+  curl -s -c "$jar" -b "$jar" "$back" >"$dir/page.html"
+  if ! grep -o 'Connected to [^<]*' "$dir/page.html" | sed 's/ You can close.*//'; then
+    echo "the sign-in page said:" >&2
+    sed 's/<[^>]*>/ /g' "$dir/page.html" >&2
+    return 1
+  fi
 }
 
 echo "== /sf connect production, then /sf connect sandbox (Riley signs in to each)"

@@ -13,17 +13,10 @@ PORT=${DEMO_PORT:-8089}
 SECRET=demo-signing-secret
 bin=./target/debug
 
-dir=$(mktemp -d)
-pids=""
-cleanup() {
-  # shellcheck disable=SC2086
-  kill $pids 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/demo-lib.sh
+. scripts/demo-lib.sh
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >/dev/null &
-pids="$pids $!"
+start_redis
 $bin/sfrelay-emulator slack --listen "127.0.0.1:$SLACK_PORT" >"$dir/slack.out" 2>&1 &
 pids="$pids $!"
 $bin/sfrelay-emulator salesforce --listen "127.0.0.1:$SF_PORT" --client-id demo.client \
@@ -55,27 +48,13 @@ REDIS_URL="redis://127.0.0.1:$REDIS_PORT" SLACK_API_BASE="http://127.0.0.1:$SLAC
   $bin/sfrelay serve --config "$dir/sfrelay.toml" 2>"$dir/sfrelay.log" &
 pids="$pids $!"
 
-for _ in $(seq 100); do
-  curl -sf "localhost:$PORT/readyz" >/dev/null && break
-  sleep 0.1
-done
-curl -sf "localhost:$PORT/readyz" >/dev/null || { echo "sfrelay did not start:"; cat "$dir/sfrelay.log"; exit 1; }
-
-# Polls until `curl $1` prints something containing $2 (at most 5 s).
-wait_for() {
-  for _ in $(seq 50); do
-    curl -s "$1" | grep -q "$2" && return 0
-    sleep 0.1
-  done
-  echo "timed out waiting for $2 at $1"
-  return 1
-}
+wait_ready
 
 echo "== POST /v1/events (tests/fixtures/flow-opportunity-closed-won.json)"
 curl -s -X POST "localhost:$PORT/v1/events" -H 'Content-Type: application/json' \
   --data @tests/fixtures/flow-opportunity-closed-won.json
 echo
-wait_for "localhost:$SLACK_PORT/_emulator/messages?channel=C0DEALDESK" '"ts"'
+wait_for "localhost:$SLACK_PORT/_emulator/messages?channel=C0DEALDESK" '"ts"' >/dev/null
 echo "== what Slack received (GET /_emulator/messages)"
 curl -s "localhost:$SLACK_PORT/_emulator/messages"
 echo
@@ -85,18 +64,18 @@ echo "== A button: POST /v1/events (tests/fixtures/flow-case-escalated.json)"
 curl -s -X POST "localhost:$PORT/v1/events" -H 'Content-Type: application/json' \
   --data @tests/fixtures/flow-case-escalated.json
 echo
-wait_for "localhost:$SLACK_PORT/_emulator/messages?channel=C0SUPESC01" 'take_case'
+wait_for "localhost:$SLACK_PORT/_emulator/messages?channel=C0SUPESC01" 'take_case' >/dev/null
 echo "== Riley clicks \"Take it\" on the card in #support-escalations (POST /_emulator/interact)"
 curl -s -X POST "localhost:$SLACK_PORT/_emulator/interact" -H 'Content-Type: application/json' \
   --data "{\"url\": \"http://127.0.0.1:$PORT/slack/interactions\", \"signing_secret\": \"$SECRET\",
            \"type\": \"block_actions\", \"user\": \"U0RILEY001\", \"channel\": \"C0SUPESC01\",
            \"action_id\": \"take_case\"}" >"$dir/click.json"
 echo "sfrelay answered $(grep -o '"status":[0-9]*' "$dir/click.json") in $(grep -o '"elapsed_ms":[0-9]*' "$dir/click.json")"
-wait_for "localhost:$SF_PORT/_emulator/writes" '"operation"'
+wait_for "localhost:$SF_PORT/_emulator/writes" '"operation"' >/dev/null
 echo "== what Salesforce received (GET /_emulator/writes → journal)"
 curl -s "localhost:$SF_PORT/_emulator/writes" | grep -o '"journal":\[.*\]' | head -c 600
 echo
-wait_for "localhost:$SLACK_PORT/_emulator/messages?channel=C0SUPESC01" 'Taken by'
+wait_for "localhost:$SLACK_PORT/_emulator/messages?channel=C0SUPESC01" 'Taken by' >/dev/null
 echo "== the card now (GET /_emulator/messages?channel=C0SUPESC01)"
 curl -s "localhost:$SLACK_PORT/_emulator/messages?channel=C0SUPESC01"
 echo

@@ -239,12 +239,11 @@ fn build(args: &SalesforceArgs) -> anyhow::Result<Emulator> {
     emulator.web.code_ttl = Duration::from_secs(args.auth_code_ttl_secs);
     emulator.acting.integration_username = args.integration_user.trim().to_owned();
     emulator.acting.caller = emulator.integration_caller();
-    emulator.org_id = args
-        .org_id
-        .trim()
-        .get(..15)
-        .unwrap_or(emulator::ORG_ID)
-        .to_owned();
+    let org_id = args.org_id.trim();
+    if !matches!(org_id.len(), 15 | 18) || !org_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        bail!("--org-id {org_id:?} is not a 15- or 18-character org Id");
+    }
+    emulator.org_id = org_id[..15].to_owned();
     Ok(emulator)
 }
 
@@ -269,6 +268,16 @@ mod tests {
             "{}/../tests/fixtures/keys/{name}",
             env!("CARGO_MANIFEST_DIR")
         )
+    }
+
+    #[test]
+    fn an_org_id_that_is_not_one_is_refused() {
+        for bad in ["00D5g", "00D5g000004ABCdE", "00D5g000004AB-dEAO"] {
+            let err = build(&args(&["--org-id", bad]).unwrap()).err().unwrap();
+            assert!(err.to_string().contains("--org-id"), "{err}");
+        }
+        let emu = build(&args(&["--org-id", "00D5g000004ABCdEAO"]).unwrap()).unwrap();
+        assert_eq!(emu.org_id, "00D5g000004ABCd");
     }
 
     #[test]
