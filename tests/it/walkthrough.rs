@@ -2,8 +2,8 @@
 //! a Salesforce emulator of its own, the Slack emulator, Redis and the real binary. Before
 //! Riley chooses, a search runs in the Default org; Riley connects their own account to both
 //! orgs, makes the second one Preferred (which then beats the Default for searches and bare
-//! Ids), finds a deal with `/sf find`, pastes a link and sees it unfurled, and opens Home to see
-//! both connections and both orgs' health.
+//! Ids), finds a deal with `/sf find`, pastes a link and sees it unfurled (a record Riley may
+//! not see, pasted with it, is not), and opens Home to see both connections and both orgs' health.
 
 use crate::support;
 
@@ -203,14 +203,20 @@ async fn two_orgs_connected_one_preferred_find_unfurl_and_home() {
         .to_string();
     assert!(card.contains("Acme Corp - Q3 Enterprise"), "{card}");
 
-    // A pasted sandbox link is unfurled, read as Riley in the sandbox.
+    // A pasted sandbox link is unfurled, read as Riley in the sandbox; a production deal
+    // Riley may not see, pasted with it, shows nothing.
+    world
+        .prod
+        .control("visibility", json!({"user": RILEY.1, "hidden_ids": [OPP]}))
+        .await;
     let link = format!(
         "https://acme--uat.sandbox.lightning.force.com/lightning/r/Opportunity/{UAT_DEAL}/view"
     );
+    let hidden = format!("https://acme.lightning.force.com/lightning/r/Opportunity/{OPP}/view");
     let events = format!("{}/slack/events", world.app.url);
     world
         .control
-        .link_shared(&events, SECRET, RILEY.0, "C0DEALDESK", &[&link])
+        .link_shared(&events, SECRET, RILEY.0, "C0DEALDESK", &[&link, &hidden])
         .await
         .expect("event sent");
     let unfurls = eventually("the unfurl", WAIT, || async {
@@ -221,6 +227,8 @@ async fn two_orgs_connected_one_preferred_find_unfurl_and_home() {
     let shown = unfurls[0].to_string();
     assert!(shown.contains("Acme Corp - Sandbox renewal"), "{shown}");
     assert!(shown.contains("42000"), "{shown}");
+    assert!(!shown.contains("Q3 Enterprise"), "{shown}");
+    assert!(!shown.contains(&hidden), "{shown}");
 
     // Home: both connections, and for an admin both orgs' health.
     world
