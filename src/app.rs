@@ -359,6 +359,14 @@ pub fn build_jobs(
         dedupe_window: config.dedupe_window,
         max_age: config.queue.max_age,
         caps: config.workers.caps,
+        // Half the workers may wait in place for a batch; the rest keep taking jobs, which is
+        // what fills it.
+        enrich_batches: (!config.workers.enrich_batch_window.is_zero()).then(|| {
+            crate::jobs::enrich::batch::Batcher::new(
+                config.workers.enrich_batch_window,
+                config.workers.count / 2,
+            )
+        }),
         cards: Arc::new(config.cards.clone()),
         last_events: Arc::default(),
         topics: Arc::new(

@@ -265,6 +265,9 @@ pub struct WorkersConfig {
     pub shutdown_grace: Duration,
     /// What one job may hold of Salesforce's answers.
     pub caps: crate::jobs::Caps,
+    /// How long an enrichment read by record Id waits for others to share its query (zero:
+    /// each event queries alone).
+    pub enrich_batch_window: Duration,
 }
 
 /// How to reach Slack. Without a token, messages go to the log instead.
@@ -440,6 +443,12 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        if w.enrich_batch_window_ms > 1000 {
+            return Err(invalid(
+                "workers.enrich_batch_window_ms",
+                "must be at most 1000: events wait this long for their enrichment",
+            ));
+        }
         if file.ingest.max_body_bytes < 1024 {
             return Err(invalid("ingest.max_body_bytes", "must be at least 1024"));
         }
@@ -607,6 +616,7 @@ impl Config {
                     enrich_max_rows: file.workers.enrich_max_rows,
                     enrich_max_bytes: file.workers.enrich_max_bytes,
                 },
+                enrich_batch_window: Duration::from_millis(file.workers.enrich_batch_window_ms),
             },
             slack: SlackConfig {
                 dry_run,

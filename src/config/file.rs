@@ -136,6 +136,7 @@ pub(super) struct WorkersFile {
     pub(super) digest_max_bytes: usize,
     pub(super) enrich_max_rows: usize,
     pub(super) enrich_max_bytes: usize,
+    pub(super) enrich_batch_window_ms: u64,
 }
 
 impl Default for WorkersFile {
@@ -147,6 +148,7 @@ impl Default for WorkersFile {
             digest_max_bytes: crate::jobs::Caps::default().digest_max_bytes,
             enrich_max_rows: crate::jobs::Caps::default().enrich_max_rows,
             enrich_max_bytes: crate::jobs::Caps::default().enrich_max_bytes,
+            enrich_batch_window_ms: 10,
         }
     }
 }

@@ -543,3 +543,15 @@ fn the_web_server_flow_uses_the_orgs_app_unless_told_otherwise() {
         "{err}"
     );
 }
+
+#[test]
+fn the_enrichment_batch_window_is_bounded_and_may_be_turned_off() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(c.workers.enrich_batch_window, Duration::from_millis(10));
+    let off = load("[workers]\nenrich_batch_window_ms = 0\n", &[]).unwrap();
+    assert!(off.workers.enrich_batch_window.is_zero());
+    let err = load("[workers]\nenrich_batch_window_ms = 5000\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("workers.enrich_batch_window_ms"), "{err}");
+}

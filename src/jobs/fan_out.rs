@@ -55,6 +55,7 @@ pub(super) async fn run(jobs: &Jobs, event: &Event, from_gap: bool) -> Result<()
         tracing::info!("no route fired");
         return Ok(());
     }
+    super::enrich::prefetch(jobs, &fired, event);
     if let Err(e) = super::route::expect_announcements(jobs, &fired, event).await {
         return Err(JobError::later(format!(
             "cannot note the announcements to come: {e}"

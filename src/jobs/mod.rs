@@ -16,7 +16,7 @@
 mod change_event;
 pub mod clock;
 pub mod digest;
-mod enrich;
+pub mod enrich;
 mod fan_out;
 mod gap;
 mod picklists;
@@ -54,6 +54,8 @@ pub struct Jobs {
     pub max_age: Duration,
     /// What one job may hold of Salesforce's answers.
     pub caps: Caps,
+    /// Combines enrichment reads by record Id across events (`None`: each reads alone).
+    pub enrich_batches: Option<Arc<enrich::batch::Batcher>>,
     /// The Pub/Sub topics each org subscribes to (for its health on the Home tab).
     pub topics: Arc<std::collections::HashMap<crate::event::SalesforceId, Vec<String>>>,
     /// When each org's last event was routed (for its health on the Home tab).
@@ -143,6 +145,10 @@ pub enum WorkError {
     /// Cannot succeed as things stand (route gone, no API credentials, a bad query…).
     #[error("{0}")]
     Permanent(String),
+    /// The event's enrichment is being read together with other events': the job is put off
+    /// until that query has answered.
+    #[error("the enrichment is being read with other events' (back in {} ms)", wait.as_millis())]
+    Batching { wait: Duration },
     /// A once-per-record route's first delivery for this record is under way for another
     /// event: put off until it lands (then this one is not needed) or is given up.
     #[error("the route's first delivery for this record is under way (event {by})")]
@@ -158,7 +164,10 @@ impl WorkError {
             WorkError::Deliver(e) => e.retry(),
             WorkError::Salesforce(e) => e.retry(),
             WorkError::Write(e) => e.retry(),
-            WorkError::Store(_) | WorkError::Held { .. } | WorkError::Queue(_) => Retry::Later,
+            WorkError::Store(_)
+            | WorkError::Held { .. }
+            | WorkError::Batching { .. }
+            | WorkError::Queue(_) => Retry::Later,
             WorkError::Permanent(_) => Retry::Never,
         }
     }
@@ -176,6 +185,7 @@ impl WorkError {
             WorkError::Write(crate::salesforce::WriteError::Salesforce(e)) => e.retry_after(),
             WorkError::Write(_) => None,
             WorkError::Held { .. } => Some(HELD_POLL),
+            WorkError::Batching { wait } => Some(*wait),
             WorkError::Store(_) | WorkError::Permanent(_) | WorkError::Queue(_) => None,
         }
     }

@@ -341,3 +341,86 @@ async fn reconciliation_routes_a_change_whose_callout_never_came_and_nothing_twi
             >= Some(1.0)
     );
 }
+
+/// Opportunity `k` of the burst below: an all-digit 15-character Id (checksum suffix `AAA`).
+fn burst_id(k: usize) -> String {
+    format!("006{:012}AAA", k + 1)
+}
+
+#[tokio::test]
+async fn a_burst_of_enriched_events_is_read_in_a_few_combined_queries_each_event_its_own_row() {
+    const EVENTS: usize = 150;
+    let redis = Redis::start();
+    let slack = Slack::start(&["--rate-per-channel", "1000", "--burst", "1000"]);
+    let deals: Vec<Value> = (0..EVENTS)
+        .map(|k| {
+            json!({"Id": burst_id(k), "Name": format!("Deal {k}"), "Amount": k,
+                   "Account": {"Name": format!("Account {k}")},
+                   "Owner": {"Email": "dana.seller@example.com"}})
+        })
+        .collect();
+    let salesforce = Salesforce::start(&json!({ "Opportunity": deals }));
+    let app = App::spawn(Options {
+        redis: Some(redis.url()),
+        slack_api: Some(slack.api_base()),
+        routes: Some(vec![("enriched", ENRICHED_ROUTE.to_string())]),
+        templates: vec![("enriched", ENRICHED_TEMPLATE.to_string())],
+        salesforce_section: Some(salesforce.org_section()),
+        extra_toml: "[slack]\nchannel_messages_per_sec = 100.0\nchannel_burst = 1000\n".into(),
+        ..Options::default()
+    })
+    .await;
+
+    // One event first (it buys the token), then the burst in callouts of 50.
+    let one = app.post_events(callout(&burst_id(0), "stale")).await;
+    assert_eq!(one.status(), 202);
+    slack.wait_for_messages(1).await;
+    let before = salesforce.requests().await.len();
+    for chunk in (1..EVENTS).collect::<Vec<_>>().chunks(50) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|k| serde_json::from_str(&callout(&burst_id(*k), "stale")).unwrap())
+            .collect();
+        let response = app
+            .post_events(json!({ "events": events }).to_string())
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+    let messages = eventually("every event posted", Duration::from_secs(60), || async {
+        let messages = slack.messages().await;
+        (messages.len() >= EVENTS).then_some(messages)
+    })
+    .await;
+    // Each message names its own deal and account, as its own row said.
+    let mut shown: Vec<String> = messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    shown.sort();
+    let mut wanted: Vec<String> = (0..EVENTS)
+        .map(|k| format!("Won: Deal {k} for Account {k}, owner <@U0DANA0001>"))
+        .collect();
+    wanted.sort();
+    assert_eq!(shown, wanted);
+    // A few queries by `Id IN (…)` served the burst, far fewer than one per event.
+    let queries: Vec<Value> = salesforce
+        .requests()
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|r| r["path"].as_str().unwrap_or_default().contains("/query"))
+        .collect();
+    assert!(
+        queries.len() <= EVENTS / 10,
+        "{} queries for {} events: {queries:#?}",
+        queries.len(),
+        EVENTS - 1
+    );
+    assert!(
+        queries.iter().all(|q| q["q"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("WHERE Id IN (")),
+        "{queries:#?}"
+    );
+}

@@ -1,4 +1,7 @@
-//! Route enrichment: a route's SOQL query, its values bound from the event, never pasted in.
+//! Route enrichment: a route's SOQL query, its values bound from the event, never pasted in;
+//! reads by the record's own Id are combined across events ([`batch`]).
+
+pub mod batch;
 
 use serde_json::{Value, json};
 
@@ -15,6 +18,25 @@ pub(super) async fn query(jobs: &Jobs, enrich: &Enrich, event: &Event) -> Result
             event.org_id
         ))
     })?;
+    if let Some(batcher) = &jobs.enrich_batches
+        && let Some(select_from) = batch::combinable(&enrich.query)
+    {
+        let read = batcher
+            .read(
+                client,
+                &event.org_id,
+                &select_from,
+                &event.record_id,
+                event.received_at,
+            )
+            .await;
+        return match read {
+            batch::Lookup::Ready(answer) => {
+                shaped(enrich, answer?.into_iter().collect(), &jobs.caps)
+            }
+            batch::Lookup::Later(wait) => Err(WorkError::Batching { wait }),
+        };
+    }
     let context = json!({
         "record": event.record,
         "prior": event.prior,
@@ -28,7 +50,26 @@ pub(super) async fn query(jobs: &Jobs, enrich: &Enrich, event: &Event) -> Result
     .map_err(|e| WorkError::Permanent(format!("enrich.query: {e}")))?;
     let (records, _) =
         super::read_capped(client, &event.org_id, &soql, jobs.caps.enrich_max_rows).await?;
-    within_caps(&records, &jobs.caps).map_err(WorkError::Permanent)?;
+    shaped(enrich, records, &jobs.caps)
+}
+
+/// Puts the record of `event` in the batch of each fired route that reads it by its Id, so
+/// the row is being read while the route jobs are queued.
+pub(super) fn prefetch(jobs: &Jobs, fired: &[&crate::routing::Route], event: &Event) {
+    let (Some(batcher), Some(client)) = (&jobs.enrich_batches, &jobs.salesforce) else {
+        return;
+    };
+    for enrich in fired.iter().filter_map(|r| r.enrich.as_ref()) {
+        if let Some(select_from) = batch::combinable(&enrich.query) {
+            batcher.prefetch(client, &event.org_id, &select_from, &event.record_id);
+        }
+    }
+}
+
+/// What the templates see of an enrichment's records: the first as `name`, all of them as
+/// `<name>_records`.
+fn shaped(enrich: &Enrich, records: Vec<Record>, caps: &Caps) -> Result<Value, WorkError> {
+    within_caps(&records, caps).map_err(WorkError::Permanent)?;
     let first = records.first().cloned().map(Value::Object);
     Ok(json!({
         enrich.name.clone(): first.unwrap_or(Value::Null),
