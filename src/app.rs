@@ -88,6 +88,9 @@ pub struct AppState {
     /// People's own connections, Preferred and Default orgs (the sign-in pages, and the
     /// Slack surfaces).
     pub people: Arc<People>,
+    /// The Salesforce client (each org's API budget, for `/readyz`); `None` without API
+    /// credentials.
+    pub salesforce: Option<Arc<SalesforceClient>>,
 }
 
 impl FromRef<AppState> for Arc<People> {
@@ -206,6 +209,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             // A stream that is down is named without failing readiness: its changes wait in
             // Salesforce (72 hours) and are fetched from the cursor once it is back.
             "subscriptions": state.subscriptions.json(),
+            // An org whose API allowance runs short is named without failing readiness: the
+            // work it holds back waits.
+            "salesforce_budget": budget_detail(state.salesforce.as_deref()),
         }
     });
     let status = if ready {
@@ -214,6 +220,22 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body))
+}
+
+/// Each org whose API usage holds work back, and what waits; `{}` when none does.
+fn budget_detail(client: Option<&SalesforceClient>) -> serde_json::Value {
+    let mut held = serde_json::Map::new();
+    for (org, usage, need) in client.map(|c| c.budget_holding()).unwrap_or_default() {
+        let waits = match need {
+            crate::salesforce::budget::Need::Low => "low-priority work waits",
+            _ => "only high-priority work runs",
+        };
+        held.insert(
+            org,
+            json!({"used": usage.used, "limit": usage.limit, "holding": waits}),
+        );
+    }
+    serde_json::Value::Object(held)
 }
 
 /// Prometheus text format; queue depth is read at scrape time.
@@ -497,6 +519,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     ));
     let state = AppState {
         people: jobs.people.clone(),
+        salesforce: jobs.salesforce.clone(),
         subscriptions: subscriptions.clone(),
         slack_inbound,
         routes: jobs.routes.clone(),

@@ -24,6 +24,8 @@ pub struct OrgCredentials {
     /// The connected app's consumer key.
     pub client_id: String,
     pub auth: Auth,
+    /// The shares of the org's daily API allowance above which work is held back.
+    pub budget: crate::salesforce::budget::Budget,
 }
 
 /// How sfrelay proves it may act for an org.
@@ -192,13 +194,47 @@ impl OrgCredentials {
                 ));
             }
         };
+        let budget = budget_of(sf, &invalid)?;
         Ok(Some(OrgCredentials {
             org_id: org.id.clone(),
             login_url,
             client_id,
             auth,
+            budget,
         }))
     }
+}
+
+/// `api_budget_low_share` and `api_budget_high_share`: shares of the daily allowance, the low
+/// one below the high one.
+fn budget_of(
+    sf: &super::file::SalesforceFile,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<crate::salesforce::budget::Budget, ConfigError> {
+    let default = crate::salesforce::budget::Budget::default();
+    let low = sf.api_budget_low_share.unwrap_or(default.low_share);
+    let high = sf.api_budget_high_share.unwrap_or(default.high_share);
+    for (key, share) in [
+        ("api_budget_low_share", low),
+        ("api_budget_high_share", high),
+    ] {
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(invalid(
+                key,
+                format!("{share} is not a share above 0 and at most 1"),
+            ));
+        }
+    }
+    if low > high {
+        return Err(invalid(
+            "api_budget_low_share",
+            format!("{low} is above api_budget_high_share ({high})"),
+        ));
+    }
+    Ok(crate::salesforce::budget::Budget {
+        low_share: low,
+        high_share: high,
+    })
 }
 
 /// An https URL, or http on loopback (the emulator).

@@ -276,4 +276,8 @@ pub struct SalesforceFile {
     pub oauth_client_id: Option<String>,
     /// The variable holding that flow's consumer secret, when the app requires one.
     pub oauth_client_secret_env: Option<String>,
+    /// Above this share of the daily API allowance, low-priority work waits (0.8).
+    pub api_budget_low_share: Option<f64>,
+    /// Above this share, only high-priority work runs (0.95).
+    pub api_budget_high_share: Option<f64>,
 }

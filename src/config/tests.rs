@@ -555,3 +555,39 @@ fn the_enrichment_batch_window_is_bounded_and_may_be_turned_off() {
         .to_string();
     assert!(err.contains("workers.enrich_batch_window_ms"), "{err}");
 }
+
+#[test]
+fn an_orgs_api_budget_shares_are_read_and_checked() {
+    let org = |extra: &str| {
+        format!(
+            "[[orgs]]\nid = \"00D5g000004ABCdEAO\"\n[orgs.salesforce]\nclient_id = \"3MVG9\"\nrefresh_token_env = \"RT\"\n{extra}"
+        )
+    };
+    let vars = [("RT", "5Aep")];
+    let c = load(&org(""), &vars).unwrap();
+    assert_eq!(
+        c.salesforce[0].budget,
+        crate::salesforce::budget::Budget::default()
+    );
+    let c = load(
+        &org("api_budget_low_share = 0.5\napi_budget_high_share = 0.9\n"),
+        &vars,
+    )
+    .unwrap();
+    assert_eq!(c.salesforce[0].budget.low_share, 0.5);
+    assert_eq!(c.salesforce[0].budget.high_share, 0.9);
+    for (extra, key) in [
+        ("api_budget_low_share = 1.5\n", "api_budget_low_share"),
+        ("api_budget_high_share = 0\n", "api_budget_high_share"),
+        (
+            "api_budget_low_share = 0.97\napi_budget_high_share = 0.9\n",
+            "api_budget_low_share",
+        ),
+    ] {
+        let err = load(&org(extra), &vars).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("orgs[0].salesforce.{key}")),
+            "{extra}: {err}"
+        );
+    }
+}

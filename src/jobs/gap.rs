@@ -37,6 +37,7 @@ async fn fetch(jobs: &Jobs, gap: &GapEvent) -> Result<Vec<Event>, WorkError> {
             gap.org_id
         ))
     })?;
+    client.budget_allows(&gap.org_id, crate::salesforce::budget::Need::Normal)?;
     let change_type = match gap.change_type.as_str() {
         "GAP_CREATE" => ChangeType::Create,
         "GAP_DELETE" => ChangeType::Delete,

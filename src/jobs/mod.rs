@@ -145,6 +145,10 @@ pub enum WorkError {
     /// Cannot succeed as things stand (route gone, no API credentials, a bad query…).
     #[error("{0}")]
     Permanent(String),
+    /// The org's API allowance runs short: this work waits (not counted as an attempt, and
+    /// not aged: it is not the job's own doing).
+    #[error(transparent)]
+    OverBudget(#[from] crate::salesforce::budget::OverBudget),
     /// The event's enrichment is being read together with other events': the job is put off
     /// until that query has answered.
     #[error("the enrichment is being read with other events' (back in {} ms)", wait.as_millis())]
@@ -167,14 +171,17 @@ impl WorkError {
             WorkError::Store(_)
             | WorkError::Held { .. }
             | WorkError::Batching { .. }
+            | WorkError::OverBudget(_)
             | WorkError::Queue(_) => Retry::Later,
             WorkError::Permanent(_) => Retry::Never,
         }
     }
 
-    /// Whether the Slack app is paused: the job waits, whatever the age limit says.
+    /// Whether the job waits on something that is not its own doing (its Slack app is paused,
+    /// the org's API allowance runs short): it waits, whatever the age limit says.
     pub fn is_paused(&self) -> bool {
         matches!(self, WorkError::Deliver(e) if e.is_paused())
+            || matches!(self, WorkError::OverBudget(_))
     }
 
     /// When the job may go again without counting as a failed attempt.
@@ -186,6 +193,7 @@ impl WorkError {
             WorkError::Write(_) => None,
             WorkError::Held { .. } => Some(HELD_POLL),
             WorkError::Batching { wait } => Some(*wait),
+            WorkError::OverBudget(_) => Some(crate::salesforce::budget::HELD_FOR),
             WorkError::Store(_) | WorkError::Permanent(_) | WorkError::Queue(_) => None,
         }
     }

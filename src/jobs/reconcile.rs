@@ -229,6 +229,10 @@ pub async fn run(
                 continue;
             }
             last_slot.insert(i, slot);
+            if let Err(held) = client.budget_allows(org, crate::salesforce::budget::Need::Low) {
+                tracing::info!(%org, object = %spec.object, reason = %held, "reconciliation waits for the next interval");
+                continue;
+            }
             let claim =
                 Key::reconcile_slot(org, &spec.object, slot, Duration::from_secs(every as u64));
             match store.claim(claim.as_str(), &me, claim.ttl()).await {

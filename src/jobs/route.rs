@@ -127,7 +127,8 @@ async fn deliver_with(
     let delivered = async {
         let mut extra = extra;
         if let Some(wanted) = &route.enrich {
-            extra = enrich::merge(extra, enrich::query(jobs, wanted, event).await?);
+            let need = enrich::need_of(route.priority);
+            extra = enrich::merge(extra, enrich::query(jobs, wanted, need, event).await?);
         }
         extra = super::picklists::merge(jobs, &routes, route, event, extra).await;
         match &route.gate {

@@ -80,6 +80,8 @@ pub async fn query(
             "org {org} has no [orgs.salesforce] API credentials"
         ))
     })?;
+    // Digests and scheduled sweeps are the first to wait when the org's allowance runs short.
+    client.budget_allows(org, crate::salesforce::budget::Need::Low)?;
     let mut params = schedule.params.clone();
     params.insert("org_id".into(), org.to_string().into());
     let soql = Soql::bind(&schedule.query, &params)

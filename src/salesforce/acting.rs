@@ -296,6 +296,7 @@ mod tests {
                 refresh_token: Secret::new("5Aep".into()),
                 client_secret: None,
             },
+            budget: Default::default(),
         })
         .unwrap();
         let tokens = UserTokens::new(4, USER_TOKEN_TTL);

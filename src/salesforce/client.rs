@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -95,7 +95,8 @@ pub struct QueryPage {
 pub(crate) struct OrgState {
     /// The org's credentials and access token.
     tokens: TokenCache,
-    usage: Mutex<Option<ApiUsage>>,
+    /// What Salesforce last said of the org's API usage, and the budget guard over it.
+    pub(crate) usage: super::budget::Usage,
 }
 
 impl OrgState {
@@ -176,9 +177,10 @@ impl SalesforceClient {
             let id = creds.org_id.clone();
             let tokens = TokenCache::new(creds)?;
             let org = tokens.label().to_owned();
+            let budget = tokens.creds().budget;
             let state = OrgState {
                 tokens,
-                usage: Mutex::new(None),
+                usage: super::budget::Usage::new(budget),
             };
             if states.insert(id, state).is_some() {
                 return Err(SalesforceError::Config {
@@ -219,8 +221,34 @@ impl SalesforceClient {
 
     /// The API usage Salesforce reported on the org's last answer.
     pub fn api_usage(&self, org: &SalesforceId) -> Option<ApiUsage> {
-        let state = self.orgs.get(org)?;
-        *state.usage.lock().unwrap_or_else(|e| e.into_inner())
+        self.orgs.get(org)?.usage.latest()
+    }
+
+    /// Whether Salesforce work of `need` may run for `org` now, given its API usage (see
+    /// [`super::budget`]); an org without credentials is not held (its calls fail anyway).
+    pub fn budget_allows(
+        &self,
+        org: &SalesforceId,
+        need: super::budget::Need,
+    ) -> Result<(), super::budget::OverBudget> {
+        match self.orgs.get(org) {
+            Some(state) => state.usage.allows(org, need, state.tokens.label()),
+            None => Ok(()),
+        }
+    }
+
+    /// Each org whose usage holds work back, for `/readyz`.
+    pub fn budget_holding(&self) -> Vec<(String, ApiUsage, super::budget::Need)> {
+        let mut held: Vec<_> = self
+            .orgs
+            .values()
+            .filter_map(|state| {
+                let (usage, need) = state.usage.holding()?;
+                Some((state.tokens.label().to_owned(), usage, need))
+            })
+            .collect();
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        held
     }
 
     pub(crate) fn org(&self, org: &SalesforceId) -> Result<&OrgState, SalesforceError> {
@@ -633,11 +661,7 @@ fn api_url(
 }
 
 fn record_usage(state: &OrgState, usage: ApiUsage) {
-    *state.usage.lock().unwrap_or_else(|e| e.into_inner()) = Some(usage);
-    let org = state.tokens.label().to_owned();
-    metrics::gauge!("sfrelay_salesforce_api_used", "org" => org.clone()).set(usage.used as f64);
-    metrics::gauge!("sfrelay_salesforce_api_limit", "org" => org.clone()).set(usage.limit as f64);
-    metrics::gauge!("sfrelay_salesforce_api_remaining", "org" => org).set(usage.remaining() as f64);
+    state.usage.record(usage, state.tokens.label());
 }
 
 #[cfg(test)]
@@ -699,6 +723,7 @@ mod tests {
                 username: "u@example.com".into(),
                 private_key_pem: Secret::new(PRIVATE.to_vec()),
             },
+            budget: Default::default(),
         }
     }
 

@@ -24,6 +24,7 @@
 pub mod acting;
 pub mod approvals;
 pub mod auth;
+pub mod budget;
 pub mod client;
 pub mod connection;
 pub mod error;

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, so the harness and the dependencies are linked once. Each
 //! module is one area; every test spawns its own Redis, sfrelay and emulators on loopback.
 
+mod api_budget;
 mod approval_gates;
 mod backpressure;
 mod blackhole;

@@ -123,6 +123,7 @@ fn jwt_client(emu: &Emulator, options: ClientOptions) -> SalesforceClient {
             username: "integration@acme.example".into(),
             private_key_pem: Secret::new(std::fs::read(PRIVATE_KEY).unwrap()),
         },
+        budget: Default::default(),
     };
     SalesforceClient::new(vec![creds], options).expect("client")
 }
@@ -136,6 +137,7 @@ fn refresh_client(emu: &Emulator, refresh_token: &str) -> SalesforceClient {
             refresh_token: Secret::new(refresh_token.into()),
             client_secret: Some(Secret::new("not-checked".into())),
         },
+        budget: Default::default(),
     };
     SalesforceClient::new(vec![creds], ClientOptions::default()).expect("client")
 }

@@ -81,6 +81,7 @@ impl Emulator {
                 username: "integration@acme.example".into(),
                 private_key_pem: Secret::new(std::fs::read(PRIVATE_KEY).expect("key")),
             },
+            budget: Default::default(),
         };
         Arc::new(SalesforceClient::new(vec![creds], ClientOptions::default()).expect("client"))
     }

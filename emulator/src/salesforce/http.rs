@@ -57,6 +57,7 @@ pub fn router(shared: Shared) -> Router {
             post(submit_for_approval).get(get_approvals),
         )
         .route("/_emulator/expire-tokens", post(expire_tokens))
+        .route("/_emulator/api-usage", post(set_api_usage))
         .route("/_emulator/faults", post(set_faults).get(get_faults))
         .route("/_emulator/requests", get(requests))
         .route("/_emulator/records", post(add_records))
@@ -474,6 +475,27 @@ pub(super) fn control_error(message: impl Into<String>) -> Response {
 
 async fn expire_tokens(State(shared): State<Shared>) -> Response {
     let body = lock(&shared).expire_tokens();
+    json_response(200, &body, None)
+}
+
+/// Other integrations' use of the org's daily allowance: `{"used": n, "limit"?: m}`.
+async fn set_api_usage(State(shared): State<Shared>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Usage {
+        used: u64,
+        limit: Option<u64>,
+    }
+    let usage: Usage = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => return control_error(format!("api-usage: {e}")),
+    };
+    let mut emulator = lock(&shared);
+    emulator.api_used = usage.used;
+    if let Some(limit) = usage.limit {
+        emulator.api_limit = limit;
+    }
+    let body = serde_json::json!({"api_usage": emulator.api_used, "api_limit": emulator.api_limit});
     json_response(200, &body, None)
 }
 

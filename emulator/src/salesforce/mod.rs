@@ -38,6 +38,8 @@
 //!   approval (`ProcessInstance`, `ProcessInstanceWorkitem`; updates get `ENTITY_IS_LOCKED` while
 //!   pending); `GET` shows instances, work items and decisions with actor and comments
 //! - `POST /_emulator/expire-tokens`: every issued token becomes invalid
+//! - `POST /_emulator/api-usage` `{"used": n, "limit"?: m}`: the org's daily API usage (what
+//!   other integrations spent), as `Sforce-Limit-Info` reports it from then on
 //! - `POST /_emulator/faults` `{"fail_next": n, "status": 503, "error_code": "…",
 //!   "message"?: "…", "endpoint"?: "api"|"token"}`; `GET` shows them
 //! - `GET /_emulator/requests`: `[{"method", "path", "q", "status", "headers"?, …}]` (writes

@@ -7,17 +7,36 @@ use serde_json::{Value, json};
 
 use super::{Caps, Jobs, WorkError};
 use crate::event::Event;
+use crate::routing::Priority;
 use crate::routing::route::Enrich;
+use crate::salesforce::budget::Need;
 use crate::salesforce::{Record, Soql};
 
+/// How much a route's enrichment matters when the org's API allowance runs short: as much as
+/// the route.
+pub(super) fn need_of(priority: Priority) -> Need {
+    match priority {
+        Priority::Low => Need::Low,
+        Priority::Normal => Need::Normal,
+        Priority::High => Need::High,
+    }
+}
+
 /// Runs `enrich` for `event`: its first record becomes `name`, all records `<name>_records`.
-pub(super) async fn query(jobs: &Jobs, enrich: &Enrich, event: &Event) -> Result<Value, WorkError> {
+/// Held back (put off) while the org's API usage is above what `need` may spend.
+pub(super) async fn query(
+    jobs: &Jobs,
+    enrich: &Enrich,
+    need: Need,
+    event: &Event,
+) -> Result<Value, WorkError> {
     let client = jobs.salesforce.as_ref().ok_or_else(|| {
         WorkError::Permanent(format!(
             "the route enriches from Salesforce but org {} has no [orgs.salesforce] API credentials",
             event.org_id
         ))
     })?;
+    client.budget_allows(&event.org_id, need)?;
     if let Some(batcher) = &jobs.enrich_batches
         && let Some(select_from) = batch::combinable(&enrich.query)
     {
@@ -59,7 +78,17 @@ pub(super) fn prefetch(jobs: &Jobs, fired: &[&crate::routing::Route], event: &Ev
     let (Some(batcher), Some(client)) = (&jobs.enrich_batches, &jobs.salesforce) else {
         return;
     };
-    for enrich in fired.iter().filter_map(|r| r.enrich.as_ref()) {
+    for route in fired {
+        let Some(enrich) = &route.enrich else {
+            continue;
+        };
+        // Work the budget holds back reads nothing now, not even in a batch.
+        if client
+            .budget_allows(&event.org_id, need_of(route.priority))
+            .is_err()
+        {
+            continue;
+        }
         if let Some(select_from) = batch::combinable(&enrich.query) {
             batcher.prefetch(client, &event.org_id, &select_from, &event.record_id);
         }
