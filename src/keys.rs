@@ -116,8 +116,9 @@ pub mod prefix {
     pub const LAST_EVENT: &str = "last-event:";
     pub const FOLLOWERS: &str = "followers:";
     pub const FOLLOWING: &str = "following:";
+    pub const NAMES_EPOCH: &str = "names-epoch";
     /// Store keys outside any workspace scope (under the namespace).
-    pub const STORE: [&str; 34] = [
+    pub const STORE: [&str; 35] = [
         DONE,
         PENDING,
         ONCE,
@@ -152,6 +153,7 @@ pub mod prefix {
         LAST_EVENT,
         FOLLOWERS,
         FOLLOWING,
+        NAMES_EPOCH,
     ];
     pub const CHANNEL_NAME: &str = "chan:";
     pub const CHANNEL_SCAN: &str = "chan-scan-cursor";
@@ -221,6 +223,12 @@ impl Key {
             format!("{}{event}:{route}:{action}", prefix::DONE),
             Some(LEDGER_TTL),
         )
+    }
+
+    /// When "no such channel" answers were last declared out of date (`sfrelay dlq replay`:
+    /// the operator has just made the channel): older ones are asked again. Until replaced.
+    pub fn names_epoch() -> Key {
+        Key::new(prefix::NAMES_EPOCH.to_string(), None)
     }
 
     /// The ledger entry of one person's message of an action that messages several people
@@ -420,6 +428,9 @@ pub const TICK_TTL: Duration = Duration::from_secs(3 * 24 * 3600);
 pub const SEEN_TTL: Duration = Duration::from_secs(35 * 24 * 3600);
 /// How long a channel's Id is trusted (channels are renamed rarely; a miss lists again).
 pub const CHANNEL_TTL: Duration = Duration::from_secs(3600);
+/// How long "no such channel" is trusted after a whole scan missed it: a channel created
+/// (or the bot invited) since is found after this.
+pub const NO_CHANNEL_TTL: Duration = Duration::from_secs(300);
 /// How long a person's user Id is trusted.
 pub const USER_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long "no such user" is trusted: shorter, so a new hire is found soon.

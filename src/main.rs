@@ -173,7 +173,7 @@ async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> {
         "set REDIS_URL (and the same queue namespace in the config) to reach the deployment's dead letters; \
          the in-process queue exists only inside a running sfrelay"
     );
-    let (queue, _) = sfrelay::app::build_queue(config)?;
+    let (queue, store) = sfrelay::app::build_queue(config)?;
     match command {
         DlqCommand::List { limit } => {
             let letters = queue.dead_letters(limit).await?;
@@ -197,6 +197,16 @@ async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(letter)?);
         }
         DlqCommand::Replay { id, all } => {
+            // A letter is often replayed because its channel was just made: channels Slack
+            // was found not to have are looked for again.
+            let epoch = sfrelay::keys::Key::names_epoch();
+            store
+                .set(
+                    epoch.as_str(),
+                    &chrono::Utc::now().timestamp_millis().to_string(),
+                    None,
+                )
+                .await?;
             let n = queue
                 .replay_dead(if all { None } else { id.as_deref() })
                 .await?;

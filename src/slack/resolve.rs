@@ -1,16 +1,20 @@
 //! Names to Slack Ids: `#channel` through `conversations.list`, people through
 //! `users.lookupByEmail`, DMs through `conversations.open`, each cached in the store so all
 //! replicas share one answer and Slack is asked rarely. Only Ids are ever sent to Slack.
+//!
+//! What is kept, and for how long: a channel's Id 1 hour, "no such channel" 5 minutes (once a
+//! scan reached the last page; `sfrelay dlq replay` forgets it at once), a person's user Id 24
+//! hours, "no such person" 10 minutes, their profile email 1 hour, a DM conversation 7 days.
 
 use std::sync::Arc;
 
 use super::ratelimit::{CallError, Limiter};
 use super::sink::SlackSink;
-use crate::keys::{NO_USER_TTL, Workspace};
+use crate::keys::{Key, NO_CHANNEL_TTL, NO_USER_TTL, Workspace};
 use crate::routing::ChannelRef;
 use crate::store::Store;
 
-/// Marks a cached negative answer.
+/// Marks a cached negative answer (for a channel, followed by the names epoch it was found in).
 const NOBODY: &str = "-";
 /// Paging stops here (100 pages of 999 channels) so a broken cursor cannot loop forever.
 const MAX_PAGES: usize = 100;
@@ -51,12 +55,37 @@ impl Resolver {
             return Ok(format!("#{name}"));
         }
         let key = self.workspace.channel_name(name);
-        if let Some(id) = self.store.get(key.as_str()).await? {
-            return Ok(id);
+        let missing = || {
+            CallError::NotFound(format!(
+                "channel #{name} not found: it does not exist, is archived, or is private and the bot is not in it"
+            ))
+        };
+        let epoch_key = Key::names_epoch();
+        match self.store.get(key.as_str()).await? {
+            Some(missing_since) if missing_since.starts_with(NOBODY) => {
+                let epoch = self
+                    .store
+                    .get(epoch_key.as_str())
+                    .await?
+                    .unwrap_or_default();
+                if missing_since[NOBODY.len()..] == epoch {
+                    metrics::counter!("sfrelay_slack_lookups_total", "kind" => "channel", "outcome" => "cached_missing").increment(1);
+                    return Err(missing());
+                }
+            }
+            Some(id) => {
+                metrics::counter!("sfrelay_slack_lookups_total", "kind" => "channel", "outcome" => "cached").increment(1);
+                return Ok(id);
+            }
+            None => {}
         }
         // The scan's position is shared, so a scan cut short by the rate limit (the job is put
         // off) resumes where it stopped instead of starting over, whichever job goes next.
         let mut found = None;
+        // Only a scan that reached the last page may say the channel is not there. One that
+        // began part way (where another lookup left the shared cursor) counts too: the pages
+        // before were listed minutes ago at most, and every channel on them is cached.
+        let mut reached_the_end = false;
         for _ in 0..MAX_PAGES {
             let scan_cursor = self.workspace.channel_scan();
             let cursor = self
@@ -88,14 +117,26 @@ impl Resolver {
                 break;
             }
             if next.is_empty() {
+                reached_the_end = true;
                 break;
             }
         }
-        found.ok_or_else(|| {
-            CallError::NotFound(format!(
-                "channel #{name} not found: it does not exist, is archived, or is private and the bot is not in it"
-            ))
-        })
+        metrics::counter!("sfrelay_slack_lookups_total", "kind" => "channel", "outcome" => if found.is_some() { "listed" } else { "missing" }).increment(1);
+        if found.is_none() && reached_the_end {
+            let epoch = self
+                .store
+                .get(epoch_key.as_str())
+                .await?
+                .unwrap_or_default();
+            self.store
+                .set(
+                    key.as_str(),
+                    &format!("{NOBODY}{epoch}"),
+                    Some(NO_CHANNEL_TTL),
+                )
+                .await?;
+        }
+        found.ok_or_else(missing)
     }
 
     /// The Slack user with this email, or `None` when Slack has none.
@@ -106,6 +147,12 @@ impl Resolver {
         }
         let key = self.workspace.user(&email);
         if let Some(cached) = self.store.get(key.as_str()).await? {
+            let outcome = if cached == NOBODY {
+                "cached_missing"
+            } else {
+                "cached"
+            };
+            metrics::counter!("sfrelay_slack_lookups_total", "kind" => "user", "outcome" => outcome).increment(1);
             return Ok((cached != NOBODY).then_some(cached));
         }
         let found = self
@@ -114,6 +161,9 @@ impl Resolver {
                 self.slack.lookup_user_by_email(&email)
             })
             .await?;
+        let outcome = if found.is_some() { "asked" } else { "missing" };
+        metrics::counter!("sfrelay_slack_lookups_total", "kind" => "user", "outcome" => outcome)
+            .increment(1);
         let (value, ttl) = match &found {
             Some(id) => (id.as_str(), key.ttl()),
             None => (NOBODY, Some(NO_USER_TTL)),

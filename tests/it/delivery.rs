@@ -301,6 +301,24 @@ template = "closed-won-win"
     assert!(pages >= 3, "expected several pages, got {pages}");
     assert_eq!(slack.stats().await["posts_by_name"], 0);
 
+    // Another event for the missing channel is refused from the cache: no scan again.
+    let mut again: Value =
+        serde_json::from_slice(&fixture("flow-opportunity-closed-won.json")).unwrap();
+    again["event_id"] = "closed-won-again".into();
+    assert_eq!(app.post_events(again.to_string()).await.status(), 202);
+    eventually("a second dead letter", Duration::from_secs(10), || async {
+        (app.metric("sfrelay_queue_depth{state=\"dead\"}").await? == 2.0).then_some(())
+    })
+    .await;
+    slack.wait_for_messages(2).await;
+    let scans = |requests: Vec<Value>| {
+        requests
+            .iter()
+            .filter(|r| r["method"] == "conversations.list")
+            .count()
+    };
+    assert_eq!(scans(slack.requests().await), pages);
+
     // The operator sees why, creates the channel, and replays the dead letter.
     let (ok, out) = app.cli(&["dlq", "list"]);
     assert!(ok, "{out}");
@@ -329,18 +347,19 @@ template = "closed-won-win"
         .await
         .unwrap();
     assert!(created.status().is_success());
+    // Replaying looks for channels found missing again: the new one is found at once.
     let (ok, out) = app.cli(&["dlq", "replay", &id]);
     assert!(ok && out.contains("1 dead letter(s) replayed"), "{out}");
-    let messages = slack.wait_for_messages(2).await;
-    assert_eq!(messages[1]["channel"], "C0NEWCHAN1");
+    let messages = slack.wait_for_messages(3).await;
+    assert_eq!(messages[2]["channel"], "C0NEWCHAN1");
     assert_eq!(
         app.metric("sfrelay_queue_depth{state=\"dead\"}").await,
-        Some(0.0)
+        Some(1.0)
     );
     let (ok, out) = app.cli(&["dlq", "replay", &id]);
     assert!(!ok && out.contains("0 dead letter(s)"), "{out}");
     let (ok, out) = app.cli(&["dlq", "purge", "--all"]);
-    assert!(ok && out.contains("0 dead letter(s) purged"), "{out}");
+    assert!(ok && out.contains("1 dead letter(s) purged"), "{out}");
 }
 
 /// Only the deal-room route, so a test sees rooms alone.
