@@ -162,9 +162,11 @@ pub mod prefix {
     pub const DM: &str = "dm:";
     pub const ROOM_NAME: &str = "roomname:";
     pub const APP_PAUSED: &str = "app-paused";
+    pub const HISTORY_PASS: &str = "hist:";
+    pub const HISTORY_READER: &str = "hist-reader:";
     /// Store keys scoped to one Slack workspace (after the workspace's own start, which is
     /// empty for the default workspace, so these must also stay apart from [`STORE`]).
-    pub const IN_WORKSPACE: [&str; 7] = [
+    pub const IN_WORKSPACE: [&str; 9] = [
         CHANNEL_NAME,
         CHANNEL_SCAN,
         USER,
@@ -172,6 +174,8 @@ pub mod prefix {
         DM,
         ROOM_NAME,
         APP_PAUSED,
+        HISTORY_PASS,
+        HISTORY_READER,
     ];
     /// What a rate limit is kept for, inside the three `rl` keys.
     pub const LIMIT_CHANNEL: &str = "chan:";
@@ -441,6 +445,10 @@ pub const EMAIL_OF_TTL: Duration = Duration::from_secs(3600);
 pub const DM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a Slack app's pause is kept without a probe renewing it.
 pub const PAUSE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a read of a channel's history answers later questions about it.
+pub const HISTORY_PASS_TTL: Duration = Duration::from_secs(60);
+/// How long one replica's claim to read a channel's history holds.
+pub const HISTORY_READER_TTL: Duration = Duration::from_secs(15);
 /// How long a half-done channel scan is resumed rather than started over.
 pub const SCAN_TTL: Duration = Duration::from_secs(300);
 
@@ -520,6 +528,25 @@ impl Workspace {
         Key::new(
             format!("{}{}", self.start, prefix::APP_PAUSED),
             Some(PAUSE_TTL),
+        )
+    }
+
+    /// The last read of a channel's recent history for posts that may have landed unseen:
+    /// every sfrelay post in it by ledger key, so one read answers every such post of the
+    /// channel. A minute: after that, a read would be too old to answer a newer question.
+    pub fn history_pass(&self, channel: &str) -> Key {
+        Key::new(
+            format!("{}{}{channel}", self.start, prefix::HISTORY_PASS),
+            Some(HISTORY_PASS_TTL),
+        )
+    }
+
+    /// Who is reading a channel's history now (the others wait for that read). Fifteen
+    /// seconds, in case the reader dies.
+    pub fn history_reader(&self, channel: &str) -> Key {
+        Key::new(
+            format!("{}{}{channel}", self.start, prefix::HISTORY_READER),
+            Some(HISTORY_READER_TTL),
         )
     }
 

@@ -368,10 +368,13 @@ fn failure(ctx: &WorkerContext, job: &Job, error: &str, retry: Retry) -> Outcome
             ),
         };
     }
+    // A sporadic failure does not compound: the retry comes within two base delays whatever
+    // the attempt, so a storm's stragglers are paced by the channel, not by their own backoff.
+    let exponent = if retry == Retry::Soon { 1 } else { attempts };
     let delay = backoff(
         ctx.queue_config.backoff_base,
         ctx.queue_config.backoff_cap,
-        attempts,
+        exponent,
     );
     Outcome::RetryAfter { delay, error }
 }

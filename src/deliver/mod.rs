@@ -38,6 +38,9 @@ pub use workspaces::Workspaces;
 pub enum DeliverError {
     #[error(transparent)]
     Slack(#[from] SlackError),
+    /// A transient Slack failure while Slack answers most calls: retried soon.
+    #[error("{0} (Slack answers most calls: retried soon)")]
+    Sporadic(SlackError),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Cannot succeed as things stand (unknown template, channel not found…).
@@ -53,6 +56,11 @@ pub enum DeliverError {
         reason: String,
         wait: Duration,
     },
+    /// An earlier attempt may have posted, and whether it did is not known yet (its channel's
+    /// history could not be read, or is read by another job): whatever else is true, the
+    /// post may have landed.
+    #[error("cannot tell yet whether an earlier attempt posted: {0}")]
+    Unverified(Box<DeliverError>),
     /// A thread reply or update whose record's announcement (by route `route`) is on its way
     /// but not made yet: the job is put off until it is.
     #[error("waiting for the record's announcement by route {route:?}, not made yet")]
@@ -76,6 +84,7 @@ impl From<CallError> for DeliverError {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Slack(e) => DeliverError::Slack(e),
+            CallError::Sporadic(e) => DeliverError::Sporadic(e),
             CallError::Store(e) => DeliverError::Store(e),
             CallError::Busy { wait } => DeliverError::Busy { wait },
             CallError::NotFound(what) => DeliverError::Permanent(what),
@@ -88,6 +97,8 @@ impl DeliverError {
     pub fn retry(&self) -> Retry {
         match self {
             DeliverError::Slack(e) => e.retry(),
+            DeliverError::Sporadic(_) => Retry::Soon,
+            DeliverError::Unverified(e) => e.retry(),
             DeliverError::Store(_) => Retry::Later,
             DeliverError::Permanent(_) => Retry::Never,
             DeliverError::Busy { .. }
@@ -98,12 +109,20 @@ impl DeliverError {
 
     /// Whether the Slack app is paused: the job waits, however old it is.
     pub fn is_paused(&self) -> bool {
-        matches!(self, DeliverError::Paused { .. })
+        match self {
+            DeliverError::Unverified(e) => e.is_paused(),
+            other => matches!(other, DeliverError::Paused { .. }),
+        }
     }
 
     /// Whether Slack may have carried out the call despite the error (no answer, a 5xx): only
     /// then must a retry check before posting again.
     pub fn may_have_posted(&self) -> bool {
+        match self {
+            DeliverError::Sporadic(e) => return DeliverError::Slack(e.clone()).may_have_posted(),
+            DeliverError::Unverified(_) => return true,
+            _ => {}
+        }
         match self {
             DeliverError::Slack(SlackError::Transport(_) | SlackError::Decode(_)) => true,
             DeliverError::Slack(SlackError::Http { status }) => *status >= 500,
@@ -114,6 +133,7 @@ impl DeliverError {
     /// When the job may go again without counting as a failed attempt.
     pub fn postpone_for(&self) -> Option<Duration> {
         match self {
+            DeliverError::Unverified(e) => e.postpone_for(),
             DeliverError::Busy { wait } | DeliverError::Paused { wait, .. } => Some(*wait),
             DeliverError::Slack(SlackError::RateLimited { retry_after }) => Some(*retry_after),
             DeliverError::NotYetAnnounced { .. } => Some(ANNOUNCEMENT_POLL),
@@ -138,6 +158,9 @@ pub struct Deliverer {
     limiter: Limiter,
     /// Keeps this Slack workspace's state (names, limits, room names) apart in the store.
     workspace: Workspace,
+    /// When this process last posted in each channel: a channel still busy posting lets its
+    /// unverified posts wait for one shared history read (see `post.rs`).
+    last_posts: post::LastPosts,
 }
 
 impl Deliverer {
@@ -169,6 +192,7 @@ impl Deliverer {
             resolver,
             limiter,
             workspace,
+            last_posts: post::LastPosts::default(),
         }
     }
 

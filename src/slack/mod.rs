@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod error;
+pub mod health;
 pub mod inbound;
 pub mod interactive;
 pub mod pause;

@@ -24,6 +24,10 @@ pub enum CallError {
     /// A name no visible channel has: posting by name is never attempted.
     #[error("{0}")]
     NotFound(String),
+    /// A transient failure (a 5xx, no answer) while Slack answers most of this app's calls:
+    /// retried soon rather than after a growing backoff.
+    #[error("{0} (Slack answers most calls: retried soon)")]
+    Sporadic(SlackError),
     /// The app's bot token was refused: the job waits (not a failed attempt) until it works.
     #[error("Slack app {app} is paused: {reason}")]
     Paused {
@@ -87,6 +91,8 @@ pub struct Limiter {
     workspace: Workspace,
     /// The app's credential pause (none for the log sink).
     pause: Option<Arc<AppPause>>,
+    /// How many of this app's calls Slack has been answering lately.
+    health: Arc<super::health::Health>,
 }
 
 impl Limiter {
@@ -97,6 +103,7 @@ impl Limiter {
             enabled,
             workspace,
             pause: None,
+            health: Arc::default(),
         }
     }
 
@@ -183,7 +190,18 @@ impl Limiter {
                 }
                 Err(CallError::Slack(e))
             }
-            other => other.map_err(CallError::from),
+            Err(e) if super::health::is_outage_like(&e) => {
+                // Most calls answered: this one was unlucky, and is worth repeating soon.
+                if self.health.failed() {
+                    Err(CallError::Sporadic(e))
+                } else {
+                    Err(CallError::Slack(e))
+                }
+            }
+            other => {
+                self.health.answered();
+                other.map_err(CallError::from)
+            }
         }
     }
 }
