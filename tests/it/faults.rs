@@ -369,7 +369,12 @@ async fn when_slack_is_the_bottleneck_high_priority_goes_first_and_low_still_mov
             .position(|m| m["text"].as_str().unwrap_or_default().contains(needle))
     };
     let case = position("Escalated case").expect("the case was posted");
-    let last_deal = position("Deal 8").expect("the last deal was posted");
+    // Deals go out in no set order (two workers route them), but normal work still waiting
+    // when the escalation came goes after it.
+    let last_deal = messages
+        .iter()
+        .rposition(|m| m["text"].as_str().unwrap_or_default().contains("Deal "))
+        .expect("the deals were posted");
     assert!(
         case < last_deal,
         "the escalation waited behind normal work: {case} vs {last_deal}"
