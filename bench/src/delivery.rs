@@ -342,7 +342,8 @@ pub fn rows(s: &Summary) -> Vec<Row> {
         Row::new(
             "4. Slack calls per delivered message",
             format!("{:.2}", s.slack_calls_per_message),
-        ),
+        )
+        .target("≤ 1.05", crate::report::le(s.slack_calls_per_message, 1.05)),
     ]
 }
 

@@ -146,13 +146,20 @@ pub fn summarize(runs: Vec<Run>, settings: &Settings) -> Summary {
 
 pub fn rows(s: &Summary) -> Vec<Row> {
     let mut rows = Vec::new();
+    // Recovery's target: the storm within 1.2 × the time without faults, plus 30 s.
+    let limit = s
+        .variants
+        .iter()
+        .find(|v| v.fail_rate == 0.0)
+        .map(|v| v.wall_secs * 1.2 + 30.0)
+        .filter(|l| !l.is_nan());
     for v in &s.variants {
         let faults = if v.fail_rate > 0.0 {
             format!("{:.0} % of Slack calls answered 500", v.fail_rate * 100.0)
         } else {
             "no faults".to_string()
         };
-        rows.push(Row::new(
+        let row = Row::new(
             format!(
                 "11. storm: {} posts over {} channels, {faults}",
                 s.posts, s.channels
@@ -174,7 +181,14 @@ pub fn rows(s: &Summary) -> Vec<Row> {
                 v.failed_injected,
                 v.rate_limited
             ),
-        ));
+        );
+        rows.push(match limit {
+            Some(limit) if v.fail_rate > 0.0 => row.target(
+                format!("≤ {limit:.1} s"),
+                Some(!v.wall_secs.is_nan() && v.wall_secs <= limit),
+            ),
+            _ => row,
+        });
     }
     let lost: u64 = s.variants.iter().map(|v| v.lost).sum();
     let doubled: u64 = s.variants.iter().map(|v| v.doubled).sum();

@@ -34,8 +34,9 @@ const READER_WAIT: Duration = Duration::from_millis(300);
 /// unverified posts wait, so that one history read, once it is quiet, answers them all (reads
 /// are a scarce tier, ~50 a minute, shared by every channel).
 const BUSY_FOR: Duration = Duration::from_secs(2);
-/// The longest an unverified post waits for its busy channel to go quiet.
-const LONGEST_WAIT_MS: i64 = 30_000;
+/// The longest an unverified post waits for its busy channel to go quiet: long enough for a
+/// few more notes to gather, short enough that the last ones do not straggle.
+const LONGEST_WAIT_MS: i64 = 8_000;
 
 /// When this process last posted in each channel (bounded: old entries are dropped).
 #[derive(Debug, Default)]
@@ -137,14 +138,15 @@ impl Deliverer {
                 self.slack.post_message(message)
             })
             .await;
+        // Any answer but "not now" means the channel is still at work (a failed post too).
+        if !matches!(posted, Err(DeliverError::Busy { .. })) {
+            self.last_posts.posted(&message.channel);
+        }
         match posted {
-            Ok(posted) => {
-                self.last_posts.posted(&posted.channel);
-                Ok(Landed {
-                    channel: posted.channel,
-                    ts: posted.ts,
-                })
-            }
+            Ok(posted) => Ok(Landed {
+                channel: posted.channel,
+                ts: posted.ts,
+            }),
             Err(e) => {
                 if !e.may_have_posted() {
                     // Slack surely did not post: the next attempt need not search history.

@@ -210,7 +210,9 @@ async fn a_cdc_gap_event_is_fetched_and_routed_where_a_route_asks() {
     let slack = Slack::start(&[]);
     let salesforce = Salesforce::start(&json!({
         "Opportunity": [{"Id": "006Hs00000BkXyzIAF", "Name": "Acme Corp - Q3 Enterprise",
-                         "StageName": "Closed Won", "Amount": 75000, "Account": {"Name": "Acme Corp"}}]
+                         "StageName": "Closed Won", "Amount": 75000, "Account": {"Name": "Acme Corp"}},
+                        {"Id": "006000000000001AAA", "Name": "Globex renewal",
+                         "StageName": "Closed Won", "Amount": 12000}]
     }));
     let fetching = r##"
 object = "Opportunity"
@@ -242,7 +244,9 @@ template = "closed-won-win"
     let gap = json!({
         "schema": "x",
         "payload": {"ChangeEventHeader": {
-            "entityName": "Opportunity", "recordIds": ["006Hs00000BkXyzIAF"], "changeType": "GAP_UPDATE",
+            "entityName": "Opportunity", "changeType": "GAP_UPDATE",
+            // Two records to read back, and one deleted since.
+            "recordIds": ["006Hs00000BkXyzIAF", "006000000000001AAA", "006000000000002AAA"],
             "changeOrigin": "", "transactionKey": "t-1", "sequenceNumber": 1,
             "commitTimestamp": 1727712000000u64, "commitNumber": 1, "commitUser": "005Hs00000DnDefIAF",
             "changedFields": [], "nulledFields": [], "diffFields": []}},
@@ -254,13 +258,35 @@ template = "closed-won-win"
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["gaps"], 1);
-    let messages = slack.wait_for_messages(1).await;
-    assert_eq!(messages[0]["channel"], "C0DEALDESK");
+    let messages = slack.wait_for_messages(2).await;
+    assert!(messages.iter().all(|m| m["channel"] == "C0DEALDESK"));
+    let texts: Vec<&str> = messages.iter().filter_map(|m| m["text"].as_str()).collect();
     assert!(
-        messages[0]["text"]
+        texts
+            .iter()
+            .any(|t| t.contains("Acme Corp - Q3 Enterprise"))
+            && texts.iter().any(|t| t.contains("Globex renewal")),
+        "{texts:?}"
+    );
+    // One query read the gap's records back, not one call per record.
+    let reads: Vec<Value> = salesforce
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("/services/data/")
+        })
+        .collect();
+    assert_eq!(reads.len(), 1, "{reads:#?}");
+    assert!(
+        reads[0]["q"]
             .as_str()
-            .unwrap()
-            .contains("Acme Corp - Q3 Enterprise")
+            .unwrap_or_default()
+            .starts_with("SELECT FIELDS(ALL) FROM Opportunity WHERE Id IN ("),
+        "{reads:#?}"
     );
     let settled = eventually("the queue to settle", Duration::from_secs(10), || async {
         let ready = app.metric("sfrelay_queue_depth{state=\"ready\"}").await?;
@@ -272,7 +298,7 @@ template = "closed-won-win"
     settled.await;
     assert_eq!(
         slack.messages().await.len(),
-        1,
+        2,
         "the ignoring route must not fire"
     );
 }

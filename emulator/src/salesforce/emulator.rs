@@ -621,7 +621,16 @@ impl Emulator {
         }
         Ok(selected
             .into_iter()
-            .map(|record| Value::Object(self.project(object, record, &query.fields, version)))
+            .map(|record| {
+                let mut shown = self.project(object, record, &query.fields, version);
+                if query.all_fields {
+                    // Every field of the record itself; relationships are not fields.
+                    for (k, v) in record.iter().filter(|(_, v)| !v.is_object()) {
+                        shown.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                Value::Object(shown)
+            })
             .collect())
     }
 

@@ -79,6 +79,7 @@ impl Emulator {
                 .keys()
                 .map(|object| Query {
                     fields: vec![vec!["Id".to_owned()]],
+                    all_fields: false,
                     object: object.clone(),
                     conditions: Vec::new(),
                     order_by: Vec::new(),

@@ -27,6 +27,9 @@ pub type FieldPath = Vec<String>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     pub fields: Vec<FieldPath>,
+    /// `FIELDS(ALL)` was selected: every field of the record (it needs a `LIMIT` of 200 or
+    /// less, as Salesforce's API does).
+    pub all_fields: bool,
     pub object: String,
     pub conditions: Vec<Condition>,
     pub order_by: Vec<OrderKey>,
@@ -311,10 +314,18 @@ impl Parser {
 
     fn query(&mut self) -> Result<Query, String> {
         self.expect_kw("SELECT")?;
-        let mut fields = vec![self.path()?];
-        while self.peek() == Some(&Tok::Comma) {
-            self.pos += 1;
-            fields.push(self.path()?);
+        let (mut fields, mut all_fields) = (Vec::new(), false);
+        loop {
+            if self.fields_all()? {
+                all_fields = true;
+            } else {
+                fields.push(self.path()?);
+            }
+            if self.peek() == Some(&Tok::Comma) {
+                self.pos += 1;
+            } else {
+                break;
+            }
         }
         self.expect_kw("FROM")?;
         let object = match self.path()? {
@@ -372,13 +383,36 @@ impl Parser {
         if self.peek().is_some() {
             return Err(self.unexpected("expected the end of the query"));
         }
+        if all_fields && limit.is_none_or(|n| n > 200) {
+            return Err(
+                "The SOQL FIELDS function must have a LIMIT of at most 200 (an unbounded set of fields)"
+                    .into(),
+            );
+        }
         Ok(Query {
             fields,
+            all_fields,
             object,
             conditions,
             order_by,
             limit,
         })
+    }
+
+    /// `FIELDS(ALL)` at this point of the field list (consumed); other groups are refused.
+    fn fields_all(&mut self) -> Result<bool, String> {
+        if !self.peek_kw("FIELDS") || self.toks.get(self.pos + 1) != Some(&Tok::LParen) {
+            return Ok(false);
+        }
+        self.pos += 2;
+        match self.next() {
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("ALL") => {}
+            _ => return Err("only FIELDS(ALL) is supported by the emulator".into()),
+        }
+        match self.next() {
+            Some(Tok::RParen) => Ok(true),
+            _ => Err("FIELDS(ALL needs its closing parenthesis".into()),
+        }
     }
 
     fn condition(&mut self) -> Result<Condition, String> {
@@ -612,6 +646,16 @@ mod tests {
         assert!(q.order_by[0].descending && q.order_by[0].nulls_last);
         assert!(!q.order_by[1].descending && q.order_by[1].nulls_last);
         assert_eq!(q.limit, Some(10));
+        let all =
+            p("SELECT FIELDS(ALL) FROM Opportunity WHERE Id IN ('006000000000001AAA') LIMIT 200")
+                .unwrap();
+        assert!(all.all_fields && all.fields.is_empty());
+        assert!(
+            p("SELECT FIELDS(ALL) FROM Opportunity")
+                .unwrap_err()
+                .contains("LIMIT of at most 200")
+        );
+        assert!(p("SELECT FIELDS(CUSTOM) FROM Opportunity LIMIT 5").is_err());
     }
 
     #[test]
