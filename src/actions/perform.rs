@@ -616,11 +616,7 @@ async fn find_task(
         .query(&on.button.org, &soql)
         .await
         .map_err(|e| ActError::Work(crate::jobs::WorkError::Salesforce(e)))?;
-    Ok(records
-        .first()
-        .and_then(|r| r.get("Id"))
-        .and_then(Value::as_str)
-        .and_then(|id| SalesforceId::parse(id).ok()))
+    Ok(records.first().and_then(crate::salesforce::record_id))
 }
 
 /// Tells the person who submitted a form how it went, where they clicked.

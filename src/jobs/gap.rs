@@ -47,11 +47,7 @@ async fn fetch(jobs: &Jobs, gap: &GapEvent) -> Result<Vec<Event>, WorkError> {
     };
     let mut events = Vec::with_capacity(gap.record_ids.len());
     for record in read_all(client, gap).await? {
-        let Some(id) = record
-            .get("Id")
-            .and_then(Value::as_str)
-            .and_then(|id| SalesforceId::parse(id).ok())
-        else {
+        let Some(id) = crate::salesforce::record_id(&record) else {
             continue;
         };
         let (event_id, id_of_event) = fetched_ids(gap, &id, &record);
@@ -115,13 +111,10 @@ async fn read_all(
         }
         // Salesforce answers in no set order: the gap's order is kept.
         for id in ids {
-            if let Some(at) = rows.iter().position(|r| {
-                r.get("Id")
-                    .and_then(Value::as_str)
-                    .and_then(|i| SalesforceId::parse(i).ok())
-                    .as_ref()
-                    == Some(id)
-            }) {
+            if let Some(at) = rows
+                .iter()
+                .position(|r| crate::salesforce::record_id(r).as_ref() == Some(id))
+            {
                 records.push(rows.swap_remove(at));
             }
         }

@@ -134,11 +134,7 @@ pub async fn missed_changes(
     let mut events = Vec::new();
     for mut record in records {
         record.remove("attributes");
-        let Some(id) = record
-            .get("Id")
-            .and_then(Value::as_str)
-            .and_then(|id| SalesforceId::parse(id).ok())
-        else {
+        let Some(id) = crate::salesforce::record_id(&record) else {
             continue;
         };
         let modified = parse_modified(record.get("LastModifiedDate"));

@@ -92,11 +92,7 @@ pub async fn query(
         let mut events = Vec::with_capacity(records.len());
         for mut record in records {
             record.remove("attributes");
-            let Some(id) = record
-                .get("Id")
-                .and_then(|v| v.as_str())
-                .and_then(|id| SalesforceId::parse(id).ok())
-            else {
+            let Some(id) = crate::salesforce::record_id(&record) else {
                 tracing::warn!(route = %name, "a scheduled query returned a record without an Id; skipped");
                 continue;
             };

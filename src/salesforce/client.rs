@@ -27,6 +27,14 @@ pub const DEFAULT_MAX_RECORDS: usize = 50_000;
 /// A query record: the fields asked for plus Salesforce's `attributes` (`type`, `url`).
 pub type Record = Map<String, Value>;
 
+/// A record's own `Id`, when it has a valid one.
+pub fn record_id(record: &Record) -> Option<SalesforceId> {
+    record
+        .get("Id")
+        .and_then(Value::as_str)
+        .and_then(|id| SalesforceId::parse(id).ok())
+}
+
 /// Client tuning.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {

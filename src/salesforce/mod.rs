@@ -43,7 +43,7 @@ pub use approvals::{ApprovalAction, ApprovalOutcome, Workitem};
 pub use auth::AccessToken;
 pub use client::{
     ApiUsage, ClientOptions, DEFAULT_API_VERSION, DEFAULT_MAX_RECORDS, QueryPage, Record,
-    SalesforceClient, parse_limit_info,
+    SalesforceClient, parse_limit_info, record_id,
 };
 pub use connection::{Connection, ConnectionTokens};
 pub use error::{REQUEST_LIMIT_BACKOFF, SalesforceError, classify_code};

@@ -108,10 +108,7 @@ pub async fn find(jobs: &Jobs, command: &SlashCommand, text: &str) -> Result<Val
             .and_then(|a| a.get("type"))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let id = row
-            .get("Id")
-            .and_then(Value::as_str)
-            .and_then(|id| SalesforceId::parse(id).ok());
+        let id = crate::salesforce::record_id(&row);
         let (Some(object), Some(id)) = (object, id) else {
             continue;
         };

@@ -326,13 +326,7 @@ async fn read_many(
         Ok((rows, _)) => {
             let mut by_id: HashMap<SalesforceId, Record> = rows
                 .into_iter()
-                .filter_map(|row| {
-                    let id = row
-                        .get("Id")?
-                        .as_str()
-                        .and_then(|i| SalesforceId::parse(i).ok())?;
-                    Some((id, row))
-                })
+                .filter_map(|row| Some((crate::salesforce::record_id(&row)?, row)))
                 .collect();
             ids.iter().map(|id| Ok(by_id.remove(id))).collect()
         }
