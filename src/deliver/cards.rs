@@ -169,14 +169,7 @@ impl Deliverer {
         text: &str,
         blocks: Vec<Value>,
     ) -> Result<(), DeliverError> {
-        let message = Message {
-            channel: channel.to_string(),
-            text: text.to_string(),
-            blocks,
-            thread_ts: None,
-            unfurl_links: false,
-            metadata: None,
-        };
+        let message = Message::new(channel.to_string(), text.to_string(), blocks);
         self.call("chat.update", Some(channel), || {
             self.slack.update_message(ts, &message)
         })

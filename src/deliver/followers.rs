@@ -39,14 +39,8 @@ impl Deliverer {
                 last = serde_json::from_str(&landed).ok().or(last);
                 continue;
             }
-            let mut message = Message {
-                channel: String::new(),
-                text: rendered.text.clone(),
-                blocks: rendered.blocks.clone(),
-                thread_ts: None,
-                unfurl_links: false,
-                metadata: None,
-            };
+            let mut message =
+                Message::new(String::new(), rendered.text.clone(), rendered.blocks.clone());
             let landed = async {
                 message.channel = self.resolver.dm(user).await?;
                 self.post(&mut message, &done).await

@@ -119,13 +119,10 @@ impl DeliverError {
     /// then must a retry check before posting again.
     pub fn may_have_posted(&self) -> bool {
         match self {
-            DeliverError::Sporadic(e) => return DeliverError::Slack(e.clone()).may_have_posted(),
-            DeliverError::Unverified(_) => return true,
-            _ => {}
-        }
-        match self {
-            DeliverError::Slack(SlackError::Transport(_) | SlackError::Decode(_)) => true,
-            DeliverError::Slack(SlackError::Http { status }) => *status >= 500,
+            DeliverError::Slack(e) | DeliverError::Sporadic(e) => {
+                crate::slack::health::is_outage_like(e)
+            }
+            DeliverError::Unverified(_) => true,
             _ => false,
         }
     }
@@ -343,14 +340,7 @@ impl Deliverer {
         wait: Wait,
         rendered: Rendered,
     ) -> Result<Option<Landed>, DeliverError> {
-        let mut message = Message {
-            channel: String::new(),
-            text: rendered.text,
-            blocks: rendered.blocks,
-            thread_ts: None,
-            unfurl_links: false,
-            metadata: None,
-        };
+        let mut message = Message::new(String::new(), rendered.text, rendered.blocks);
         match &action.target {
             PlannedTarget::Room { name, invite } => {
                 let room_key = Key::room(route, &event.org_id, &event.record_id);

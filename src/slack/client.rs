@@ -26,6 +26,20 @@ pub struct Message {
     pub metadata: Option<serde_json::Value>,
 }
 
+impl Message {
+    /// A top-level message with no thread, unfurls or metadata (the post adds its own).
+    pub fn new(channel: String, text: String, blocks: Vec<serde_json::Value>) -> Self {
+        Message {
+            channel,
+            text,
+            blocks,
+            thread_ts: None,
+            unfurl_links: false,
+            metadata: None,
+        }
+    }
+}
+
 /// Where a posted message landed; `ts` is its id for threads and updates.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Posted {

@@ -50,7 +50,8 @@ impl Health {
     }
 }
 
-/// The failures an outage is made of: a 5xx, no answer, a garbled one.
+/// The failures an outage is made of: a 5xx, no answer, a garbled one. They are also the ones
+/// after which Slack may have carried out the call.
 pub fn is_outage_like(e: &SlackError) -> bool {
     match e {
         SlackError::Transport(_) | SlackError::Decode(_) => true,
