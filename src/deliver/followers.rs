@@ -39,8 +39,11 @@ impl Deliverer {
                 last = serde_json::from_str(&landed).ok().or(last);
                 continue;
             }
-            let mut message =
-                Message::new(String::new(), rendered.text.clone(), rendered.blocks.clone());
+            let mut message = Message::new(
+                String::new(),
+                rendered.text.clone(),
+                rendered.blocks.clone(),
+            );
             let landed = async {
                 message.channel = self.resolver.dm(user).await?;
                 self.post(&mut message, &done).await

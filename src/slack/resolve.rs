@@ -60,15 +60,9 @@ impl Resolver {
                 "channel #{name} not found: it does not exist, is archived, or is private and the bot is not in it"
             ))
         };
-        let epoch_key = Key::names_epoch();
         match self.store.get(key.as_str()).await? {
             Some(missing_since) if missing_since.starts_with(NOBODY) => {
-                let epoch = self
-                    .store
-                    .get(epoch_key.as_str())
-                    .await?
-                    .unwrap_or_default();
-                if missing_since[NOBODY.len()..] == epoch {
+                if missing_since[NOBODY.len()..] == self.names_epoch().await? {
                     metrics::counter!("sfrelay_slack_lookups_total", "kind" => "channel", "outcome" => "cached_missing").increment(1);
                     return Err(missing());
                 }
@@ -123,11 +117,7 @@ impl Resolver {
         }
         metrics::counter!("sfrelay_slack_lookups_total", "kind" => "channel", "outcome" => if found.is_some() { "listed" } else { "missing" }).increment(1);
         if found.is_none() && reached_the_end {
-            let epoch = self
-                .store
-                .get(epoch_key.as_str())
-                .await?
-                .unwrap_or_default();
+            let epoch = self.names_epoch().await?;
             self.store
                 .set(
                     key.as_str(),
@@ -137,6 +127,12 @@ impl Resolver {
                 .await?;
         }
         found.ok_or_else(missing)
+    }
+
+    /// Since when "no such channel" answers hold (`sfrelay dlq replay` moves it on).
+    async fn names_epoch(&self) -> Result<String, CallError> {
+        let epoch = self.store.get(Key::names_epoch().as_str()).await?;
+        Ok(epoch.unwrap_or_default())
     }
 
     /// The Slack user with this email, or `None` when Slack has none.
