@@ -200,6 +200,10 @@ pub struct Enrich {
     pub query: String,
     #[serde(default = "default_enrich_name")]
     pub name: String,
+    /// The query before `WHERE` when it reads one row by the record's own Id, so the reads of
+    /// many events can be combined; worked out once, when the route is loaded.
+    #[serde(skip)]
+    pub select_by_id: Option<String>,
 }
 
 fn default_enrich_name() -> String {
@@ -627,7 +631,11 @@ impl Route {
             dedupe: parsed.dedupe,
             priority: parsed.priority,
             fallback_channel,
-            enrich: parsed.enrich.map(Spanned::into_inner),
+            enrich: parsed.enrich.map(|e| {
+                let mut enrich = e.into_inner();
+                enrich.select_by_id = crate::salesforce::soql::select_by_record_id(&enrich.query);
+                enrich
+            }),
             schedule,
             dedupe_days: parsed.dedupe_days,
             on_gap: parsed.on_gap,

@@ -255,6 +255,57 @@ fn render_scalar(value: &Value, out: &mut String) {
     }
 }
 
+/// The part of a query template before `WHERE` when the template reads one row by the record's
+/// own Id: `SELECT <anything> FROM <Object> WHERE Id = :record.Id`, with an optional `LIMIT n`
+/// (one Id matches one row). Keywords in any case; any spacing. Such reads of many events can
+/// be made as one `WHERE Id IN (…)` query.
+pub fn select_by_record_id(query: &str) -> Option<String> {
+    let upper = query.to_ascii_uppercase();
+    let at = last_top_level(&upper, " WHERE ")?;
+    let condition: String = query[at + " WHERE ".len()..]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("");
+    let rest = condition.strip_prefix("Id=:record.Id")?;
+    let limited = rest.to_ascii_uppercase();
+    let limit_ok = rest.is_empty()
+        || limited
+            .strip_prefix("LIMIT")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n != "0");
+    if !limit_ok {
+        return None;
+    }
+    let select_from = query[..at].trim();
+    let head = select_from.to_ascii_uppercase();
+    let from = last_top_level(&head, " FROM ")?;
+    let object = select_from[from + " FROM ".len()..].trim();
+    let is_name = !object.is_empty()
+        && object
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (head.starts_with("SELECT ") && is_name)
+        .then(|| select_from.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Where `needle` last stands outside parentheses and string literals.
+fn last_top_level(text: &str, needle: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut quoted, mut found) = (0i32, false, None);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'\'' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => depth -= 1,
+            _ if !quoted && depth == 0 && text[i..].starts_with(needle) => found = Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,5 +515,31 @@ mod tests {
             "SELECT Id FROM Account"
         );
         assert_eq!(quote("a'b"), r"'a\'b'");
+    }
+
+    #[test]
+    fn only_reads_by_the_records_own_id_combine() {
+        assert_eq!(
+            select_by_record_id("SELECT Id, Name, Amount FROM Opportunity WHERE Id = :record.Id")
+                .as_deref(),
+            Some("SELECT Id, Name, Amount FROM Opportunity")
+        );
+        assert_eq!(
+            select_by_record_id(
+                "select Id, (SELECT Id FROM OpportunityLineItems WHERE Quantity > 1)\n  from Opportunity where Id=:record.Id limit 1"
+            )
+            .as_deref(),
+            Some("select Id, (SELECT Id FROM OpportunityLineItems WHERE Quantity > 1) from Opportunity")
+        );
+        for other in [
+            "SELECT Id FROM Contact WHERE AccountId = :record.AccountId",
+            "SELECT Id FROM Opportunity WHERE Id = :record.Id AND IsClosed = true",
+            "SELECT Id FROM Opportunity WHERE Id = :record.Id ORDER BY Name",
+            "SELECT Id FROM Opportunity WHERE Id = :record.Id LIMIT 0",
+            "SELECT Id FROM Opportunity WHERE Name = 'x WHERE Id = :record.Id'",
+            "SELECT Id FROM Opportunity",
+        ] {
+            assert_eq!(select_by_record_id(other), None, "{other}");
+        }
     }
 }

@@ -38,13 +38,13 @@ pub(super) async fn query(
     })?;
     client.budget_allows(&event.org_id, need)?;
     if let Some(batcher) = &jobs.enrich_batches
-        && let Some(select_from) = batch::combinable(&enrich.query)
+        && let Some(select_from) = &enrich.select_by_id
     {
         let read = batcher
             .read(
                 client,
                 &event.org_id,
-                &select_from,
+                select_from,
                 &event.record_id,
                 event.received_at,
             )
@@ -89,8 +89,8 @@ pub(super) fn prefetch(jobs: &Jobs, fired: &[&crate::routing::Route], event: &Ev
         {
             continue;
         }
-        if let Some(select_from) = batch::combinable(&enrich.query) {
-            batcher.prefetch(client, &event.org_id, &select_from, &event.record_id);
+        if let Some(select_from) = &enrich.select_by_id {
+            batcher.prefetch(client, &event.org_id, select_from, &event.record_id);
         }
     }
 }
