@@ -418,36 +418,34 @@ fn action(
 
 fn sf_url(state: &State, id: Option<Value>, object: Option<Value>) -> Result<Value, Error> {
     let scope = scope(state)?;
-    let empty = Ok(Value::from(""));
-    let Some(base) = scope
-        .instance_url
-        .as_deref()
-        .map(|u| u.trim_end_matches('/'))
-    else {
-        return empty;
-    };
-    let base_ok = (base.starts_with("https://") || base.starts_with("http://"))
-        && base.len() > "https://".len()
-        && base
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:/_".contains(&b));
     let id = id.as_ref().and_then(Value::as_str).unwrap_or_default();
     let object = match object.as_ref() {
         Some(v) if !v.is_none() && !v.is_undefined() => v.as_str().unwrap_or_default(),
         _ => scope.object.as_str(),
     };
+    let url = scope
+        .instance_url
+        .as_deref()
+        .and_then(|base| record_url(base, object, id));
+    Ok(url.map_or_else(|| Value::from(""), Value::from_safe_string))
+}
+
+/// A record's Lightning address on `instance_url`; `None` unless the address, object and Id
+/// all look like what they are (so nothing in them can break the markup they go into).
+pub fn record_url(instance_url: &str, object: &str, id: &str) -> Option<String> {
+    let base = instance_url.trim_end_matches('/');
+    let base_ok = (base.starts_with("https://") || base.starts_with("http://"))
+        && base.len() > "https://".len()
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:/_".contains(&b));
     let id_ok = (1..=18).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
     let object_ok = object.starts_with(|c: char| c.is_ascii_alphabetic())
         && object.len() <= 80
         && object
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !(base_ok && id_ok && object_ok) {
-        return empty;
-    }
-    Ok(Value::from_safe_string(format!(
-        "{base}/lightning/r/{object}/{id}/view"
-    )))
+    (base_ok && id_ok && object_ok).then(|| format!("{base}/lightning/r/{object}/{id}/view"))
 }
 
 /// `money` filter: thousands separators and two decimals when there are cents; an optional

@@ -40,7 +40,7 @@ use blockkit::Part;
 use helpers::{Vars, describe, environment, eval_expression};
 use located::format_of;
 
-pub use helpers::{RenderContext, RenderOptions, format_money};
+pub use helpers::{RenderContext, RenderOptions, format_money, record_url};
 
 /// The templates API under the path the rest of the crate imports it by
 /// (`render::template::Templates`): the same items as directly under `render`.

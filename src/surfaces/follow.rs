@@ -220,15 +220,12 @@ fn lines(jobs: &Jobs, records: &[Followed]) -> String {
         .map(|f| {
             let org = jobs.people.org_name(&f.org).unwrap_or(f.org.as_str());
             let shown = format!("{} {}", f.object, f.record);
-            match jobs.orgs.instance_url(&f.org) {
-                Some(base) => format!(
-                    "• <{}/lightning/r/{}/{}/view|{}> in {}",
-                    base.trim_end_matches('/'),
-                    f.object,
-                    f.record,
-                    shown,
-                    escape(org)
-                ),
+            let url = jobs
+                .orgs
+                .instance_url(&f.org)
+                .and_then(|base| crate::render::record_url(base, &f.object, f.record.as_str()));
+            match url {
+                Some(url) => format!("• <{url}|{shown}> in {}", escape(org)),
                 None => format!("• {shown} in {}", escape(org)),
             }
         })
