@@ -6,7 +6,7 @@
 //! key) and only one job per channel reads at a time, the others waiting for its answer. A
 //! kept read answers a note when it started after the note's attempt had ended and reaches
 //! back before that attempt began. While the channel is still busy posting, a note waits (up
-//! to half a minute) for it to go quiet, so the notes of a storm are answered together by one
+//! to 8 seconds) for it to go quiet, so the notes of a storm are answered together by one
 //! read instead of one read each.
 
 use std::collections::HashMap;
