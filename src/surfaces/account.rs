@@ -126,8 +126,7 @@ pub async fn orgs(jobs: &Jobs, command: &SlashCommand) -> Result<Value, JobError
     } else {
         lines.join("\n")
     };
-    Ok(json!({"response_type": "ephemeral", "text": text,
-              "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}))
+    Ok(ask::ephemeral_mrkdwn(text))
 }
 
 /// `org <name>`.

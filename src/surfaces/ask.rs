@@ -92,6 +92,12 @@ pub fn ephemeral(text: &str) -> Value {
     json!({"response_type": "ephemeral", "text": crate::render::mrkdwn::escape(text)})
 }
 
+/// An ephemeral reply of mrkdwn, as one section (the caller has escaped what it repeats).
+pub fn ephemeral_mrkdwn(text: String) -> Value {
+    json!({"response_type": "ephemeral", "text": text,
+           "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
+}
+
 /// The help, and what was not understood.
 pub fn help(command: &str, not_understood: Option<&str>) -> Value {
     let mut lines = Vec::new();
@@ -113,12 +119,7 @@ pub fn help(command: &str, not_understood: Option<&str>) -> Value {
          • `{command} unfollow <record link or Id | all>`: no more DMs about it\n\
          • `{command} help`: this help"
     ));
-    let text = lines.join("\n");
-    json!({
-        "response_type": "ephemeral",
-        "text": text,
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
-    })
+    ephemeral_mrkdwn(lines.join("\n"))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! objects can be followed, when a change is worth a DM and what it says, and the DMs go
 //! through the same queue, ledger and rate limits as every other message.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::account::person;
 use super::ask;
@@ -131,7 +131,7 @@ pub async fn follow(
         .await
         .map_err(later)?;
     tracing::info!(%org, object = %found.object, record = %found.id, "a person follows a record");
-    Ok(reply(format!(
+    Ok(ask::ephemeral_mrkdwn(format!(
         "You follow *{}* now: I will DM you when it changes. `{} unfollow {}` stops that.",
         escape(&title),
         command.command,
@@ -148,7 +148,7 @@ pub async fn unfollow(
     let all = followed(jobs, command).await?;
     let chosen: Vec<Followed> = match text {
         None if all.len() > 1 => {
-            return Ok(reply(format!(
+            return Ok(ask::ephemeral_mrkdwn(format!(
                 "You follow {} records. Say which to unfollow (`{} unfollow <record link or Id>`), \
                  or `{} unfollow all`:\n{}",
                 all.len(),
@@ -185,7 +185,7 @@ pub async fn unfollow(
             .await
             .map_err(later)?;
     }
-    Ok(reply(format!(
+    Ok(ask::ephemeral_mrkdwn(format!(
         "You no longer follow:\n{}",
         lines(jobs, &chosen)
     )))
@@ -205,7 +205,7 @@ async fn list(jobs: &Jobs, command: &SlashCommand) -> Result<Value, JobError> {
             command.command
         )));
     }
-    Ok(reply(format!(
+    Ok(ask::ephemeral_mrkdwn(format!(
         "You follow {} record{}:\n{}",
         all.len(),
         if all.len() == 1 { "" } else { "s" },
@@ -231,12 +231,6 @@ fn lines(jobs: &Jobs, records: &[Followed]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// An ephemeral mrkdwn answer (its text already escaped where it repeats anything).
-fn reply(text: String) -> Value {
-    json!({"response_type": "ephemeral", "text": text,
-           "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
 }
 
 #[cfg(test)]
