@@ -1,7 +1,7 @@
-//! The keys of people's own Salesforce connections, their Preferred org, the Default org an
-//! admin set, the single-use sign-in links (`crate::people`), and the records people follow. Slack team and user Ids and
-//! org Ids are letters and digits only (checked before a key is made), so the `:` between
-//! them cannot be confused.
+//! The keys of people's own Salesforce connections, their Preferred org, the Default org an admin
+//! set, the single-use sign-in links (`crate::people`), and the records people follow. Slack team
+//! and user Ids and org Ids are letters and digits only (checked before a key is made), so the `:`
+//! between them cannot be confused.
 
 use std::fmt::Display;
 use std::time::Duration;

@@ -1,7 +1,7 @@
-//! Small shared state kept where the queue is (Redis, or memory for the embedded default):
-//! name caches, claims, where each record was announced, the ledger of actions already done,
-//! small sets (who follows a record), and the GCRA rate limits every replica shares. Keys are relative (made only by
-//! [`crate::keys`]); the backend adds the namespace.
+//! Small shared state kept where the queue is (Redis, or memory for the embedded default): name
+//! caches, claims, where each record was announced, the ledger of actions already done, small sets
+//! (who follows a record), and the GCRA rate limits every replica shares. Keys are relative (made
+//! only by [`crate::keys`]); the backend adds the namespace.
 
 mod memory;
 mod redis;

@@ -1,7 +1,7 @@
-//! The Home tab (`app_home_opened` → `views.publish`): each org with the person's connection
-//! to it (connect, disconnect, make it Preferred), and for admins (`[slack] admins`) the
-//! Default org, changeable here, the dead letters waiting and each org's health. A connect button carries a fresh
-//! single-use link each time the tab is opened; the view is the person's alone.
+//! The Home tab (`app_home_opened` → `views.publish`): each org with the person's connection to it
+//! (connect, disconnect, make it Preferred), and for admins (`[slack] admins`) the Default org,
+//! changeable here, the dead letters waiting and each org's health. A connect button carries a
+//! fresh single-use link each time the tab is opened; the view is the person's alone.
 
 use serde_json::{Value, json};
 

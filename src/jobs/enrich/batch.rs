@@ -1,16 +1,16 @@
 //! Enrichment reads of many events combined into one query. A route's `[enrich]` query of the
-//! common shape `SELECT … FROM Object WHERE Id = :record.Id` reads one row per event; events
-//! of one org and one such query that are worked on at about the same time are read together
-//! with `WHERE Id IN (…)` (up to [`MAX_IDS`] Ids), and each event takes its own row. A data load
-//! that closes a thousand deals then costs a handful of API calls instead of a thousand.
+//! common shape `SELECT … FROM Object WHERE Id = :record.Id` reads one row per event; events of one
+//! org and one such query that are worked on at about the same time are read together with `WHERE
+//! Id IN (…)` (up to [`MAX_IDS`] Ids), and each event takes its own row. A data load that closes a
+//! thousand deals then costs a handful of API calls instead of a thousand.
 //!
-//! An event's Id joins a batch when the event is routed, ahead of its route job. The first Id
-//! opens the batch; it is sent when it is full, when no Id joined it for a window (a few ms),
-//! or at the latest ten windows after it opened. A few route jobs wait for it in place; the
-//! others are put off for a window (their worker moves on, which is what lets the batch fill)
-//! and, when they come back, find their row among the recent answers. An answer is only given to events received before its query
-//! started, so no event sees a row older than itself. Batches are per process: an event taken
-//! up by another replica joins that replica's batch.
+//! An event's Id joins a batch when the event is routed, ahead of its route job. The first Id opens
+//! the batch; it is sent when it is full, when no Id joined it for a window (a few ms), or at the
+//! latest ten windows after it opened. A few route jobs wait for it in place; the others are put
+//! off for a window (their worker moves on, which is what lets the batch fill) and, when they come
+//! back, find their row among the recent answers. An answer is only given to events received before
+//! its query started, so no event sees a row older than itself. Batches are per process: an event
+//! taken up by another replica joins that replica's batch.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -98,8 +98,9 @@ impl Batcher {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The row of record `id` for `select_from` (see [`crate::salesforce::soql::select_by_record_id`]) in `org`, for an event
-    /// received at `received`.
+    /// The row of record `id` for `select_from` (see
+    /// [`crate::salesforce::soql::select_by_record_id`]) in `org`, for an event received at
+    /// `received`.
     pub async fn read(
         self: &Arc<Self>,
         client: &Arc<SalesforceClient>,
