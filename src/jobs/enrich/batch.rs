@@ -57,8 +57,7 @@ struct Pending {
     opened: Instant,
     /// When the last Id joined: the batch is sent once none has joined for a window.
     joined: Instant,
-    ids: Vec<SalesforceId>,
-    named: HashSet<SalesforceId>,
+    ids: HashSet<SalesforceId>,
     sent: watch::Sender<bool>,
 }
 
@@ -158,13 +157,11 @@ impl Batcher {
                 generation,
                 opened: now,
                 joined: now,
-                ids: Vec::new(),
-                named: HashSet::new(),
+                ids: HashSet::new(),
                 sent: watch::channel(false).0,
             }
         });
-        if pending.named.insert(id.clone()) {
-            pending.ids.push(id.clone());
+        if pending.ids.insert(id.clone()) {
             pending.joined = Instant::now();
         }
         let sent = pending.sent.subscribe();
@@ -216,16 +213,17 @@ impl Batcher {
     /// Sends `batch` as one query and keeps each Id's answer.
     async fn send(&self, client: &SalesforceClient, query: Query, batch: Pending) {
         let started = Utc::now();
-        let answers = read_many(client, &query, &batch.ids).await;
+        let ids: Vec<SalesforceId> = batch.ids.into_iter().collect();
+        let answers = read_many(client, &query, &ids).await;
         metrics::counter!("sfrelay_enrich_batches_total").increment(1);
-        metrics::histogram!("sfrelay_enrich_batch_size").record(batch.ids.len() as f64);
+        metrics::histogram!("sfrelay_enrich_batch_size").record(ids.len() as f64);
         {
             let mut state = self.state();
             let now = Instant::now();
             state
                 .kept
                 .retain(|_, kept| now.duration_since(kept.at) < KEPT_FOR);
-            for (id, answer) in batch.ids.into_iter().zip(answers) {
+            for (id, answer) in ids.into_iter().zip(answers) {
                 state.kept.insert(
                     (query.clone(), id),
                     Kept {
