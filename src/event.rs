@@ -258,7 +258,8 @@ impl Event {
             self.change_type.as_str(),
             changed_fields,
             when,
-            sha256_hex(&Value::Object(self.record.clone()).to_string()),
+            // Serialised in place (a map of strings to values cannot fail to serialise).
+            sha256_hex(&serde_json::to_string(&self.record).unwrap_or_default()),
         ]);
         DedupeKey::content(&sha256_hex(&canonical.to_string())).into()
     }

@@ -1,9 +1,12 @@
 //! Parsing and validation of the Flow callout envelope.
 //!
-//! The body is walked as a `serde_json::Value` rather than derived, so that
-//! every problem in a request is reported at once, each located by a JSON
-//! Pointer: a Flow admin fixes the whole callout in one go instead of one
-//! error per attempt.
+//! A valid body is read by a typed parse ([`typed`]), straight into the event's own fields.
+//! Only when that refuses it is the body walked as a `serde_json::Value`, so that every problem
+//! in the request is reported at once, each located by a JSON Pointer: a Flow admin fixes the
+//! whole callout in one go instead of one error per attempt. Both apply the same value rules
+//! (the functions below), so they accept the same bodies.
+
+mod typed;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -45,6 +48,14 @@ pub fn parse_flow_request(
     body: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<Vec<Event>, Vec<FieldError>> {
+    match typed::parse(body, received_at) {
+        Some(events) => Ok(events),
+        None => walk(body, received_at),
+    }
+}
+
+/// The generic walk: every problem of `body`, or its events when it has none.
+fn walk(body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Event>, Vec<FieldError>> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| vec![error(String::new(), format!("invalid JSON: {e}"))])?;
     let Value::Object(body) = value else {
@@ -125,14 +136,7 @@ fn parse_envelope(
 
     let org_id = required(&mut envelope, "org_id", base, errors)
         .and_then(|v| string(v, path("org_id"), errors))
-        .and_then(|s| id(&s, path("org_id"), errors))
-        .filter(|id| {
-            let is_org = id.key_prefix() == "00D";
-            if !is_org {
-                errors.push(error(path("org_id"), "not an org Id (must start with 00D)"));
-            }
-            is_org
-        });
+        .and_then(|s| checked(org_id(&s), path("org_id"), errors));
 
     let object = required(&mut envelope, "object", base, errors)
         .and_then(|v| api_name(v, path("object"), errors));
@@ -150,19 +154,7 @@ fn parse_envelope(
 
     let change_type = optional(&mut envelope, "change_type")
         .and_then(|v| string(v, path("change_type"), errors))
-        .and_then(|s| match s.as_str() {
-            "CREATE" => Some(ChangeType::Create),
-            "UPDATE" => Some(ChangeType::Update),
-            "DELETE" => Some(ChangeType::Delete),
-            "UNDELETE" => Some(ChangeType::Undelete),
-            _ => {
-                errors.push(error(
-                    path("change_type"),
-                    "must be one of CREATE, UPDATE, DELETE, UNDELETE",
-                ));
-                None
-            }
-        })
+        .and_then(|s| checked(change_type(&s), path("change_type"), errors))
         .unwrap_or_default();
 
     let changed_fields = optional(&mut envelope, "changed_fields").and_then(|v| match v {
@@ -189,30 +181,11 @@ fn parse_envelope(
 
     let event_id = optional(&mut envelope, "event_id")
         .and_then(|v| string(v, path("event_id"), errors))
-        .filter(|s| {
-            let len = s.chars().count();
-            let valid = (1..=255).contains(&len);
-            if !valid {
-                errors.push(error(
-                    path("event_id"),
-                    format!("must be 1 to 255 characters, got {len}"),
-                ));
-            }
-            valid
-        });
+        .and_then(|s| checked(event_id(&s).map(|()| s), path("event_id"), errors));
 
     let occurred_at = optional(&mut envelope, "occurred_at")
         .and_then(|v| string(v, path("occurred_at"), errors))
-        .and_then(|s| match DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(e) => {
-                errors.push(error(
-                    path("occurred_at"),
-                    format!("must be an RFC 3339 timestamp such as 2025-09-30T16:00:00Z ({e})"),
-                ));
-                None
-            }
-        });
+        .and_then(|s| checked(occurred_at(&s), path("occurred_at"), errors));
 
     if errors.len() > errors_before {
         return None;
@@ -231,6 +204,50 @@ fn parse_envelope(
         occurred_at,
         received_at,
     })
+}
+
+/// The org Id an envelope names: a Salesforce Id of an Organization.
+fn org_id(s: &str) -> Result<SalesforceId, String> {
+    let id = SalesforceId::parse(s).map_err(|e| format!("invalid Salesforce Id: {e}"))?;
+    if id.key_prefix() == "00D" {
+        Ok(id)
+    } else {
+        Err("not an org Id (must start with 00D)".into())
+    }
+}
+
+/// The change type's wire spelling.
+fn change_type(s: &str) -> Result<ChangeType, String> {
+    match s {
+        "CREATE" => Ok(ChangeType::Create),
+        "UPDATE" => Ok(ChangeType::Update),
+        "DELETE" => Ok(ChangeType::Delete),
+        "UNDELETE" => Ok(ChangeType::Undelete),
+        _ => Err("must be one of CREATE, UPDATE, DELETE, UNDELETE".into()),
+    }
+}
+
+/// The sender's event id: 1 to 255 characters, so it can key the dedupe window.
+fn event_id(s: &str) -> Result<(), String> {
+    let len = s.chars().count();
+    if (1..=255).contains(&len) {
+        Ok(())
+    } else {
+        Err(format!("must be 1 to 255 characters, got {len}"))
+    }
+}
+
+/// When the change happened, as RFC 3339.
+fn occurred_at(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("must be an RFC 3339 timestamp such as 2025-09-30T16:00:00Z ({e})"))
+}
+
+/// The value a rule let through, or its refusal recorded at `path`.
+fn checked<T>(rule: Result<T, String>, path: String, errors: &mut Vec<FieldError>) -> Option<T> {
+    rule.map_err(|message| errors.push(error(path, message)))
+        .ok()
 }
 
 /// Takes a required field out of `map`, reporting it when missing or null.

@@ -529,9 +529,9 @@ impl RedisQueue {
     }
 
     /// The ENQUEUE script: all or nothing, refused when the ready jobs reach `mark` (ingest's
-    /// high-water mark; `None` for work already accepted). With `replicas` > 0 it then `WAIT`s
-    /// on the same link (WAIT counts the replicas that have every write this connection made)
-    /// and refuses a shortfall.
+    /// high-water mark; `None` for work already accepted). With `replicas` > 0 a `WAIT` follows
+    /// it in the same pipeline on the same link (WAIT counts the replicas that have every write
+    /// this connection made) and a shortfall is refused.
     async fn push(
         &self,
         jobs: &[NewJob],
@@ -567,25 +567,37 @@ impl RedisQueue {
             _ => self.replicated_link(),
         };
         let (generation, mut link) = conn.link().await.map_err(unavailable)?;
-        let reply: Vec<redis::Value> = conn
-            .guarded(generation, invocation.invoke_async(&mut link))
-            .await
-            .map_err(unavailable)?;
-        let outcome = parse_enqueue_reply(&reply)?;
         if replicas == 0 {
-            return Ok(outcome);
+            let reply: Vec<redis::Value> = conn
+                .guarded(generation, invocation.invoke_async(&mut link))
+                .await
+                .map_err(unavailable)?;
+            return parse_enqueue_reply(&reply);
         }
+        // The script and the WAIT go out together, so a request costs one round trip.
         let timeout_ms = u64::try_from(self.replica_ack.timeout.as_millis()).unwrap_or(u64::MAX);
-        let acked: i64 = conn
-            .guarded(
-                generation,
-                redis::cmd("WAIT")
-                    .arg(replicas)
-                    .arg(timeout_ms)
-                    .query_async(&mut link),
-            )
-            .await
-            .map_err(unavailable)?;
+        let wait = || redis::cmd("WAIT").arg(replicas).arg(timeout_ms).clone();
+        let mut both = redis::pipe();
+        both.invoke_script(&invocation).add_command(wait());
+        let together: redis::RedisResult<(Vec<redis::Value>, i64)> =
+            conn.guarded(generation, both.query_async(&mut link)).await;
+        let (reply, acked) = match together {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                // A server that has not seen the script yet (new, or promoted): the
+                // invocation loads it, then the WAIT follows on the same link.
+                let reply: Vec<redis::Value> = conn
+                    .guarded(generation, invocation.invoke_async(&mut link))
+                    .await
+                    .map_err(unavailable)?;
+                let acked: i64 = conn
+                    .guarded(generation, wait().query_async(&mut link))
+                    .await
+                    .map_err(unavailable)?;
+                (reply, acked)
+            }
+            other => other.map_err(unavailable)?,
+        };
+        let outcome = parse_enqueue_reply(&reply)?;
         let acked = u32::try_from(acked).unwrap_or(0);
         if acked < replicas {
             return Err(QueueError::ReplicasShort {
