@@ -355,7 +355,7 @@ fn failure(ctx: &WorkerContext, job: &Job, error: &str, retry: Retry) -> Outcome
         return Outcome::Dead { reason: error };
     }
     let attempts = job.envelope.attempts + 1;
-    if attempts >= ctx.queue_config.max_attempts {
+    if attempts >= attempt_limit(ctx.queue_config.max_attempts, retry) {
         return Outcome::Dead {
             reason: format!("gave up after {attempts} attempts: {error}"),
         };
@@ -379,7 +379,20 @@ fn failure(ctx: &WorkerContext, job: &Job, error: &str, retry: Retry) -> Outcome
     Outcome::RetryAfter { delay, error }
 }
 
-/// Exponential backoff with full jitter: a random delay in [0, min(cap, base × 2^attempts)].
+/// How many attempts a job may make when its latest failure was of kind `retry`. While the
+/// remote side answers most calls (a storm of sporadic 500s), a job keeps its place for three
+/// times `max_attempts`: a run of unlucky answers in a storm Slack recovers from is no reason to
+/// give up on it. `max_age` bounds it either way.
+fn attempt_limit(max_attempts: u32, retry: Retry) -> u32 {
+    match retry {
+        Retry::Soon => max_attempts.saturating_mul(SPORADIC_ATTEMPTS),
+        Retry::Later | Retry::Never => max_attempts,
+    }
+}
+
+/// How many times `max_attempts` a job whose failures are sporadic may make.
+const SPORADIC_ATTEMPTS: u32 = 3;
+
 /// `job` with `delay` added to the time it was held (its stored bytes unchanged, so the queue
 /// still finds it by them).
 fn credited(job: &Job, delay: Duration) -> Job {
@@ -389,6 +402,7 @@ fn credited(job: &Job, delay: Duration) -> Job {
     job
 }
 
+/// Exponential backoff with full jitter: a random delay in [0, min(cap, base × 2^attempts)].
 pub fn backoff(base: Duration, cap: Duration, attempts: u32) -> Duration {
     let ceiling = base
         .saturating_mul(2u32.saturating_pow(attempts.min(30)))
@@ -673,6 +687,78 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), pool.join())
             .await
             .expect("the pool stops");
+    }
+
+    /// Fails every run with `retry`, counting the runs.
+    struct AlwaysFails {
+        retry: Retry,
+        runs: Mutex<u32>,
+    }
+
+    #[async_trait::async_trait]
+    impl RunJob for AlwaysFails {
+        async fn run(&self, _job: &Job) -> Result<(), JobError> {
+            *self.runs.lock().unwrap() += 1;
+            Err(JobError::Failed {
+                error: "HTTP 500".into(),
+                retry: self.retry,
+            })
+        }
+    }
+
+    /// Runs a job that always fails with `retry` until it is dead-lettered: its runs and why.
+    async fn runs_until_dead(retry: Retry) -> (u32, String) {
+        let queue = Arc::new(MemoryQueue::new(100));
+        let runner = Arc::new(AlwaysFails {
+            retry,
+            runs: Mutex::new(0),
+        });
+        // Queued now, so the age limit is not what ends it.
+        let job = NewJob::new(
+            "unlucky".into(),
+            "unlucky".into(),
+            &serde_json::json!({}),
+            crate::queue::now_ms(),
+        )
+        .unwrap();
+        queue
+            .enqueue(&[job], Duration::from_secs(60))
+            .await
+            .unwrap();
+        let (pool, stop) = start(&queue, &runner);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let dead = loop {
+            let dead = queue.dead_letters(10).await.unwrap();
+            if !dead.is_empty() {
+                break dead;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never dead-lettered"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), pool.join())
+            .await
+            .expect("the pool stops");
+        let runs = *runner.runs.lock().unwrap();
+        (runs, dead[0].reason.clone())
+    }
+
+    #[tokio::test]
+    async fn sporadic_failures_get_three_times_the_attempts_of_plain_ones() {
+        // queue_config() allows 5 attempts.
+        let (runs, reason) = runs_until_dead(Retry::Later).await;
+        assert_eq!(
+            (runs, reason.as_str()),
+            (5, "gave up after 5 attempts: HTTP 500")
+        );
+        let (runs, reason) = runs_until_dead(Retry::Soon).await;
+        assert_eq!(
+            (runs, reason.as_str()),
+            (15, "gave up after 15 attempts: HTTP 500")
+        );
     }
 
     #[test]

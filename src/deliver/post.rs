@@ -6,7 +6,7 @@
 //! key) and only one job per channel reads at a time, the others waiting for its answer. A
 //! kept read answers a note when it started after the note's attempt had ended and reaches
 //! back before that attempt began. While the channel is still busy posting, a note waits (up
-//! to 8 seconds) for it to go quiet, so the notes of a storm are answered together by one
+//! to 5 seconds) for it to go quiet, so the notes of a storm are answered together by one
 //! read instead of one read each.
 
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ const READER_WAIT: Duration = Duration::from_millis(300);
 const BUSY_FOR: Duration = Duration::from_secs(2);
 /// The longest an unverified post waits for its busy channel to go quiet: long enough for a
 /// few more notes to gather, short enough that the last ones do not straggle.
-const LONGEST_WAIT_MS: i64 = 8_000;
+const LONGEST_WAIT_MS: i64 = 5_000;
 
 /// When this process last posted in each channel (bounded: old entries are dropped).
 #[derive(Debug, Default)]
