@@ -27,7 +27,7 @@ use crate::resources::{MachineCpu, Usage};
 use crate::stats::{Latency, median};
 
 /// sfrelay should accept at least this share of the baseline's rate.
-const RATIO_TARGET: f64 = 0.6;
+const RATIO_TARGET: f64 = 0.8;
 /// p99 at half the maximum rate.
 const OPEN_P99_TARGET_MS: f64 = 5.0;
 

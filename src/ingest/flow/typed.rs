@@ -166,6 +166,27 @@ mod tests {
     }
 
     #[test]
+    fn every_flow_fixture_reads_the_same_on_both_roads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut fast_ones = 0;
+        for sub in ["", "hostile", "invalid"] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if path.extension().is_none_or(|e| e != "json") || name.starts_with("cdc-") {
+                    continue;
+                }
+                let body: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                let (fast, walked) = both(&body);
+                assert_eq!(fast, walked, "{}", path.display());
+                fast_ones += usize::from(fast.is_some());
+            }
+        }
+        // The valid and hostile callouts took the fast road; the invalid ones the walk.
+        assert_eq!(fast_ones, 6);
+    }
+
+    #[test]
     fn whatever_breaks_a_rule_is_left_to_the_walk() {
         let with = |field: &str, value: Value| {
             let mut body = envelope();
