@@ -532,6 +532,22 @@ mod tests {
             .unwrap();
     }
 
+    /// The dead-letter list once it holds something (polled, with a deadline).
+    async fn dead_letters(queue: &MemoryQueue) -> Vec<crate::queue::DeadLetter> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let dead = queue.dead_letters(10).await.unwrap();
+            if !dead.is_empty() {
+                return dead;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for a dead letter"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn until<F: Fn() -> bool>(what: &str, check: F) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !check() {
@@ -656,19 +672,7 @@ mod tests {
         });
         push(&queue, "poison").await;
         let (pool, stop) = start(&queue, &runner);
-        let q = queue.clone();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let dead = loop {
-            let dead = q.dead_letters(10).await.unwrap();
-            if !dead.is_empty() {
-                break dead;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for the dead letter"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let dead = dead_letters(&queue).await;
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].job.id, "poison");
         assert_eq!(dead[0].reason, "worker died 3 times while running it");
@@ -726,18 +730,7 @@ mod tests {
             .await
             .unwrap();
         let (pool, stop) = start(&queue, &runner);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let dead = loop {
-            let dead = queue.dead_letters(10).await.unwrap();
-            if !dead.is_empty() {
-                break dead;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "never dead-lettered"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let dead = dead_letters(&queue).await;
         stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), pool.join())
             .await
