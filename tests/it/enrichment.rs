@@ -393,6 +393,9 @@ async fn a_burst_of_enriched_events_is_read_in_a_few_combined_queries_each_event
         templates: vec![("enriched", ENRICHED_TEMPLATE.to_string())],
         salesforce_section: Some(salesforce.org_section()),
         extra_toml: "[slack]\nchannel_messages_per_sec = 100.0\nchannel_burst = 1000\n".into(),
+        // A window wider than the default, so that a loaded machine routing the burst slowly
+        // still fills batches: what is tested is that reads are combined, not the default.
+        workers_toml: "enrich_batch_window_ms = 50\n".into(),
         ..Options::default()
     })
     .await;

@@ -8,8 +8,9 @@
 //! the batch; it is sent when it is full, when no Id joined it for a window (a few ms), or at the
 //! latest ten windows after it opened. A few route jobs wait for it in place; the others are put
 //! off for a window (their worker moves on, which is what lets the batch fill) and, when they come
-//! back, find their row among the recent answers. An answer is only given to events received before
-//! its query started, so no event sees a row older than itself. Batches are per process: an event
+//! back, find their row among the recent answers; one that comes back while its Id's query is still
+//! on its way waits for that answer instead of reading the row again. An answer is only given to
+//! events received before its query started, so no event sees a row older than itself. Batches are per process: an event
 //! taken up by another replica joins that replica's batch.
 
 use std::collections::{HashMap, HashSet};
@@ -68,11 +69,39 @@ struct Kept {
     answer: Answer,
 }
 
+/// A batch taken out of the open ones to be sent: its Ids, when its query started, and how
+/// to tell its waiters it was answered.
+struct Sending {
+    ids: HashSet<SalesforceId>,
+    started: DateTime<Utc>,
+    sent: watch::Sender<bool>,
+}
+
 #[derive(Default)]
 struct State {
     pending: HashMap<Query, Pending>,
+    /// Ids whose query is on its way: an event asking for one waits for that answer rather than
+    /// putting the Id in a new batch (which would read the same row twice).
+    on_the_way: HashMap<(Query, SalesforceId), (DateTime<Utc>, watch::Receiver<bool>)>,
     kept: HashMap<(Query, SalesforceId), Kept>,
     generations: u64,
+}
+
+impl State {
+    /// Takes the open batch of `query` out to be sent, noting its Ids as on their way.
+    fn take_to_send(&mut self, query: &Query) -> Option<Sending> {
+        let batch = self.pending.remove(query)?;
+        let started = Utc::now();
+        for id in &batch.ids {
+            let waiting = (started, batch.sent.subscribe());
+            self.on_the_way.insert((query.clone(), id.clone()), waiting);
+        }
+        Some(Sending {
+            ids: batch.ids,
+            started,
+            sent: batch.sent,
+        })
+    }
 }
 
 /// Combines enrichment reads; shared by all workers of a process.
@@ -114,7 +143,13 @@ impl Batcher {
             if let Some(answer) = fresh(&state, &query, id, received) {
                 return Lookup::Ready(answer);
             }
-            self.join(&mut state, client, &query, id)
+            match state.on_the_way.get(&(query.clone(), id.clone())) {
+                // A query whose sender is gone (its task ended without answering) is not.
+                Some((started, sent)) if *started >= received && sent.has_changed().is_ok() => {
+                    sent.clone()
+                }
+                _ => self.join(&mut state, client, &query, id),
+            }
         };
         let Ok(_permit) = self.in_place.try_acquire() else {
             return Lookup::Later(self.window + Duration::from_millis(5));
@@ -166,7 +201,7 @@ impl Batcher {
         }
         let sent = pending.sent.subscribe();
         if pending.ids.len() >= MAX_IDS
-            && let Some(full) = state.pending.remove(query)
+            && let Some(full) = state.take_to_send(query)
         {
             let (batcher, client, query) = (self.clone(), client.clone(), query.clone());
             tokio::spawn(async move { batcher.send(&client, query, full).await });
@@ -177,7 +212,7 @@ impl Batcher {
     /// Waits until batch `generation` of `query` is due: no Id joined it for a window, or it
     /// has been open for [`MOST_WINDOWS`]; then takes it out of the open ones. `None` when it
     /// was sent already (it filled up).
-    async fn when_due(&self, query: &Query, generation: u64) -> Option<Pending> {
+    async fn when_due(&self, query: &Query, generation: u64) -> Option<Sending> {
         let mut wait = self.window;
         loop {
             tokio::time::sleep(wait).await;
@@ -190,7 +225,7 @@ impl Batcher {
             let quiet_at = pending.joined + self.window;
             let latest = pending.opened + self.window * MOST_WINDOWS;
             if now >= quiet_at.min(latest) {
-                return state.pending.remove(query);
+                return state.take_to_send(query);
             }
             wait = quiet_at.min(latest) - now;
         }
@@ -211,8 +246,8 @@ impl Batcher {
     }
 
     /// Sends `batch` as one query and keeps each Id's answer.
-    async fn send(&self, client: &SalesforceClient, query: Query, batch: Pending) {
-        let started = Utc::now();
+    async fn send(&self, client: &SalesforceClient, query: Query, batch: Sending) {
+        let started = batch.started;
         let ids: Vec<SalesforceId> = batch.ids.into_iter().collect();
         let answers = read_many(client, &query, &ids).await;
         metrics::counter!("sfrelay_enrich_batches_total").increment(1);
@@ -223,7 +258,18 @@ impl Batcher {
             state
                 .kept
                 .retain(|_, kept| now.duration_since(kept.at) < KEPT_FOR);
+            state
+                .on_the_way
+                .retain(|_, (_, sent)| sent.has_changed().is_ok());
             for (id, answer) in ids.into_iter().zip(answers) {
+                let key = (query.clone(), id.clone());
+                if state
+                    .on_the_way
+                    .get(&key)
+                    .is_some_and(|(at, _)| *at == started)
+                {
+                    state.on_the_way.remove(&key);
+                }
                 state.kept.insert(
                     (query.clone(), id),
                     Kept {

@@ -389,6 +389,8 @@ pub struct Options {
     pub high_water_mark: u64,
     /// More `[queue]` keys (one per line).
     pub queue_toml: String,
+    /// More `[workers]` keys (one per line).
+    pub workers_toml: String,
 }
 
 /// One route: every Closed Won posts the briefing to #deal-desk (per event, so each test
@@ -429,6 +431,7 @@ impl Default for Options {
             visibility_timeout_secs: 30,
             high_water_mark: 100_000,
             queue_toml: String::new(),
+            workers_toml: String::new(),
         }
     }
 }
@@ -502,6 +505,7 @@ high_water_mark = {high_water_mark}
 [workers]
 count = {workers}
 shutdown_grace_secs = {grace}
+{workers_toml}
 
 [[orgs]]
 id = "{ORG}"
@@ -538,6 +542,7 @@ jwt_public_key_file = "{ec}"
             ec = keys.join("ec-public.pem").display(),
             extra = options.extra_toml,
             queue_toml = options.queue_toml,
+            workers_toml = options.workers_toml,
         );
         let config = dir.path().join("sfrelay.toml");
         std::fs::write(&config, toml).expect("write config");
