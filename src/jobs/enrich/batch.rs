@@ -10,8 +10,8 @@
 //! off for a window (their worker moves on, which is what lets the batch fill) and, when they come
 //! back, find their row among the recent answers; one that comes back while its Id's query is still
 //! on its way waits for that answer instead of reading the row again. An answer is only given to
-//! events received before its query started, so no event sees a row older than itself. Batches are per process: an event
-//! taken up by another replica joins that replica's batch.
+//! events received before its query started, so no event sees a row older than itself. Batches
+//! are per process: an event taken up by another replica joins that replica's batch.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
