@@ -66,11 +66,16 @@ impl Envelope<'_> {
             return None;
         }
         let mut record = self.record;
-        let record_id = match record.get("Id") {
-            Some(Value::String(id)) => SalesforceId::parse(id).ok()?,
+        let (record_id, as_sent) = match record.get("Id") {
+            Some(Value::String(id)) => {
+                let parsed = SalesforceId::parse(id).ok()?;
+                let as_sent = parsed.as_str() == id;
+                (parsed, as_sent)
+            }
             _ => return None,
         };
-        if record.get("Id").and_then(Value::as_str) != Some(record_id.as_str()) {
+        if !as_sent {
+            // The 15-character form is written back as 18, as the walk does.
             record.insert("Id".into(), Value::String(record_id.as_str().into()));
         }
         let change_type = match &self.change_type {
